@@ -1,0 +1,2 @@
+export type * from "./types.js";
+export { Catalog, type CatalogOptions } from "./catalog.js";

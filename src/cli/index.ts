@@ -1,0 +1,78 @@
+import { VERSION } from "../version.js";
+import { CommandError, UsageError, type Command } from "./command.js";
+import { daemonCommand } from "./daemon.js";
+
+const versionCommand: Command = {
+  name: "version",
+  summary: "print the version",
+  usage: "usage: stevedore version",
+  async run(args) {
+    if (args.length) throw new UsageError("version takes no arguments");
+    process.stdout.write(`stevedore ${VERSION}\n`);
+    return 0;
+  },
+};
+
+const helpCommand: Command = {
+  name: "help",
+  summary: "show help for stevedore or one command",
+  usage: "usage: stevedore help [COMMAND]",
+  async run(args) {
+    if (args.length > 1) throw new UsageError("help takes at most one command");
+    if (args[0] === undefined) {
+      process.stdout.write(overview());
+      return 0;
+    }
+    const cmd = COMMANDS.find((c) => c.name === args[0]);
+    if (!cmd) throw new UsageError(`unknown command: ${args[0]}`);
+    process.stdout.write(cmd.usage + "\n");
+    return 0;
+  },
+};
+
+/** Every command, in the order `stevedore help` lists them. */
+const COMMANDS: Command[] = [
+  daemonCommand,
+  versionCommand,
+  helpCommand,
+];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `usage: stevedore COMMAND [ARGS...]
+
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+
+Run 'stevedore help COMMAND' or 'stevedore COMMAND --help' for details; see stevedore(8).
+`;
+}
+
+/** Dispatch argv (without node and script) to a command; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h") {
+    process.stdout.write(overview());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") return versionCommand.run([]);
+  const cmd = COMMANDS.find((c) => c.name === name);
+  try {
+    if (!cmd) throw new UsageError(`unknown command: ${name}`);
+    if (rest.includes("--help") || rest.includes("-h")) {
+      process.stdout.write(cmd.usage + "\n");
+      return 0;
+    }
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`stevedore: ${err.message}\nRun 'stevedore ${cmd ? `${cmd.name} --help` : "help"}' for usage.\n`);
+      return 2;
+    }
+    if (err instanceof CommandError) {
+      process.stderr.write(`stevedore: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`stevedore: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}

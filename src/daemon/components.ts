@@ -1,0 +1,5 @@
+// The daemon's interfaces, in start order. Each area adds its factory here.
+import type { ComponentFactory } from "./context.js";
+
+export const COMPONENTS: ComponentFactory[] = [
+];

@@ -1,0 +1,36 @@
+import type { Config, DynamicConfig } from "../config/index.js";
+import type { DockerClient } from "../docker/index.js";
+import type { CatalogView } from "../catalog/types.js";
+
+/** What the daemon hands every component. */
+export interface DaemonContext {
+  /** the config as loaded at start; its static part stays in force until restart */
+  readonly config: Config;
+  /** the dynamic config in force now; take one reference per request/connection */
+  dynamic(): DynamicConfig;
+  readonly docker: DockerClient;
+  readonly catalog: CatalogView;
+  /** performance.now() at start */
+  readonly startedAt: number;
+  /** every component, for status reports */
+  readonly components: readonly Component[];
+  /** ask the daemon to stop (SIGTERM, SOFT_STOP, HARD_STOP) */
+  requestStop(graceful: boolean): void;
+  /** the one reload path (SIGHUP and admin `reload`); resolves with the errors, [] on success */
+  reload(): Promise<string[]>;
+}
+
+/** One interface of the daemon (query socket, admin socket, proxy, core API, ...). */
+export interface Component {
+  readonly name: string;
+  /** bind listeners; a listener that cannot bind (in use) is reported in status(), not thrown */
+  start(): Promise<void>;
+  /** stop accepting; when graceful, let in-flight work finish until `deadline` (performance.now() ms) */
+  stop(graceful: boolean, deadline: number): Promise<void>;
+  /** for admin `status`: at least {state: "listening"|"disabled"|"unavailable"|"stopped", address?} */
+  status(): Record<string, unknown>;
+  /** after a reload swapped the dynamic config */
+  reloaded?(dynamic: DynamicConfig): void;
+}
+
+export type ComponentFactory = (ctx: DaemonContext) => Component;

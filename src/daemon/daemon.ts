@@ -1,0 +1,76 @@
+import { mkdir } from "node:fs/promises";
+import { configPath, loadConfig, ConfigError, type Config, type DynamicConfig } from "../config/index.js";
+import { DockerClient } from "../docker/index.js";
+import { Catalog } from "../catalog/index.js";
+import { log, setLogLevel, type Level } from "../log.js";
+import { VERSION } from "../version.js";
+import { COMPONENTS } from "./components.js";
+import type { Component, DaemonContext } from "./context.js";
+import { Reloader } from "./reload.js";
+
+/** Run the daemon in the foreground until SIGTERM/SIGINT or a stop request. Resolves with the exit code. */
+export async function runDaemon(configFlag: string | undefined): Promise<number> {
+  const { path, explicit } = configPath(configFlag);
+  let config: Config;
+  try {
+    config = loadConfig(path, explicit);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const e of err.errors) log.error("config error", { error: e });
+    return 1;
+  }
+  setLogLevel(config.dynamic.log_level as Level);
+  await mkdir(config.static.state_dir, { recursive: true, mode: 0o700 });
+
+  const docker = new DockerClient(config.static.docker_socket);
+  const reloader = new Reloader(path, explicit, config);
+  const catalog = new Catalog({ docker, stateDir: config.static.state_dir, dynamic: () => reloader.dynamic });
+  const components: Component[] = [];
+  let stopRequested: ((graceful: boolean) => void) | undefined;
+  const stopped = new Promise<boolean>((resolve) => (stopRequested = resolve));
+
+  const ctx: DaemonContext = {
+    config,
+    dynamic: () => reloader.dynamic,
+    docker,
+    catalog,
+    startedAt: performance.now(),
+    components,
+    requestStop: (graceful) => stopRequested?.(graceful),
+    reload: () => reloader.reload(),
+  };
+  reloader.onSwap((dyn: DynamicConfig) => {
+    setLogLevel(dyn.log_level as Level);
+    for (const c of components) c.reloaded?.(dyn);
+  });
+  for (const factory of COMPONENTS) components.push(factory(ctx));
+
+  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
+  await catalog.start();
+  for (const c of components) await c.start();
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info("signal received, stopping", { signal });
+    stopRequested?.(true);
+  };
+  const onHup = () => {
+    log.info("SIGHUP received, reloading");
+    void reloader.reload();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGHUP", onHup);
+  log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
+
+  const graceful = await stopped;
+  const deadline = performance.now() + (graceful ? reloader.dynamic.shutdown_timeout_secs * 1000 : 0);
+  // Stop in reverse start order: interfaces first, the catalog (their source) last.
+  await Promise.allSettled([...components].reverse().map((c) => c.stop(graceful, deadline)));
+  await catalog.stop();
+  docker.close();
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  process.off("SIGHUP", onHup);
+  log.info("stopped");
+  return 0;
+}

@@ -1,0 +1,2 @@
+export { sendJson, sendError, readBody, readJson, HttpError } from "./json.js";
+export { listenUnix, socketIsLive, type UnixListenResult } from "./unix-listener.js";

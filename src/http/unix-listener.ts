@@ -1,0 +1,70 @@
+import { lstat, unlink, mkdir, chmod, rename } from "node:fs/promises";
+import { connect, type Server } from "node:net";
+import { dirname, basename, join } from "node:path";
+import { log } from "../log.js";
+
+export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket"; message: string };
+
+/** Does something accept connections on this socket path? */
+export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const done = (live: boolean) => {
+      sock.destroy();
+      clearTimeout(timer);
+      resolve(live);
+    };
+    const timer = setTimeout(() => done(true), timeoutMs); // a socket that accepts but is slow is still someone's
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}
+
+/**
+ * Bind `server` on a Unix socket path with the stale-socket rules:
+ * nothing there → bind; a dead socket → unlink and bind; a live socket → leave it, report "in-use";
+ * anything that is not a socket (file, dir, symlink) → never touched, report "not-a-socket".
+ * The socket gets `mode` with no window of other permissions: it is bound under a temporary
+ * name in the same directory, chmod-ed, then renamed into place.
+ */
+export async function listenUnix(server: Server, path: string, mode: number, what: string): Promise<UnixListenResult> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw err;
+  });
+  if (st) {
+    if (!st.isSocket()) {
+      const kind = st.isSymbolicLink() ? "a symlink" : st.isDirectory() ? "a directory" : "not a socket";
+      const message = `${what} path ${path} exists and is ${kind}; refusing to replace it`;
+      log.error(message, { path });
+      return { ok: false, reason: "not-a-socket", message };
+    }
+    if (await socketIsLive(path)) {
+      const message = `${what} socket ${path} is in use by another process; ${what} disabled`;
+      log.warn(message, { path });
+      return { ok: false, reason: "in-use", message };
+    }
+    log.info("removing stale socket", { path });
+    await unlink(path);
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  await unlink(tmp).catch(() => {});
+  const oldMask = process.umask(0o077); // the temp socket is born 0600 at most
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(tmp, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  await chmod(tmp, mode);
+  await rename(tmp, path);
+  // node unlinks the bound name on close; remember the real one so stop removes it
+  server.once("close", () => void unlink(path).catch(() => {}));
+  return { ok: true };
+}

@@ -1,0 +1,1 @@
+export { writeFileAtomic, writeFileAtomicSync, fsyncDir } from "./atomic.js";

@@ -1,0 +1,26 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { KEYS, SITE_KEYS } from "../../src/config/index.js";
+
+for (const page of ["man/stevedore.8", "man/stevedore.conf.5"]) {
+  test(`${page} renders without groff warnings`, () => {
+    const r = spawnSync("groff", ["-man", "-ww", "-z", page], { encoding: "utf8" });
+    assert.equal(r.error, undefined, "groff must be installed");
+    assert.equal(r.stderr, "");
+    assert.equal(r.status, 0);
+  });
+}
+
+test("stevedore.conf(5) documents every config key with its default and group", () => {
+  const page = readFileSync("man/stevedore.conf.5", "utf8");
+  for (const [key, spec] of Object.entries(KEYS)) {
+    const m = new RegExp(`^\\.B ${key}\\n(.*)$`, "m").exec(page);
+    assert.ok(m, `${key} documented`);
+    assert.match(m[1]!, new RegExp(`${spec.group}\\.$`), `${key} group`);
+    const def = typeof spec.default === "string" ? `\\(dq${spec.default.replace(/-/g, "\\-")}\\(dq` : String(spec.default);
+    assert.ok(m[1]!.includes(`default ${def}`), `${key} default ${def} in: ${m[1]}`);
+  }
+  for (const key of Object.keys(SITE_KEYS)) assert.match(page, new RegExp(`\\.BR? ${key}\\b`), `site key ${key}`);
+});
