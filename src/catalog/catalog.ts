@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import type { DockerClient } from "../docker/index.js";
 import type { DynamicConfig } from "../config/index.js";
 import type { CatalogEvents, CatalogView, DockerState, Revision } from "./types.js";
+import { WaiterList, type WaitResult, type WaitOutcome } from "./waiters.js";
 
 export interface CatalogOptions {
   docker: DockerClient;
@@ -28,4 +29,14 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
   }
   addRegisteredSource(_name: string, _list: () => Iterable<string>): void {}
   refreshRegistered(): void {}
+  private waiters = new WaiterList(() => this.rev);
+  wait(since: number | undefined, timeoutMs: number, done: (r: WaitResult) => void): WaitOutcome {
+    return this.waiters.wait(since, timeoutMs, this.opts.dynamic().poll_max_waiters, done);
+  }
+  waiterCount(): number {
+    return this.waiters.size;
+  }
+  releaseWaiters(): void {
+    this.waiters.releaseAll();
+  }
 }

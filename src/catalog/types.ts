@@ -1,5 +1,6 @@
 // The catalog's public shape: what every read interface (query, proxy, admin, core) consumes.
 import type { EventEmitter } from "node:events";
+import type { WaitOutcome, WaitResult } from "./waiters.js";
 
 export interface Ingress {
   enabled: boolean;
@@ -68,4 +69,9 @@ export interface CatalogView extends EventEmitter<CatalogEvents> {
    *  A source calls `refreshRegistered()` after its set changes. */
   addRegisteredSource(name: string, list: () => Iterable<string>): void;
   refreshRegistered(): void;
+  /** Long-poll support: see WaiterList.wait. The limit is the dynamic `poll_max_waiters`. */
+  wait(since: number | undefined, timeoutMs: number, done: (r: WaitResult) => void): WaitOutcome;
+  waiterCount(): number;
+  /** answer every pending wait `changed` (daemon stop) */
+  releaseWaiters(): void;
 }

@@ -29,6 +29,8 @@ export interface Component {
   stop(graceful: boolean, deadline: number): Promise<void>;
   /** for admin `status`: at least {state: "listening"|"disabled"|"unavailable"|"stopped", address?} */
   status(): Record<string, unknown>;
+  /** the proxy's merged routed host names (admin `status` counts them as `sites`) */
+  routedHostnames?(): Iterable<string>;
   /** after a reload swapped the dynamic config */
   reloaded?(dynamic: DynamicConfig): void;
 }
