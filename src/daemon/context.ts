@@ -14,8 +14,9 @@ export interface DaemonContext {
   readonly startedAt: number;
   /** every component, for status reports */
   readonly components: readonly Component[];
-  /** ask the daemon to stop (SIGTERM, SOFT_STOP, HARD_STOP) */
-  requestStop(graceful: boolean): void;
+  /** Ask the daemon to stop (SIGTERM, SOFT_STOP, HARD_STOP). Resolves once every component
+   *  that is not `stopLast` has stopped (drained, when graceful); `stopLast` ones stop after. */
+  requestStop(graceful: boolean): Promise<void>;
   /** the one reload path (SIGHUP and admin `reload`); resolves with the errors, [] on success */
   reload(): Promise<string[]>;
 }
@@ -29,6 +30,10 @@ export interface Component {
   stop(graceful: boolean, deadline: number): Promise<void>;
   /** for admin `status`: at least {state: "listening"|"disabled"|"unavailable"|"stopped", address?} */
   status(): Record<string, unknown>;
+  /** stopped after all others have drained (the command socket answers SOFT_STOP's final Ok) */
+  readonly stopLast?: boolean;
+  /** before a reload swaps the config: prepare (e.g. load certificate files); errors fail the reload */
+  prepareReload?(next: DynamicConfig): Promise<string[]>;
   /** the proxy's merged routed host names (admin `status` counts them as `sites`) */
   routedHostnames?(): Iterable<string>;
   /** after a reload swapped the dynamic config */

@@ -23,11 +23,15 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   await mkdir(config.static.state_dir, { recursive: true, mode: 0o700 });
 
   const docker = new DockerClient(config.static.docker_socket);
-  const reloader = new Reloader(path, explicit, config);
-  const catalog = new Catalog({ docker, stateDir: config.static.state_dir, dynamic: () => reloader.dynamic });
   const components: Component[] = [];
+  const reloader = new Reloader(path, explicit, config, async (next) =>
+    (await Promise.all(components.map((c) => c.prepareReload?.(next) ?? []))).flat(),
+  );
+  const catalog = new Catalog({ docker, stateDir: config.static.state_dir, dynamic: () => reloader.dynamic });
   let stopRequested: ((graceful: boolean) => void) | undefined;
   const stopped = new Promise<boolean>((resolve) => (stopRequested = resolve));
+  let drainedResolve: () => void = () => {};
+  const drained = new Promise<void>((resolve) => (drainedResolve = resolve));
 
   const ctx: DaemonContext = {
     config,
@@ -36,7 +40,10 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
     catalog,
     startedAt: performance.now(),
     components,
-    requestStop: (graceful) => stopRequested?.(graceful),
+    requestStop: (graceful) => {
+      stopRequested?.(graceful);
+      return drained;
+    },
     reload: () => reloader.reload(),
   };
   reloader.onSwap((dyn: DynamicConfig) => {
@@ -64,8 +71,11 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
 
   const graceful = await stopped;
   const deadline = performance.now() + (graceful ? reloader.dynamic.shutdown_timeout_secs * 1000 : 0);
-  // Stop in reverse start order: interfaces first, the catalog (their source) last.
-  await Promise.allSettled([...components].reverse().map((c) => c.stop(graceful, deadline)));
+  // Interfaces first (all at once, each draining until the deadline), then the stopLast ones,
+  // then the catalog they read from.
+  await Promise.allSettled(components.filter((c) => !c.stopLast).map((c) => c.stop(graceful, deadline)));
+  drainedResolve();
+  await Promise.allSettled(components.filter((c) => c.stopLast).map((c) => c.stop(graceful, deadline)));
   await catalog.stop();
   docker.close();
   process.off("SIGTERM", onSignal);

@@ -6,7 +6,13 @@ export class Reloader {
   private current: DynamicConfig;
   private listeners: ((dyn: DynamicConfig) => void)[] = [];
 
-  constructor(private path: string, private explicit: boolean, config: Config) {
+  constructor(
+    private path: string,
+    private explicit: boolean,
+    config: Config,
+    /** components prepare the new dynamic config (load certificates...); errors fail the reload */
+    private prepare: (next: DynamicConfig) => Promise<string[]> = async () => [],
+  ) {
     this.current = config.dynamic;
   }
 
@@ -21,6 +27,8 @@ export class Reloader {
   async reload(): Promise<string[]> {
     try {
       const next = loadConfig(this.path, this.explicit);
+      const problems = await this.prepare(next.dynamic);
+      if (problems.length) throw new ConfigError(problems);
       this.current = next.dynamic;
       for (const fn of this.listeners) fn(next.dynamic);
       log.info("config reloaded");
