@@ -1,6 +1,9 @@
 import { VERSION } from "../version.js";
 import { CommandError, UsageError, type Command } from "./command.js";
 import { daemonCommand } from "./daemon.js";
+import { tokenCommand } from "./token.js";
+import { servicesCommand } from "./services.js";
+import { deploymentsCommand, deploymentCommand } from "./deployments.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -33,6 +36,10 @@ const helpCommand: Command = {
 /** Every command, in the order `stevedore help` lists them. */
 const COMMANDS: Command[] = [
   daemonCommand,
+  tokenCommand,
+  servicesCommand,
+  deploymentsCommand,
+  deploymentCommand,
   versionCommand,
   helpCommand,
 ];
