@@ -33,7 +33,8 @@ test("SIGKILL of token regenerate at random moments never corrupts the file or l
   const keep = new Map<string, string>();
   for (const name of ["keep-a", "keep-b", "keep-c"]) keep.set(name, await getToken(dir, name));
   // how long one whole run takes here: kills land anywhere from start-up to the final rename
-  const full = Math.min(400, ...[Math.max(...(await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runCli(dir, `victim${i}`)))).map((r) => r.ms))]);
+  const probe = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runCli(dir, `victim${i}`)));
+  const full = Math.min(400, Math.max(...probe.map((r) => r.ms)));
   let seed = 42;
   const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   let killed = 0;
