@@ -14,6 +14,7 @@ export function queryComponent(ctx: DaemonContext): Component {
   const qs = new QueryServer({
     catalog: ctx.catalog,
     lookupToken: (t) => tokens.lookup(t),
+    tokensGeneration: () => tokens.generation,
     staleAfterSecs: () => ctx.dynamic().catalog_stale_after_secs,
     pollDefaultTimeoutSecs: () => ctx.dynamic().poll_default_timeout_secs,
     maxConnections: query_max_connections,

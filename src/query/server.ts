@@ -1,6 +1,7 @@
 // The query socket's HTTP handling: auth before routing, bodies from the per-revision cache,
 // long-polls through the catalog's waiter list. Never a Docker call per request.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { CatalogView, Revision } from "../catalog/types.js";
 import { log } from "../log.js";
 import { isDeploymentName } from "../tokens/index.js";
@@ -11,6 +12,8 @@ export interface QueryServerOptions {
   catalog: CatalogView;
   /** deployment of a presented token, or undefined */
   lookupToken(token: string): string | undefined;
+  /** changes whenever the tokens change (voids per-connection auth caches); constant if absent */
+  tokensGeneration?(): number;
   staleAfterSecs(): number;
   pollDefaultTimeoutSecs(): number;
   maxConnections: number;
@@ -50,6 +53,7 @@ export class QueryServer {
   private stopping = false;
   /** pending long-polls of this server (each cancels its catalog waiter) */
   private polls = new Set<ServerResponse>();
+  private authCache = new WeakMap<Socket, { header: string; deployment: string; generation: number }>();
 
   constructor(private opts: QueryServerOptions) {
     this.server = createServer({
@@ -112,10 +116,9 @@ export class QueryServer {
       return send(res, 200, HEALTHZ);
     }
     // auth before routing: an unauthenticated caller learns nothing about the paths
-    const auth = parseAuthorization(req.headers.authorization);
-    if ("error" in auth) return send(res, 401, BAD_AUTH, ["WWW-Authenticate", "Bearer"]);
-    const deployment = this.opts.lookupToken(auth.token);
-    if (deployment === undefined) {
+    const deployment = this.authenticate(req);
+    if (deployment === undefined) return send(res, 401, BAD_AUTH, ["WWW-Authenticate", "Bearer"]);
+    if (deployment === null) {
       log.debug("query request with an invalid token", { method, path });
       return send(res, 401, INVALID_TOKEN, ["WWW-Authenticate", "Bearer"]);
     }
@@ -140,6 +143,25 @@ export class QueryServer {
       if (err instanceof BadRequest) return send(res, 400, errorBody(err.message));
       throw err;
     }
+  }
+
+  /**
+   * The deployment of the request's token; undefined for a bad header, null for an unknown token.
+   * A keep-alive connection that repeats the header it authenticated with skips the hashing
+   * until the tokens change (the comparison is against what this same client sent before).
+   */
+  private authenticate(req: IncomingMessage): string | undefined | null {
+    const header = req.headers.authorization;
+    const generation = this.opts.tokensGeneration?.() ?? 0;
+    const cached = this.authCache.get(req.socket);
+    if (cached !== undefined && cached.header === header && cached.generation === generation) return cached.deployment;
+    const auth = parseAuthorization(header);
+    if ("error" in auth) return undefined;
+    const deployment = this.opts.lookupToken(auth.token);
+    if (deployment === undefined) return null;
+    // the lookup may have reloaded the tokens: cache against the generation it used
+    this.authCache.set(req.socket, { header: header!, deployment, generation: this.opts.tokensGeneration?.() ?? 0 });
+    return deployment;
   }
 
   /** undefined: fresh; a number: seconds since Docker last confirmed the catalog; "down": too stale to answer. */

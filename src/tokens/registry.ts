@@ -17,6 +17,8 @@ export class TokenRegistry {
   private timer: NodeJS.Timeout | undefined;
   private lastMissCheck = 0;
   private lastError = "";
+  /** bumped at every reload: look-ups cached against an older generation are void */
+  generation = 0;
 
   /** `onChange` runs after the set of deployments with a token changed. */
   constructor(readonly path: string, private onChange: () => void = () => {}) {}
@@ -85,6 +87,7 @@ export class TokenRegistry {
     this.fingerprint = fp;
     this.lastError = "";
     this.byHash = next;
+    this.generation++;
     const names = [...new Set(next.values())].sort();
     const changed = names.join("\n") !== this.names.join("\n");
     this.names = names;

@@ -43,7 +43,7 @@ before(async () => {
   registry = new TokenRegistry(tokensPath(stateDir), () => catalog.refreshRegistered());
   catalog.addRegisteredSource("tokens", () => registry.deployments());
   registry.start();
-  qs = new QueryServer({ catalog, lookupToken: (t) => registry.lookup(t), staleAfterSecs: () => 30, pollDefaultTimeoutSecs: () => 60, maxConnections: 100 });
+  qs = new QueryServer({ catalog, lookupToken: (t) => registry.lookup(t), tokensGeneration: () => registry.generation, staleAfterSecs: () => 30, pollDefaultTimeoutSecs: () => 60, maxConnections: 100 });
   assert.ok((await listenUnix(qs.server, join(dir, "query.sock"), 0o666, "query")).ok);
   catalog.publish([
     container({ deployment: "shop", service: "web", name: "stevedore-shop-web-1", ingress: { enabled: true, subdomain: "www", port: 8080, websocket: true, healthcheck: "/health" } }),

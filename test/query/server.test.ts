@@ -30,6 +30,7 @@ before(async () => {
   qs = new QueryServer({
     catalog,
     lookupToken: (t) => registry.lookup(t),
+    tokensGeneration: () => registry.generation,
     staleAfterSecs: () => dyn.stale,
     pollDefaultTimeoutSecs: () => dyn.pollDefault,
     maxConnections: 1000,
@@ -394,4 +395,30 @@ test("requests are logged at debug with the deployment, never the token", async 
   assert.ok(line);
   assert.match(line, /deployment=web/);
   assert.ok(!lines.some((l) => l.includes(token)));
+});
+
+test("auth on a keep-alive connection: a revoked token stops working on the same connection within 1 s", async () => {
+  const { Agent, request } = await import("node:http");
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const tok = await getToken(dir, "keepalive");
+  const sockets = new Set<unknown>();
+  const once = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ socketPath: sock, path: "/deployments", agent, headers: { Authorization: `Bearer ${tok}` } }, (res) => {
+        sockets.add(req.socket);
+        res.resume().on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject).end();
+    });
+  try {
+    await waitFor("token works", async () => (await once()) === 200, 1000);
+    assert.equal(await once(), 200);
+    await revokeToken(dir, "keepalive");
+    const t0 = performance.now();
+    await waitFor("revoked on the same connection", async () => (await once()) === 401, 1000);
+    assert.ok(performance.now() - t0 < 1000);
+    assert.equal(sockets.size, 1, "all requests went over one connection");
+  } finally {
+    agent.destroy();
+  }
 });
