@@ -47,6 +47,16 @@ function send(res: ServerResponse, status: number, body: Buffer, extra?: string[
   res.end(res.req.method === "HEAD" ? undefined : body);
 }
 
+/** The first Authorization header, read from the raw list so node never builds the headers object
+ *  (one object less per request, which counts for 10,000 waiting polls). */
+function authorizationHeader(raw: string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === "authorization") return raw[i + 1];
+  }
+  return undefined;
+}
+
 export class QueryServer {
   readonly server: Server;
   private bodies: RevisionBodies | undefined;
@@ -151,7 +161,7 @@ export class QueryServer {
    * until the tokens change (the comparison is against what this same client sent before).
    */
   private authenticate(req: IncomingMessage): string | undefined | null {
-    const header = req.headers.authorization;
+    const header = authorizationHeader(req.rawHeaders);
     const generation = this.opts.tokensGeneration?.() ?? 0;
     const cached = this.authCache.get(req.socket);
     if (cached !== undefined && cached.header === header && cached.generation === generation) return cached.deployment;

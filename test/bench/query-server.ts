@@ -7,7 +7,7 @@ import { TokenRegistry, getToken, tokensPath } from "../../src/tokens/index.js";
 import { listenUnix } from "../../src/http/index.js";
 import { FakeCatalog, container } from "../query/fake-catalog.js";
 
-const [mode, socket, stateDir] = process.argv.slice(2) as ["stevedore" | "bare", string, string];
+const [mode, socket, stateDir] = process.argv.slice(2) as ["stevedore" | "bare" | "hold", string, string];
 const send = (m: unknown) => process.send!(m);
 
 export function benchContainers(n: number) {
@@ -26,7 +26,14 @@ async function main(): Promise<void> {
   catalog.publish(benchContainers(200));
   const token = await getToken(stateDir, "bench");
   let server;
-  if (mode === "bare") {
+  if (mode === "hold") {
+    // a bare node:http server that keeps every request pending (the cost of a pending request alone)
+    const held = new Set<unknown>();
+    server = createServer((_req, res) => {
+      held.add(res);
+      res.once("close", () => held.delete(res));
+    });
+  } else if (mode === "bare") {
     const body = new RevisionBodies(catalog.current()).services(false);
     server = createServer((_req, res) => {
       res.writeHead(200, { "Content-Type": "application/json", "Content-Length": body.length });
@@ -47,7 +54,8 @@ async function main(): Promise<void> {
       send({ cmd: "changed" });
     } else if (m.cmd === "stats") {
       (globalThis as { gc?: () => void }).gc?.();
-      send({ cmd: "stats", rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, waiters: catalog.waiterCount() });
+      const mem = process.memoryUsage();
+      send({ cmd: "stats", rss: mem.rss, heap: mem.heapUsed + mem.external, waiters: catalog.waiterCount(), connections: (server as { _connections?: number })._connections });
     } else if (m.cmd === "exit") {
       process.exit(0);
     }
