@@ -144,6 +144,7 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
   }
 
   private onDown(err: Error, retryInMs: number): void {
+    log.debug("docker event stream down", { error: err.message, retry_ms: retryInMs });
     if (this.state !== "unavailable") {
       if (this.state === "ok") this.lastOkAt = performance.now();
       this.state = "unavailable";
