@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DockerEventStream, type DockerEvent } from "../../src/docker/index.js";
 import { ensureTestImage, needDocker, removeLabeled, run } from "../helpers/docker.js";
+import { setLogSink } from "../../src/log.js";
 import { createMember, engine, Relay, startCatalog, view, waitFor, type Recorder } from "./harness.js";
 
-const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other"];
+const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other", "cat-waiters"];
 const cleanup = () => Promise.all(GROUPS.map((g) => removeLabeled(`stevedore.test.group=${g}`)));
 before(cleanup);
 after(async () => {
@@ -44,13 +45,24 @@ test("membership: stevedore labels; other containers ignored; ingress, order, ne
   await engine.createContainer("cat-other-1", { Image: "stevedore-test/busybox:latest", Labels: { "stevedore.test": "catalog", "stevedore.test.group": "cat-other" } });
   await engine.createContainer("cat-other-2", { Image: "stevedore-test/busybox:latest", Labels: { "stevedore.test.group": "cat-other", "stevedore.deployment": "Cat-Bad", "stevedore.service": "x" } });
   await engine.createContainer("cat-other-3", { Image: "stevedore-test/busybox:latest", Labels: { "stevedore.test.group": "cat-other", "com.docker.compose.project": "cat-other", "com.docker.compose.service": "x" } });
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
   const rec = await startCatalog();
   try {
+    // the invalid port is logged once per container, not on every re-inspect
+    await engine.startContainer((await engine.inspectContainer("cat-members-db-1")).Id);
+    await waitFor("db running", () => rec.of(d).find((c) => c.service === "db")?.running, 3000);
+    await engine.stopContainer("cat-members-db-1", 0);
+    await waitFor("db exited", () => rec.of(d).find((c) => c.service === "db")?.state === "exited", 3000);
+    restore();
+    assert.equal(lines.filter((l) => /invalid ingress labels/.test(l) && /cat-members-db-1/.test(l)).length, 1);
+    assert.ok(lines.some((l) => /msg="catalog ready" containers=\d+/.test(l)));
     const mine = rec.of(d);
     assert.deepEqual(mine.map((c) => `${c.service}/${c.name}`), ["api/cat-members-api-1", "db/cat-members-db-1", "web/cat-members-web-1", "web/cat-members-web-2"]);
     assert.ok(rec.catalog.current().deployments.includes(d));
     assert.ok(!rec.catalog.current().containers.some((c) => c.name.startsWith("cat-other")));
     const [api, db, web1, web2] = mine;
+    assert.equal(db!.exitCode, 137);
     assert.equal(api!.running, true);
     assert.equal(api!.state, "running");
     assert.match(api!.startedAt ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -72,7 +84,9 @@ test("membership: stevedore labels; other containers ignored; ingress, order, ne
     rec.catalog.refreshRegistered();
     assert.ok(!rec.catalog.current().deployments.includes("cat-registered"));
   } finally {
+    restore();
     await rec.close();
+    await removeLabeled("stevedore.test.group=cat-members");
   }
 });
 
@@ -185,6 +199,31 @@ test("20 changes inside one second get strictly increasing timestamps", async (t
     assert.ok(revs.length >= 21, `${revs.length - 1} revisions`);
     for (let i = 1; i < revs.length; i++) assert.ok(revs[i]!.ts > revs[i - 1]!.ts, `ts ${revs[i]!.ts} after ${revs[i - 1]!.ts}`);
     t.diagnostic(`20 changes in ${elapsed.toFixed(0)} ms; timestamps ${revs[1]!.ts}..${revs.at(-1)!.ts}`);
+  } finally {
+    await rec.close();
+  }
+});
+
+test("waiters on the real catalog: 1,000 answered by a revision, 1,000 abandoned; none left", async (t) => {
+  if (!(await needDocker(t))) return;
+  await ensureTestImage();
+  const rec = await startCatalog();
+  try {
+    const since = rec.catalog.current().ts;
+    let answered = 0;
+    for (let i = 0; i < 1000; i++) {
+      const o = rec.catalog.wait(since, 30_000, (r) => r.changed && r.revision.ts > since && answered++);
+      assert.equal(o.kind, "waiting");
+    }
+    for (let i = 0; i < 1000; i++) {
+      const o = rec.catalog.wait(undefined, 30_000, () => assert.fail("abandoned waiter answered"));
+      if (o.kind === "waiting") o.cancel();
+    }
+    assert.equal(rec.catalog.waiterCount(), 1000);
+    await createMember("cat-waiters-s-1", "cat-waiters", "s");
+    await waitFor("all answered", () => answered === 1000, 3000);
+    assert.equal(rec.catalog.waiterCount(), 0);
+    assert.equal(rec.catalog.wait(since, 1000, () => {}).kind, "now");
   } finally {
     await rec.close();
   }
