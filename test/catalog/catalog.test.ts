@@ -175,6 +175,15 @@ test("relay cut mid-stream, changes while cut, restore: equal to a fresh listing
     assert.deepEqual(rec.of(d).map((c) => `${c.service}:${c.state}`), ["a:exited", "c:running"]);
     const now = rec.catalog.current();
     assert.ok(now.seq > before.seq && now.ts > before.ts, "new revisions for what changed");
+
+    // The return of Docker alone (nothing changed meanwhile) is a change: pollers refetch.
+    const quiet = rec.catalog.current();
+    const mineBefore = view(rec.of(d));
+    await relay.cut();
+    await waitFor("docker unavailable again", () => rec.catalog.dockerState() === "unavailable", 2000);
+    await relay.open();
+    await waitFor("a revision after Docker's return", () => rec.catalog.dockerState() === "ok" && rec.catalog.current().seq > quiet.seq, 8000);
+    assert.equal(view(rec.of(d)), mineBefore);
   } finally {
     await rec.close();
     await relay.cut();
