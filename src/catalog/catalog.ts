@@ -57,7 +57,11 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
       onEvent: (e) => this.onEvent(e),
       onUp: () => this.onUp(),
       onDown: (err, retryInMs) => this.onDown(err, retryInMs),
-      onDropped: (reason, bytes) => log.warn("docker event dropped", { reason, bytes }),
+      onDropped: (reason, bytes) => {
+        // A lost event may have been ours: relist rather than wait for the periodic resync.
+        log.warn("docker event dropped, relisting", { reason, bytes });
+        this.requestRelist("dropped event");
+      },
     });
   }
 
@@ -139,6 +143,11 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
   }
 
   private onUp(): void {
+    this.requestRelist("connected");
+  }
+
+  private requestRelist(reason: string): void {
+    log.debug("catalog relist", { reason });
     this.needRelist = true;
     this.kick(true);
   }
@@ -268,23 +277,19 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
   /** Docker unreachable: the event stream notices too and relists when it is back. Other
    *  errors: retry the whole listing soon. */
   private failed(what: string, err: unknown): void {
-    if (err instanceof DockerUnavailable && !this.stream.up) return;
+    if (this.stopped || (err instanceof DockerUnavailable && !this.stream.up)) return;
     log.warn("catalog update failed, retrying", { what, error: (err as Error).message, retry_ms: RETRY_AFTER_ERROR_MS });
     if (this.retryTimer || this.stopped) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.needRelist = true;
-      this.kick(true);
+      this.requestRelist("retry");
     }, RETRY_AFTER_ERROR_MS);
   }
 
   private scheduleResync(): void {
     if (this.stopped) return;
     this.resyncTimer = setTimeout(() => {
-      if (this.stream.up) {
-        this.needRelist = true;
-        this.kick(true);
-      }
+      if (this.stream.up) this.requestRelist("resync");
       this.scheduleResync();
     }, this.opts.dynamic().catalog_resync_secs * 1000);
     this.resyncTimer.unref();

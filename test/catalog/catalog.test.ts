@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DockerEventStream, type DockerEvent } from "../../src/docker/index.js";
 import { ensureTestImage, needDocker, removeLabeled, run } from "../helpers/docker.js";
-import { setLogSink } from "../../src/log.js";
+import { setLogLevel, setLogSink } from "../../src/log.js";
 import { createMember, engine, Relay, startCatalog, view, waitFor, type Recorder } from "./harness.js";
 
-const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other", "cat-waiters"];
+const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other", "cat-waiters", "cat-resync"];
 const cleanup = () => Promise.all(GROUPS.map((g) => removeLabeled(`stevedore.test.group=${g}`)));
 before(cleanup);
 after(async () => {
@@ -235,5 +235,38 @@ test("waiters on the real catalog: 1,000 answered by a revision, 1,000 abandoned
     assert.equal(rec.catalog.wait(since, 1000, () => {}).kind, "now");
   } finally {
     await rec.close();
+  }
+});
+
+test("periodic resync repairs a change whose event was lost", async (t) => {
+  if (!(await needDocker(t))) return;
+  await ensureTestImage();
+  const d = "cat-resync";
+  const dir = await mkdtemp(join(tmpdir(), "stevedore-relay-"));
+  const relay = new Relay(dir);
+  await relay.open();
+  const rec = await startCatalog(relay.path, { catalog_resync_secs: 1 });
+  try {
+    const id = await createMember("cat-resync-s-1", d, "s");
+    await waitFor("created", () => rec.of(d).length === 1, 3000);
+    relay.muteEvents = true; // Docker "drops" the next events
+    const lines: string[] = [];
+    const restore = setLogSink((l) => lines.push(l));
+    setLogLevel("debug");
+    let resyncsBefore = -1;
+    try {
+      await engine.startContainer(id);
+      resyncsBefore = lines.filter((l) => /reason=resync/.test(l)).length;
+      await waitFor("the resync shows it running", () => rec.of(d)[0]?.running, 4000);
+    } finally {
+      setLogLevel("info");
+      restore();
+    }
+    assert.ok(lines.filter((l) => /reason=resync/.test(l)).length > resyncsBefore, "repaired by a periodic resync");
+    assert.equal(rec.catalog.dockerState(), "ok");
+  } finally {
+    await rec.close();
+    await relay.cut();
+    await rm(dir, { recursive: true, force: true });
   }
 });

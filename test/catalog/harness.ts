@@ -74,6 +74,8 @@ export class Relay {
   readonly path: string;
   private server: Server | undefined;
   private conns = new Set<Socket>();
+  /** swallow whatever Docker sends on event-stream connections */
+  muteEvents = false;
   constructor(readonly dir: string) {
     this.path = join(dir, "relay.sock");
   }
@@ -89,8 +91,16 @@ export class Relay {
       };
       client.on("error", drop).on("close", drop);
       upstream.on("error", drop).on("close", drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      // Event-stream connections can be muted: Docker's events are swallowed (as when Docker
+      // drops events for a slow reader), everything else passes.
+      let isEvents: boolean | undefined;
+      client.on("data", (chunk: Buffer) => {
+        isEvents ??= /^GET \/v[0-9.]+\/events/.test(chunk.toString("latin1", 0, 64));
+        upstream.write(chunk);
+      });
+      upstream.on("data", (chunk: Buffer) => {
+        if (!(isEvents && this.muteEvents)) client.write(chunk);
+      });
     });
     await new Promise<void>((res, rej) => server.once("error", rej).listen(this.path, res));
     this.server = server;
