@@ -9,7 +9,7 @@ import { ensureTestImage, needDocker, removeLabeled, run } from "../helpers/dock
 import { setLogLevel, setLogSink } from "../../src/log.js";
 import { createMember, engine, Relay, startCatalog, view, waitFor, type Recorder } from "./harness.js";
 
-const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other", "cat-waiters", "cat-resync"];
+const GROUPS = ["cat-members", "cat-ops", "cat-relay", "cat-burst", "cat-other", "cat-waiters", "cat-resync", "cat-startup"];
 const cleanup = () => Promise.all(GROUPS.map((g) => removeLabeled(`stevedore.test.group=${g}`)));
 before(cleanup);
 after(async () => {
@@ -266,6 +266,36 @@ test("periodic resync repairs a change whose event was lost", async (t) => {
     assert.equal(rec.catalog.dockerState(), "ok");
   } finally {
     await rec.close();
+    await relay.cut();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("start-up: events during the first listing are not lost (subscribe first, then list)", async (t) => {
+  if (!(await needDocker(t))) return;
+  await ensureTestImage();
+  const d = "cat-startup";
+  const dir = await mkdtemp(join(tmpdir(), "stevedore-relay-"));
+  const relay = new Relay(dir);
+  await relay.open();
+  relay.holdListings = true;
+  const id = await createMember("cat-startup-s-1", d, "s");
+  const starting = startCatalog(relay.path);
+  let rec: Recorder | undefined;
+  try {
+    await waitFor("the first listing requested", () => relay.listings > 0, 3000);
+    // Docker has answered the listing (held in the relay) before these changes happen.
+    await engine.startContainer(id);
+    const late = await createMember("cat-startup-late-1", d, "late");
+    await new Promise((r) => setTimeout(r, 100)); // let the events pass the relay
+    relay.release();
+    rec = await starting;
+    const r = rec;
+    await waitFor("both changes in the catalog", () => r.of(d).map((c) => `${c.service}:${c.state}`).join() === "late:created,s:running", 500);
+    assert.ok(late);
+  } finally {
+    relay.release();
+    await (rec ?? (await starting)).close();
     await relay.cut();
     await rm(dir, { recursive: true, force: true });
   }

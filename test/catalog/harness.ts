@@ -76,6 +76,14 @@ export class Relay {
   private conns = new Set<Socket>();
   /** swallow whatever Docker sends on event-stream connections */
   muteEvents = false;
+  /** hold back Docker's answers to container listings until release() */
+  holdListings = false;
+  listings = 0;
+  private held: (() => void)[] = [];
+  release(): void {
+    this.holdListings = false;
+    for (const write of this.held.splice(0)) write();
+  }
   constructor(readonly dir: string) {
     this.path = join(dir, "relay.sock");
   }
@@ -93,13 +101,22 @@ export class Relay {
       upstream.on("error", drop).on("close", drop);
       // Event-stream connections can be muted: Docker's events are swallowed (as when Docker
       // drops events for a slow reader), everything else passes.
+      // Answers to container listings can be held back until release() (events keep flowing).
       let isEvents: boolean | undefined;
+      let listing = false;
       client.on("data", (chunk: Buffer) => {
-        isEvents ??= /^GET \/v[0-9.]+\/events/.test(chunk.toString("latin1", 0, 64));
+        const head = chunk.toString("latin1", 0, 64);
+        isEvents ??= /^GET \/v[0-9.]+\/events/.test(head);
+        if (/^GET \/v[0-9.]+\/containers\/json/.test(head)) {
+          listing = true;
+          this.listings++;
+        }
         upstream.write(chunk);
       });
       upstream.on("data", (chunk: Buffer) => {
-        if (!(isEvents && this.muteEvents)) client.write(chunk);
+        if (isEvents && this.muteEvents) return;
+        if (listing && this.holdListings) this.held.push(() => client.write(chunk));
+        else client.write(chunk);
       });
     });
     await new Promise<void>((res, rej) => server.once("error", rej).listen(this.path, res));
