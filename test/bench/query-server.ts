@@ -2,12 +2,13 @@
 // stevedore's QueryServer (fake catalog, real tokens, real bodies cache) or through a bare node:http
 // server returning the same bytes. Talks to the parent over IPC.
 import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import { QueryServer, RevisionBodies } from "../../src/query/index.js";
 import { TokenRegistry, getToken, tokensPath } from "../../src/tokens/index.js";
 import { listenUnix } from "../../src/http/index.js";
 import { FakeCatalog, container } from "../query/fake-catalog.js";
 
-const [mode, socket, stateDir] = process.argv.slice(2) as ["stevedore" | "bare" | "hold", string, string];
+const [mode, socket, stateDir, bodyFile] = process.argv.slice(2) as ["stevedore" | "bare" | "hold", string, string, string | undefined];
 const send = (m: unknown) => process.send!(m);
 
 export function benchContainers(n: number) {
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
       res.once("close", () => held.delete(res));
     });
   } else if (mode === "bare") {
-    const body = new RevisionBodies(catalog.current()).services(false);
+    const body = bodyFile ? readFileSync(bodyFile) : new RevisionBodies(catalog.current()).services(false);
     server = createServer((_req, res) => {
       res.writeHead(200, { "Content-Type": "application/json", "Content-Length": body.length });
       res.end(body);
