@@ -25,6 +25,8 @@ export const LIMITS = {
   requestTimeoutMs: 15_000,
   keepAliveTimeoutMs: 5_000,
   maxHeaderSize: 16 * 1024,
+  /** how often node checks the header/request deadlines (only requests still being received are checked) */
+  checkIntervalMs: 1_000,
 };
 
 const JSON_TYPE = "application/json";
@@ -72,6 +74,7 @@ export class QueryServer {
       keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
       headersTimeout: LIMITS.headersTimeoutMs,
       requestTimeout: LIMITS.requestTimeoutMs,
+      connectionsCheckingInterval: LIMITS.checkIntervalMs,
     });
     this.server.keepAliveTimeout = LIMITS.keepAliveTimeoutMs;
     this.server.headersTimeout = LIMITS.headersTimeoutMs;
