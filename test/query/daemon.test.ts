@@ -93,7 +93,6 @@ test("daemon stop answers every pending poll changed:true before the socket clos
 
 test("stale socket: a dead socket is replaced", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-stale-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, "query.sock");
   const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((r) => child.stdout!.once("data", r));
@@ -101,14 +100,16 @@ test("stale socket: a dead socket is replaced", async (t) => {
   await new Promise((r) => child.once("exit", r));
   assert.ok((await lstat(path)).isSocket());
   const d = await startDaemon({ ...only, dir });
-  t.after(() => d.stop());
+  t.after(async () => {
+    await d.stop(); // before removing the dir the daemon writes its state into
+    await rm(dir, { recursive: true, force: true });
+  });
   assert.equal((await get(path, "/healthz")).status, 200);
   assert.ok(d.logs.some((l) => /removing stale socket/.test(l)));
 });
 
 test("stale socket: a live socket of another process is kept, a warning logged, the daemon keeps running", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-live-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, "query.sock");
   let accepted = 0;
   const other = createServer((s) => {
@@ -119,7 +120,10 @@ test("stale socket: a live socket of another process is kept, a warning logged, 
   await new Promise<void>((r) => other.listen(path, r));
   t.after(() => new Promise<void>((r) => other.close(() => r())));
   const d = await startDaemon({ ...only, dir });
-  t.after(() => d.stop());
+  t.after(async () => {
+    await d.stop(); // before removing the dir the daemon writes its state into
+    await rm(dir, { recursive: true, force: true });
+  });
   const warn = await d.waitForLog(/level=warn .*in use by another process/);
   assert.match(warn, /query/);
   assert.match(d.logs.find((l) => /msg="ready"/.test(l))!, /query:unavailable/);
@@ -135,11 +139,13 @@ test("stale socket: a live socket of another process is kept, a warning logged, 
 
 test("stale socket: a regular file at the path is kept and reported", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-file-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, "query.sock");
   await writeFile(path, "precious\n");
   const d = await startDaemon({ ...only, dir });
-  t.after(() => d.stop());
+  t.after(async () => {
+    await d.stop(); // before removing the dir the daemon writes its state into
+    await rm(dir, { recursive: true, force: true });
+  });
   await d.waitForLog(/level=error .*query path .* exists and is not a socket; refusing to replace it/);
   assert.equal(await readFile(path, "utf8"), "precious\n");
   assert.match(d.logs.find((l) => /msg="ready"/.test(l))!, /query:unavailable/);
