@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   }
   const r = await listenUnix(server, socket, 0o666, "bench");
   if (!r.ok) throw new Error(r.message);
+  process.on("disconnect", () => process.exit(0)); // the benchmark went away
   process.on("message", (m: { cmd: string }) => {
     if (m.cmd === "change") {
       catalog.publish(catalog.current().containers.slice(1));
