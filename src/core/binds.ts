@@ -5,7 +5,7 @@ import { join, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createGunzip } from "node:zlib";
 import { openDownload, limitedBody, type DownloadOptions } from "./download.js";
-import { Extractor, fsSink } from "./extract.js";
+import { Extractor, fsSink, type ExtractLimits } from "./extract.js";
 import { ArchiveError } from "./tar.js";
 import { log } from "../log.js";
 
@@ -77,13 +77,21 @@ export class BindDirs {
 /** Download + gunzip + extract into `dir`. Throws DownloadError/DownloadTooLarge/ArchiveError/ArchiveTooLarge. */
 export async function fillFromUrl(dir: string, url: string, opts: DownloadOptions & { maxEntries?: number }): Promise<void> {
   const res = await openDownload(url, opts);
+  try {
+    await extractTarGz(limitedBody(res, opts.maxBytes), dir, { maxBytes: opts.maxBytes, maxEntries: opts.maxEntries ?? MAX_ARCHIVE_ENTRIES }, () => res.destroy());
+  } finally {
+    res.destroy();
+  }
+  log.debug("bind contents extracted", { dir });
+}
+
+/** Gunzip a byte source and extract the tar into `dir`. Errors of the source win over the gzip/tar errors they cause. */
+export async function extractTarGz(source: AsyncIterable<Buffer>, dir: string, limits: ExtractLimits, abortSource: () => void = () => {}): Promise<void> {
   const gunzip = createGunzip();
-  const body = limitedBody(res, opts.maxBytes);
-  // feed the gunzip from the limited body; errors surface through the gunzip iteration
   let feedError: unknown;
   const feeding = (async () => {
     try {
-      for await (const chunk of body) {
+      for await (const chunk of source) {
         if (gunzip.destroyed) break;
         if (!gunzip.write(chunk)) await drainOrClose(gunzip);
       }
@@ -93,18 +101,17 @@ export async function fillFromUrl(dir: string, url: string, opts: DownloadOption
       gunzip.destroy(err as Error);
     }
   })();
-  const extractor = new Extractor(fsSink(dir), { maxBytes: opts.maxBytes, maxEntries: opts.maxEntries ?? MAX_ARCHIVE_ENTRIES });
   try {
-    await extractor.run(gzipErrorsAsArchiveErrors(gunzip, () => feedError));
+    await new Extractor(fsSink(dir), limits).run(gzipErrorsAsArchiveErrors(gunzip, () => feedError));
   } catch (err) {
+    const cause = feedError ?? err;
+    abortSource(); // the feeder may be waiting on the network
     gunzip.destroy();
-    res.destroy();
     await feeding;
-    throw feedError ?? err;
+    throw cause;
   }
   await feeding;
   if (feedError) throw feedError;
-  log.debug("bind contents extracted", { dir });
 }
 
 async function* gzipErrorsAsArchiveErrors(gunzip: AsyncIterable<Buffer>, feedError: () => unknown): AsyncGenerator<Buffer, void, void> {

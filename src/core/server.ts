@@ -181,7 +181,8 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       }
       const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
       // A request we answer before reading its body whole: close rather than drain gigabytes.
-      if (!req.complete) headers.Connection = "close";
+      const hasBody = (req.headers["content-length"] ?? "0") !== "0" || req.headers["transfer-encoding"] !== undefined;
+      if (hasBody && !req.readableEnded) headers.Connection = "close";
       sendError(res, status, message, headers);
     }
   }
