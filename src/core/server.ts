@@ -180,9 +180,8 @@ export function createCoreComponent(ctx: DaemonContext): Component {
         return;
       }
       const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
-      // A request we answer before reading its body whole: close rather than drain gigabytes.
       const hasBody = (req.headers["content-length"] ?? "0") !== "0" || req.headers["transfer-encoding"] !== undefined;
-      if (hasBody && !req.readableEnded) headers.Connection = "close";
+      if (hasBody && !req.readableEnded) discardBounded(req);
       sendError(res, status, message, headers);
     }
   }
@@ -253,6 +252,26 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       return { state, address: address || undefined, services: services.registry.size };
     },
   };
+}
+
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/** We answer before the client sent its whole body (413, 401, ...). Closing at once would make the
+ *  kernel reset the connection and the client lose our answer; so read and discard a bounded
+ *  amount of what it still sends, then close. */
+function discardBounded(req: IncomingMessage): void {
+  let seen = 0;
+  const socket = req.socket;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  req.on("data", (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > LINGER_BYTES) socket.destroy();
+  });
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
 }
 
 function noContent(res: ServerResponse): void {
