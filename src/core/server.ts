@@ -181,7 +181,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       }
       const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
       const hasBody = (req.headers["content-length"] ?? "0") !== "0" || req.headers["transfer-encoding"] !== undefined;
-      if (hasBody && !req.readableEnded) discardBounded(req);
+      if (hasBody && !req.readableEnded && !(await drainBounded(req))) headers.Connection = "close";
       sendError(res, status, message, headers);
     }
   }
@@ -257,21 +257,32 @@ export function createCoreComponent(ctx: DaemonContext): Component {
 const LINGER_BYTES = 16 * 1024 * 1024;
 const LINGER_MS = 5_000;
 
-/** We answer before the client sent its whole body (413, 401, ...). Closing at once would make the
- *  kernel reset the connection and the client lose our answer; so read and discard a bounded
- *  amount of what it still sends, then close. */
-function discardBounded(req: IncomingMessage): void {
-  let seen = 0;
-  const socket = req.socket;
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-  timer.unref();
-  req.on("data", (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > LINGER_BYTES) socket.destroy();
+/** We fail a request before the client sent its whole body (413, 401, ...). Answering and closing
+ *  at once would make the kernel reset the connection and the client lose our answer; so first read
+ *  and discard a bounded amount of what it still sends. False when the bound was hit. */
+function drainBounded(req: IncomingMessage): Promise<boolean> {
+  if (req.readableEnded) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("close", onClose);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), LINGER_MS);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > LINGER_BYTES) finish(false);
+    };
+    const onEnd = () => finish(true);
+    const onClose = () => finish(req.readableEnded);
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("close", onClose);
+    req.resume();
   });
-  req.once("end", () => clearTimeout(timer));
-  req.once("close", () => clearTimeout(timer));
-  req.resume();
 }
 
 function noContent(res: ServerResponse): void {
