@@ -41,7 +41,11 @@ export class Extractor {
   private readonly links = new Map<string, string>();
   private total = 0;
 
-  constructor(private readonly sink: ExtractSink, private readonly limits: ExtractLimits) {}
+  private readonly sink: ExtractSink;
+
+  constructor(sink: ExtractSink, private readonly limits: ExtractLimits) {
+    this.sink = guarded(sink);
+  }
 
   async run(source: AsyncIterable<Buffer | Uint8Array | string>): Promise<void> {
     const reader = new ChunkReader(source);
@@ -141,6 +145,28 @@ export class Extractor {
       }
     }
   }
+}
+
+/** Filesystem refusals caused by the archive's names (too long, clashes) are the archive's fault: 400. */
+const ARCHIVE_FS_ERRORS = new Set(["ENAMETOOLONG", "EEXIST", "ENOTDIR", "EISDIR", "ELOOP", "EINVAL", "ENOENT"]);
+
+function guarded(sink: ExtractSink): ExtractSink {
+  const wrap = <A extends unknown[]>(fn: (...args: A) => Promise<void>) => async (...args: A): Promise<void> => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code && ARCHIVE_FS_ERRORS.has(code)) throw new ArchiveError(`cannot create ${JSON.stringify(String(args[0]))}: ${code}`);
+      throw err;
+    }
+  };
+  return {
+    mkdir: wrap(sink.mkdir.bind(sink)),
+    file: wrap(sink.file.bind(sink)),
+    symlink: wrap(sink.symlink.bind(sink)),
+    copy: wrap(sink.copy.bind(sink)),
+    remove: wrap(sink.remove.bind(sink)),
+  };
 }
 
 function describeFlag(flag: string): string {

@@ -95,6 +95,7 @@ const HOSTILE: [string, Member[] | Buffer, RegExp, typeof ArchiveError | typeof 
   ["FIFO", [{ name: "fifo", type: "6" }], /FIFO/, ArchiveError],
   ["2 GiB declared size", [{ name: "big", size: 2 * 1024 ** 3, data: "x" }], /larger than/, ArchiveTooLarge],
   ["pax path with ..", [{ name: "ok", pax: { path: "../evil" }, data: "x" }], /"\.\."/, ArchiveError],
+  ["a name component longer than the filesystem allows", [{ name: "x", pax: { path: "d/" + "n".repeat(300) }, data: "x" }], /ENAMETOOLONG/, ArchiveError],
   ["GNU long name absolute", [{ name: "ok", gnuLongName: "/etc/evil", data: "x" }], /absolute/, ArchiveError],
 ];
 
@@ -180,7 +181,7 @@ function mutate(base: Buffer, r: () => number): Buffer {
 
 function recordingSink(paths: string[]): ExtractSink {
   const check = (rel: string) => {
-    assert.ok(rel !== "" && !rel.startsWith("/") && !rel.split("/").includes("..") && !rel.includes("\0"), `unsafe path reached the sink: ${JSON.stringify(rel)}`);
+    if (rel === "" || rel.startsWith("/") || rel.split("/").includes("..") || rel.includes("\0")) assert.fail(`unsafe path reached the sink: ${JSON.stringify(rel)}`);
     paths.push(rel);
   };
   return {
@@ -191,7 +192,7 @@ function recordingSink(paths: string[]): ExtractSink {
     },
     symlink: async (rel, target) => {
       check(rel);
-      assert.ok(!target.startsWith("/"), `absolute link target reached the sink: ${target}`);
+      if (target.startsWith("/")) assert.fail(`absolute link target reached the sink: ${target}`);
     },
     copy: async (from, to) => (check(from), check(to)),
     remove: async (rel) => check(rel),
