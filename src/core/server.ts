@@ -152,7 +152,12 @@ export function createCoreComponent(ctx: DaemonContext): Component {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (!checker?.check(req.headers["x-duxcore-corekey"])) throw new HttpError(401, "invalid core key");
-      const url = new URL(req.url ?? "/", "http://core");
+      let url: URL;
+      try {
+        url = new URL(req.url ?? "/", "http://core");
+      } catch {
+        throw new HttpError(400, "bad request target");
+      }
       const path = url.pathname.startsWith("/v1/") ? url.pathname.slice(3) : url.pathname;
       for (const route of serviceRoutes) {
         const m = route.re.exec(path);
