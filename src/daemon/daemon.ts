@@ -52,8 +52,8 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   });
   for (const factory of COMPONENTS) components.push(factory(ctx));
 
-  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
-  // Signals are handled from here on: a stop during start-up (Docker slow to answer) is clean too.
+  // Signals are handled from here on (before the "starting" line, so whoever sees it may signal):
+  // a stop during start-up (Docker slow to answer) is clean too.
   const onSignal = (signal: NodeJS.Signals) => {
     log.info("signal received, stopping", { signal });
     stopRequested?.(true);
@@ -65,7 +65,8 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("SIGHUP", onHup);
-  await catalog.start();
+  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
+  await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
   for (const c of components) await c.start();
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
