@@ -8,7 +8,8 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { parseConfig } from "../../src/config/index.js";
+import { parseConfig, type DynamicConfig } from "../../src/config/index.js";
+import { Catalog } from "../../src/catalog/index.js";
 import { DockerClient, DockerError, DockerUnavailable } from "../../src/docker/index.js";
 import { createCoreComponent } from "../../src/core/index.js";
 import { errorStatus, isLoopbackHost } from "../../src/core/server.js";
@@ -17,7 +18,8 @@ import { createBody, parseCreateBody } from "../../src/core/params.js";
 import { HttpError } from "../../src/http/index.js";
 import { setLogSink } from "../../src/log.js";
 import type { DaemonContext } from "../../src/daemon/context.js";
-import { needDocker, ensureTestImage, removeLabeled, run, DOCKER_SOCKET } from "../helpers/docker.js";
+import { needDocker, ensureTestImage, removeLabeled, run, waitFor, DOCKER_SOCKET } from "../helpers/docker.js";
+import { randomBytes } from "node:crypto";
 import { CoreClient } from "./client.js";
 
 class FakeCatalog extends EventEmitter {
@@ -31,11 +33,11 @@ class FakeCatalog extends EventEmitter {
   }
 }
 
-async function component(extra: string) {
+async function component(extra: string, makeCatalog?: (docker: DockerClient, stateDir: string, dyn: () => DynamicConfig) => Promise<FakeCatalog | Catalog>) {
   const dir = await mkdtemp(join(tmpdir(), "coretest-comp-"));
   const config = parseConfig(`state_dir = "${join(dir, "state")}"\n${extra}\n`, "test.conf", {});
-  const catalog = new FakeCatalog();
   const docker = new DockerClient(DOCKER_SOCKET);
+  const catalog = makeCatalog ? await makeCatalog(docker, join(dir, "state"), () => config.dynamic) : new FakeCatalog();
   const ctx = { config, dynamic: () => config.dynamic, docker, catalog, startedAt: 0, components: [], requestStop: async () => {}, reload: async () => [] } as unknown as DaemonContext;
   const lines: string[] = [];
   const restore = setLogSink((l) => lines.push(l));
@@ -50,6 +52,7 @@ async function component(extra: string) {
     port: () => Number(String(c.status().address).split(":").pop()),
     async close() {
       await c.stop(true, performance.now() + 1000);
+      if (catalog instanceof Catalog) await catalog.stop();
       docker.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -102,18 +105,50 @@ test("core deployments are a registered source of the catalog, refreshed on crea
   const image = await ensureTestImage();
   const x = await component(`core_listen = "127.0.0.1:0"\ncore_deployment = "core-reg"`);
   try {
-    const list = x.catalog.sources.get("core");
+    const list = (x.catalog as FakeCatalog).sources.get("core");
     assert.ok(list, "source registered");
     assert.deepEqual([...list()], []);
     const api = await CoreClient.forStateDir(x.port(), x.stateDir);
-    const before = x.catalog.refreshes;
+    const before = (x.catalog as FakeCatalog).refreshes;
     assert.equal((await api.create({ id: "coretest-reg", image, bind_dir: "/data", labels: { "stevedore.test": "core" } })).status, 204);
     assert.equal((await api.create({ id: "coretest-reg2", image, bind_dir: "/data", deployment: "core-other", labels: { "stevedore.test": "core" } })).status, 204);
-    assert.ok(x.catalog.refreshes >= before + 2);
+    assert.ok((x.catalog as FakeCatalog).refreshes >= before + 2);
     assert.deepEqual([...list()].sort(), ["core-other", "core-reg"]);
     assert.equal((await api.call("DELETE", "/service/coretest-reg2")).status, 204);
     assert.deepEqual([...list()], ["core-reg"]);
     assert.equal((await api.call("DELETE", "/service/coretest-reg")).status, 204);
+  } finally {
+    await x.close();
+    await removeLabeled("stevedore.test=core");
+  }
+});
+
+test("with the real catalog: a core service is listed under its deployment with its ingress labels", async (t) => {
+  if (!(await needDocker(t))) return;
+  const image = await ensureTestImage();
+  const run = randomBytes(3).toString("hex");
+  const deployment = `core-cat-${run}`;
+  const id = `coretest-cat-${run}`;
+  const x = await component(`core_listen = "127.0.0.1:0"\ncore_deployment = "${deployment}"`, async (docker, stateDir, dynamic) => {
+    const catalog = new Catalog({ docker, stateDir, dynamic });
+    await catalog.start();
+    return catalog;
+  });
+  try {
+    const catalog = x.catalog as Catalog;
+    const api = await CoreClient.forStateDir(x.port(), x.stateDir);
+    const r = await api.create({
+      id, image, bind_dir: "/data", labels: { "stevedore.test": "core", "stevedore.ingress.enabled": "true", "stevedore.ingress.subdomain": `app-${run}`, "stevedore.ingress.port": "8080" },
+    });
+    assert.equal(r.status, 204, r.text);
+    assert.equal((await api.ctl(id, "start")).status, 204);
+    const info = await waitFor("the service in the catalog", () => catalog.current().containers.find((c) => c.deployment === deployment && c.running), 10_000);
+    assert.equal(info.service, id);
+    assert.equal(info.name, id);
+    assert.deepEqual({ enabled: info.ingress?.enabled, subdomain: info.ingress?.subdomain, port: info.ingress?.port }, { enabled: true, subdomain: `app-${run}`, port: 8080 });
+    assert.ok(catalog.current().deployments.includes(deployment));
+    assert.equal((await api.call("DELETE", `/service/${id}`)).status, 204);
+    await waitFor("deployment gone", () => !catalog.current().deployments.includes(deployment), 10_000);
   } finally {
     await x.close();
     await removeLabeled("stevedore.test=core");
