@@ -9,11 +9,11 @@ import { createBody } from "../../src/core/params.js";
 import { ensureTestImage, removeLabeled, DOCKER_SOCKET } from "../helpers/docker.js";
 import { startDaemon } from "../helpers/daemon.js";
 import { CoreClient } from "../core/client.js";
+import { RUN, RUN_LABEL, labels } from "../core/run.js";
 
 const N = Number(process.env.BENCH_SERVICES ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const STOP_SECS = 2;
-const labels = { "stevedore.test": "core" };
 // exits at once on SIGTERM, so stop measures the calls, not a grace period
 const CMD = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"];
 type Phases = Record<"create" | "start" | "stop" | "delete", number>;
@@ -29,7 +29,7 @@ function check(r: { status: number; text: string }, what: string): void {
 }
 
 async function viaCore(api: CoreClient, image: string, round: number): Promise<Phases> {
-  const ids = Array.from({ length: N }, (_, i) => `core-bench-${round}-${i}`);
+  const ids = Array.from({ length: N }, (_, i) => `core-bench-${RUN}-${round}-${i}`);
   return {
     create: await phase(ids, async (id) => check(await api.create({ id, image, bind_dir: "/data", labels, cmd: CMD }), `create ${id}`)),
     start: await phase(ids, async (id) => check(await api.ctl(id, "start"), `start ${id}`)),
@@ -40,7 +40,7 @@ async function viaCore(api: CoreClient, image: string, round: number): Promise<P
 
 /** The Engine API calls the core API makes, made directly: image check + create; inspect + start; inspect + stop; remove. */
 async function direct(docker: DockerClient, image: string, binds: string, round: number): Promise<Phases> {
-  const ids = Array.from({ length: N }, (_, i) => `core-benchd-${round}-${i}`);
+  const ids = Array.from({ length: N }, (_, i) => `core-benchd-${RUN}-${round}-${i}`);
   return {
     create: await phase(ids, async (id) => {
       await docker.imageExists(image);
@@ -67,7 +67,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const image = await ensureTestImage();
-  await removeLabeled("stevedore.test=core");
+  await removeLabeled(RUN_LABEL);
   const d = await startDaemon({ disable: ["query", "admin", "command", "manager", "http", "https"], config: `core_stop_timeout_secs = ${STOP_SECS}` });
   const api = await CoreClient.forStateDir(d.corePort, d.stateDir);
   const docker = new DockerClient(DOCKER_SOCKET);
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     await d.cleanup();
     docker.close();
     await rm(binds, { recursive: true, force: true });
-    await removeLabeled("stevedore.test=core");
+    await removeLabeled(RUN_LABEL);
   }
   const rows: [string, number, number][] = (["create", "start", "stop", "delete"] as const).map((k) => [k, median(core.map((p) => p[k])), median(anchor.map((p) => p[k]))]);
   rows.push(["total", median(core.map(total)), median(anchor.map(total))]);

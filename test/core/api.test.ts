@@ -11,10 +11,10 @@ import { randomBytes } from "node:crypto";
 import { needDocker, ensureTestImage, removeLabeled, run, waitFor, dockerReachable } from "../helpers/docker.js";
 import { startDaemon, BUNDLE, type TestDaemon } from "../helpers/daemon.js";
 import { CoreClient } from "./client.js";
+import { RUN, RUN_LABEL, labels } from "./run.js";
 import { tgz } from "./tarbuild.js";
 
-const LABEL = "stevedore.test=core";
-const labels = { "stevedore.test": "core" };
+const LABEL = RUN_LABEL;
 let d: TestDaemon;
 let api: CoreClient;
 let image: string;
@@ -72,7 +72,7 @@ after(async () => {
   files?.close();
   if (await dockerReachable()) {
     await removeLabeled(LABEL);
-    await run("docker", ["rmi", "-f", "coretest-imported:v1"]).catch(() => {});
+    await run("docker", ["rmi", "-f", `coretest-imported-${RUN}:v1`]).catch(() => {});
   }
 });
 
@@ -108,14 +108,14 @@ test("auth: missing, not base64, wrong key → 401 before routing; right key pas
 
 test("bad input: JSON, content type, unknown keys, wrong types, bad ops, body limits, routes, methods", async (t) => {
   if (!(await needDocker(t))) return;
-  const base = { id: "coretest-bad", image, bind_dir: "/data", labels };
+  const base = { id: `coretest-bad-${RUN}`, image, bind_dir: "/data", labels };
   const cases: [string, Parameters<CoreClient["call"]>, number, RegExp][] = [
     ["bad JSON", ["POST", "/service", { body: "{not json" }], 400, /invalid JSON/],
     ["text/plain", ["POST", "/service", { body: JSON.stringify({ type: "raw", params: base }), contentType: "text/plain" }], 415, /application\/json/],
     ["type", ["POST", "/service", { body: { type: "compose", params: base } }], 400, /type must be "raw"/],
     ["unknown params key", ["POST", "/service", { body: { type: "raw", params: { ...base, colour: "red", size: 1 } } }], 400, /unknown params keys: colour, size/],
     ["unknown top key", ["POST", "/service", { body: { type: "raw", params: base, extra: 1 } }], 400, /unknown keys: extra/],
-    ["missing image", ["POST", "/service", { body: { type: "raw", params: { id: "coretest-bad", bind_dir: "/data" } } }], 400, /params\.image is required/],
+    ["missing image", ["POST", "/service", { body: { type: "raw", params: { id: `coretest-bad-${RUN}`, bind_dir: "/data" } } }], 400, /params\.image is required/],
     ["cmd type", ["POST", "/service", { body: { type: "raw", params: { ...base, cmd: "ls" } } }], 400, /params\.cmd must be an array/],
     ["tty type", ["POST", "/service", { body: { type: "raw", params: { ...base, tty: "yes" } } }], 400, /params\.tty must be a boolean/],
     ["max_ram type", ["POST", "/service", { body: { type: "raw", params: { ...base, max_ram: "1G" } } }], 400, /params\.max_ram must be an integer/],
@@ -127,11 +127,11 @@ test("bad input: JSON, content type, unknown keys, wrong types, bad ops, body li
     ["own label", ["POST", "/service", { body: { type: "raw", params: { ...base, labels: { "stevedore.service": "x" } } } }], 400, /set by stevedore/],
     ["bind_contents scheme", ["POST", "/service", { body: { type: "raw", params: { ...base, bind_contents: "file:///etc/passwd" } } }], 400, /http or https/],
     ["body too large", ["POST", "/service", { body: { type: "raw", params: { ...base, cmd: ["x".repeat(70000)] } } }], 413, /larger than 65536/],
-    ["body on GET too large", ["GET", "/service/coretest-none", { body: "x".repeat(70000), contentType: null }], 413, /larger than/],
+    ["body on GET too large", ["GET", `/service/coretest-none-${RUN}`, { body: "x".repeat(70000), contentType: null }], 413, /larger than/],
     ["unknown id ctl", ["POST", "/service/coretest-none/ctl", { body: { op: "start" } }], 404, /no such service/],
     ["bad op", ["POST", "/service/coretest-none/ctl", { body: { op: "explode" } }], 400, /op must be/],
     ["unknown id stats", ["GET", "/service/coretest-none/stats"], 404, /no such service/],
-    ["unknown id delete", ["DELETE", "/service/coretest-none"], 404, /no such service/],
+    ["unknown id delete", ["DELETE", `/service/coretest-none-${RUN}`], 404, /no such service/],
     ["unknown id env", ["PATCH", "/service/coretest-none/env", { body: { A: "b" } }], 404, /no such service/],
     ["env key with =", ["PATCH", "/service/coretest-none/env", { body: { "A=B": "c" } }], 400, /bad variable name/],
     ["env value type", ["PATCH", "/service/coretest-none/env", { body: { A: 1 } }], 400, /A must be a string/],
@@ -145,19 +145,19 @@ test("bad input: JSON, content type, unknown keys, wrong types, bad ops, body li
     assert.equal(r.status, status, `${what}: ${r.text}`);
     assert.match(r.json?.error ?? "", re, what);
   }
-  const m = await api.call("PUT", "/service/coretest-none");
+  const m = await api.call("PUT", `/service/coretest-none-${RUN}`);
   assert.equal(m.status, 405);
   assert.equal(m.headers.allow, "GET, DELETE");
-  assert.equal(await containerExists("coretest-bad"), false);
+  assert.equal(await containerExists(`coretest-bad-${RUN}`), false);
 });
 
 test("create with every parameter: docker inspect shows each mapped; ports reachable; bind mount served", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-all";
+  const id = `coretest-all-${RUN}`;
   const r = await api.create({
     id, image, bind_dir: "/srv/www", labels: { ...labels, "stevedore.ingress.enabled": "true" }, deployment: "core-all",
     cmd: ["httpd", "-f", "-p", "8080", "-h", "/srv/www"], shell: ["/bin/sh", "-c"], user: "nobody", working_dir: "/srv",
-    open_stdin: false, tty: false, hostname: "coretest-host",
+    open_stdin: false, tty: false, hostname: `coretest-host-${RUN}`,
     port_map: { "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: String(d.httpPort) }, { HostPort: String(d.httpsPort) }] },
     max_cpu: 50000, max_ram: 64 * 1024 * 1024,
   });
@@ -173,7 +173,7 @@ test("create with every parameter: docker inspect shows each mapped; ports reach
   assert.equal(c.Config.OpenStdin, false);
   assert.equal(c.Config.StdinOnce, false);
   assert.equal(c.Config.Tty, false);
-  assert.equal(c.Config.Hostname, "coretest-host");
+  assert.equal(c.Config.Hostname, `coretest-host-${RUN}`);
   assert.deepEqual(Object.keys(c.Config.ExposedPorts), ["8080/tcp"]);
   assert.deepEqual(c.HostConfig.PortBindings["8080/tcp"], [{ HostIp: "127.0.0.1", HostPort: String(d.httpPort) }, { HostIp: "", HostPort: String(d.httpsPort) }]);
   assert.equal(c.HostConfig.CpuPeriod, 100000);
@@ -192,17 +192,17 @@ test("create with every parameter: docker inspect shows each mapped; ports reach
     assert.equal(body, "served from the bind dir\n");
   }
   const running = await inspect(id);
-  assert.equal(running.Config.Hostname, "coretest-host");
+  assert.equal(running.Config.Hostname, `coretest-host-${RUN}`);
 
   // network disabled, the defaults for tty/stdin, port_map object form
-  const nd = "coretest-nonet";
+  const nd = `coretest-nonet-${RUN}`;
   assert.equal((await api.create({ id: nd, image, bind_dir: "/data", labels, network_disabled: true, cmd: ["sleep", "1000"] })).status, 204);
   const n = await inspect(nd);
   assert.equal(n.Config.NetworkDisabled, true);
   assert.equal(n.Config.Tty, true);
   assert.equal(n.Config.OpenStdin, true);
   assert.equal(n.Config.Labels["stevedore.deployment"], "core", "core_deployment is the default deployment");
-  const obj = "coretest-objport";
+  const obj = `coretest-objport-${RUN}`;
   assert.equal((await api.create({ id: obj, image, bind_dir: "/data", labels, port_map: { "8080/tcp": { HostPort: "" } } })).status, 204);
   assert.deepEqual((await inspect(obj)).HostConfig.PortBindings["8080/tcp"], [{ HostIp: "", HostPort: "" }]);
   for (const x of [nd, obj]) assert.equal((await api.call("DELETE", `/service/${x}`)).status, 204);
@@ -210,25 +210,25 @@ test("create with every parameter: docker inspect shows each mapped; ports reach
 
 test("duplicate id → 409; missing image → 502 with Docker's message and nothing left", async (t) => {
   if (!(await needDocker(t))) return;
-  const r = await api.create({ id: "coretest-all", image, bind_dir: "/data", labels });
+  const r = await api.create({ id: `coretest-all-${RUN}`, image, bind_dir: "/data", labels });
   assert.equal(r.status, 409);
   assert.match(r.json.error, /already exists/);
-  const m = await api.create({ id: "coretest-noimage", image: "coretest-missing/none:1", bind_dir: "/data", labels });
+  const m = await api.create({ id: `coretest-noimage-${RUN}`, image: "coretest-missing/none:1", bind_dir: "/data", labels });
   assert.equal(m.status, 502, m.text);
   assert.match(m.json.error, /pull of coretest-missing\/none:1 failed: .+/);
-  await assertNothingLeft("coretest-noimage");
+  await assertNothingLeft(`coretest-noimage-${RUN}`);
   // a container of that name outside the registry: Docker's conflict → 409, nothing of ours left
-  await run("docker", ["create", "--name", "coretest-squatter", "--label", LABEL, image]);
-  const s = await api.create({ id: "coretest-squatter", image, bind_dir: "/data", labels });
+  await run("docker", ["create", "--name", `coretest-squatter-${RUN}`, "--label", LABEL, "--label", "stevedore.test=core", image]);
+  const s = await api.create({ id: `coretest-squatter-${RUN}`, image, bind_dir: "/data", labels });
   assert.equal(s.status, 409, s.text);
   assert.match(s.json.error, /docker: .*already in use/);
-  assert.equal(await exists(bindDir("coretest-squatter")), false);
-  await run("docker", ["rm", "-f", "coretest-squatter"]);
+  assert.equal(await exists(bindDir(`coretest-squatter-${RUN}`)), false);
+  await run("docker", ["rm", "-f", `coretest-squatter-${RUN}`]);
 });
 
 test("ctl: start/stop/kill/restart transitions, each idempotent; stats shape; inspect as Docker gives it", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-ctl";
+  const id = `coretest-ctl-${RUN}`;
   assert.equal((await api.create({ id, image, bind_dir: "/data", labels, cmd: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"] })).status, 204);
   const state = async () => (await inspect(id)).State;
   for (const [op, running] of [["start", true], ["start", true], ["stop", false], ["stop", false], ["kill", false], ["start", true], ["kill", false], ["restart", true], ["restart", true]] as const) {
@@ -250,7 +250,7 @@ test("ctl: start/stop/kill/restart transitions, each idempotent; stats shape; in
 
 test("env PATCH replaces the set and is applied at the next restart by recreation", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-env";
+  const id = `coretest-env-${RUN}`;
   assert.equal((await api.create({ id, image, bind_dir: "/data", labels, cmd: ["sh", "-c", "env > /data/env.txt; trap 'exit 0' TERM; sleep 100000 & wait"] })).status, 204);
   assert.equal((await api.ctl(id, "start")).status, 204);
   const envFile = join(bindDir(id), "env.txt");
@@ -279,7 +279,7 @@ test("env PATCH replaces the set and is applied at the next restart by recreatio
 
 test("delete removes the container, the bind dir and the registry entry", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-env";
+  const id = `coretest-env-${RUN}`;
   assert.equal(await exists(bindDir(id)), true);
   const r = await api.call("DELETE", `/service/${id}`);
   assert.equal(r.status, 204, r.text);
@@ -294,9 +294,9 @@ test("delete removes the container, the bind dir and the registry entry", async 
 
 test("delete never follows a symlink out of the binds dir", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-symdel";
+  const id = `coretest-symdel-${RUN}`;
   assert.equal((await api.create({ id, image, bind_dir: "/data", labels })).status, 204);
-  const outside = await mkdtemp(join(tmpdir(), "coretest-outside-"));
+  const outside = await mkdtemp(join(tmpdir(), `coretest-outside--${RUN}`));
   try {
     await writeFile(join(outside, "precious"), "keep");
     await symlink(outside, join(bindDir(id), "escape"));
@@ -310,7 +310,7 @@ test("delete never follows a symlink out of the binds dir", async (t) => {
 
 test("POST /docker/image imports a rootfs tar; a service from the returned id runs; limit → 413", async (t) => {
   if (!(await needDocker(t))) return;
-  const root = await mkdtemp(join(tmpdir(), "coretest-rootfs-"));
+  const root = await mkdtemp(join(tmpdir(), `coretest-rootfs--${RUN}`));
   try {
     const fs = join(root, "fs");
     for (const dir of ["bin", "data"]) await mkdir(join(fs, dir), { recursive: true });
@@ -318,14 +318,14 @@ test("POST /docker/image imports a rootfs tar; a service from the returned id ru
     for (const a of ["sh", "sleep", "echo"]) await symlink("busybox", join(fs, "bin", a));
     const tarPath = join(root, "rootfs.tar");
     await run("tar", ["-C", fs, "-cf", tarPath, "."]);
-    const r = await api.call("POST", "/docker/image?repo=coretest-imported&tag=v1", {
+    const r = await api.call("POST", `/docker/image?repo=coretest-imported-${RUN}&tag=v1`, {
       stream: createReadStream(tarPath), headers: { "Content-Type": "application/x-tar", "Content-Length": String((await stat(tarPath)).size) },
     });
     assert.equal(r.status, 200, r.text);
     assert.match(r.json.image_id, /^sha256:[0-9a-f]{64}$/);
-    const named = JSON.parse((await run("docker", ["image", "inspect", "coretest-imported:v1"])).stdout)[0];
+    const named = JSON.parse((await run("docker", ["image", "inspect", `coretest-imported-${RUN}:v1`])).stdout)[0];
     assert.equal(named.Id, r.json.image_id);
-    const id = "coretest-imported";
+    const id = `coretest-imported-${RUN}`;
     const c = await api.create({ id, image: r.json.image_id, bind_dir: "/data", labels, cmd: ["/bin/sh", "-c", "echo imported > /data/ok; exec sleep 100000"] });
     assert.equal(c.status, 204, c.text);
     assert.equal((await api.ctl(id, "start")).status, 204);
@@ -354,7 +354,7 @@ test("bind_contents: nested dirs, a safe symlink and pax long names are visible 
     { name: "x", pax: { path: `site/${long}` }, data: "long name\n" },
   ]));
   archives.set("redirect-good", (res) => res.writeHead(302, { Location: "/good.tar.gz" }).end());
-  const id = "coretest-contents";
+  const id = `coretest-contents-${RUN}`;
   const r = await api.create({ id, image, bind_dir: "/data", labels, bind_contents: url("redirect-good"), cmd: ["sleep", "100000"] });
   assert.equal(r.status, 204, r.text);
   assert.equal((await api.ctl(id, "start")).status, 204);
@@ -381,7 +381,7 @@ test("bind_contents: hostile archives → 400/413 and nothing left behind", asyn
   ];
   for (const [name, body, status, re] of cases) {
     serve(`${name}.tar.gz`, body);
-    const id = `coretest-hostile-${name}`;
+    const id = `coretest-hostile-${name}-${RUN}`;
     const r = await api.create({ id, image, bind_dir: "/data", labels, bind_contents: url(`${name}.tar.gz`) });
     assert.equal(r.status, status, `${name}: ${r.text}`);
     assert.match(r.json.error, re, name);
@@ -414,7 +414,7 @@ test("bind_contents: download 404, redirect loop, timeout, too large → 502/413
     ["huge-chunked", 413, /larger than 1048576/],
   ];
   for (const [name, status, re] of cases) {
-    const id = `coretest-dl-${name}`;
+    const id = `coretest-dl-${name}-${RUN}`;
     const started = performance.now();
     const r = await api.create({ id, image, bind_dir: "/data", labels, bind_contents: url(name) });
     assert.equal(r.status, status, `${name}: ${r.text}`);
@@ -422,14 +422,14 @@ test("bind_contents: download 404, redirect loop, timeout, too large → 502/413
     assert.ok(performance.now() - started < 10_000, `${name} bounded in time`);
     await assertNothingLeft(id);
   }
-  const refused = await api.create({ id: "coretest-dl-refused", image, bind_dir: "/data", labels, bind_contents: "http://127.0.0.1:1/x.tar.gz" });
+  const refused = await api.create({ id: `coretest-dl-refused-${RUN}`, image, bind_dir: "/data", labels, bind_contents: "http://127.0.0.1:1/x.tar.gz" });
   assert.equal(refused.status, 502);
-  await assertNothingLeft("coretest-dl-refused");
+  await assertNothingLeft(`coretest-dl-refused-${RUN}`);
 });
 
 test("a daemon restart between create and ctl/delete: every endpoint works for services made before", async (t) => {
   if (!(await needDocker(t))) return;
-  const id = "coretest-restart";
+  const id = `coretest-restart-${RUN}`;
   assert.equal((await api.create({ id, image, bind_dir: "/data", labels, cmd: ["sh", "-c", "env > /data/env.txt; trap 'exit 0' TERM; sleep 100000 & wait"] })).status, 204);
   assert.equal((await api.call("PATCH", `/service/${id}/env`, { body: { AFTER_RESTART: "yes" } })).status, 204);
   const keyBefore = api.key;
@@ -444,6 +444,6 @@ test("a daemon restart between create and ctl/delete: every endpoint works for s
   assert.equal((await api.create({ id, image, bind_dir: "/data", labels })).status, 409);
   assert.equal((await api.call("DELETE", `/service/${id}`)).status, 204);
   assert.equal(await containerExists(id), false);
-  assert.equal((await api.call("DELETE", "/service/coretest-all")).status, 204);
-  assert.equal((await api.call("DELETE", "/service/coretest-ctl")).status, 204);
+  assert.equal((await api.call("DELETE", `/service/coretest-all-${RUN}`)).status, 204);
+  assert.equal((await api.call("DELETE", `/service/coretest-ctl-${RUN}`)).status, 204);
 });

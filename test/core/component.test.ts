@@ -21,6 +21,7 @@ import type { DaemonContext } from "../../src/daemon/context.js";
 import { needDocker, ensureTestImage, removeLabeled, run, waitFor, DOCKER_SOCKET } from "../helpers/docker.js";
 import { randomBytes } from "node:crypto";
 import { CoreClient } from "./client.js";
+import { RUN, RUN_LABEL, labels } from "./run.js";
 
 class FakeCatalog extends EventEmitter {
   sources = new Map<string, () => Iterable<string>>();
@@ -34,7 +35,7 @@ class FakeCatalog extends EventEmitter {
 }
 
 async function component(extra: string, makeCatalog?: (docker: DockerClient, stateDir: string, dyn: () => DynamicConfig) => Promise<FakeCatalog | Catalog>) {
-  const dir = await mkdtemp(join(tmpdir(), "coretest-comp-"));
+  const dir = await mkdtemp(join(tmpdir(), `coretest-comp--${RUN}`));
   const config = parseConfig(`state_dir = "${join(dir, "state")}"\n${extra}\n`, "test.conf", {});
   const docker = new DockerClient(DOCKER_SOCKET);
   const catalog = makeCatalog ? await makeCatalog(docker, join(dir, "state"), () => config.dynamic) : new FakeCatalog();
@@ -76,7 +77,7 @@ test("a non-loopback address without TLS logs a warning; loopback does not", asy
 });
 
 test("TLS: with core_tls_cert/key the API speaks HTTPS, no warning on a non-loopback address", async () => {
-  const certDir = await mkdtemp(join(tmpdir(), "coretest-tls-"));
+  const certDir = await mkdtemp(join(tmpdir(), `coretest-tls--${RUN}`));
   try {
     const cert = join(certDir, "c.pem");
     const key = join(certDir, "k.pem");
@@ -103,23 +104,23 @@ test("TLS: with core_tls_cert/key the API speaks HTTPS, no warning on a non-loop
 test("core deployments are a registered source of the catalog, refreshed on create and delete", async (t) => {
   if (!(await needDocker(t))) return;
   const image = await ensureTestImage();
-  const x = await component(`core_listen = "127.0.0.1:0"\ncore_deployment = "core-reg"`);
+  const x = await component(`core_listen = "127.0.0.1:0"\ncore_deployment = "core-reg-${RUN}"`);
   try {
     const list = (x.catalog as FakeCatalog).sources.get("core");
     assert.ok(list, "source registered");
     assert.deepEqual([...list()], []);
     const api = await CoreClient.forStateDir(x.port(), x.stateDir);
     const before = (x.catalog as FakeCatalog).refreshes;
-    assert.equal((await api.create({ id: "coretest-reg", image, bind_dir: "/data", labels: { "stevedore.test": "core" } })).status, 204);
-    assert.equal((await api.create({ id: "coretest-reg2", image, bind_dir: "/data", deployment: "core-other", labels: { "stevedore.test": "core" } })).status, 204);
+    assert.equal((await api.create({ id: `coretest-reg-${RUN}`, image, bind_dir: "/data", labels })).status, 204);
+    assert.equal((await api.create({ id: `coretest-reg2-${RUN}`, image, bind_dir: "/data", deployment: `core-other-${RUN}`, labels })).status, 204);
     assert.ok((x.catalog as FakeCatalog).refreshes >= before + 2);
-    assert.deepEqual([...list()].sort(), ["core-other", "core-reg"]);
-    assert.equal((await api.call("DELETE", "/service/coretest-reg2")).status, 204);
-    assert.deepEqual([...list()], ["core-reg"]);
-    assert.equal((await api.call("DELETE", "/service/coretest-reg")).status, 204);
+    assert.deepEqual([...list()].sort(), [`core-other-${RUN}`, `core-reg-${RUN}`]);
+    assert.equal((await api.call("DELETE", `/service/coretest-reg2-${RUN}`)).status, 204);
+    assert.deepEqual([...list()], [`core-reg-${RUN}`]);
+    assert.equal((await api.call("DELETE", `/service/coretest-reg-${RUN}`)).status, 204);
   } finally {
     await x.close();
-    await removeLabeled("stevedore.test=core");
+    await removeLabeled(RUN_LABEL);
   }
 });
 
@@ -138,7 +139,7 @@ test("with the real catalog: a core service is listed under its deployment with 
     const catalog = x.catalog as Catalog;
     const api = await CoreClient.forStateDir(x.port(), x.stateDir);
     const r = await api.create({
-      id, image, bind_dir: "/data", labels: { "stevedore.test": "core", "stevedore.ingress.enabled": "true", "stevedore.ingress.subdomain": `app-${run}`, "stevedore.ingress.port": "8080" },
+      id, image, bind_dir: "/data", labels: { ...labels, "stevedore.ingress.enabled": "true", "stevedore.ingress.subdomain": `app-${run}`, "stevedore.ingress.port": "8080" },
     });
     assert.equal(r.status, 204, r.text);
     assert.equal((await api.ctl(id, "start")).status, 204);
@@ -151,12 +152,12 @@ test("with the real catalog: a core service is listed under its deployment with 
     await waitFor("deployment gone", () => !catalog.current().deployments.includes(deployment), 10_000);
   } finally {
     await x.close();
-    await removeLabeled("stevedore.test=core");
+    await removeLabeled(RUN_LABEL);
   }
 });
 
 test("key: made once with 32 bytes; checker accepts only the exact key", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "coretest-key-"));
+  const dir = await mkdtemp(join(tmpdir(), `coretest-key--${RUN}`));
   try {
     const path = join(dir, "sub", "corekey.bin");
     const a = await loadOrCreateKey(path);

@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { needDocker, ensureTestImage, removeLabeled, DOCKER_SOCKET } from "../helpers/docker.js";
 import { startDaemon } from "../helpers/daemon.js";
 import { CoreClient } from "./client.js";
+import { RUN, RUN_LABEL, labels } from "./run.js";
 
-const LABEL = "stevedore.test=core";
+const LABEL = RUN_LABEL;
 
 function relay(path: string): Promise<{ cut(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -33,18 +34,18 @@ function relay(path: string): Promise<{ cut(): Promise<void> }> {
 test("Docker unreachable → 503 with the cause; back to normal when it returns", async (t) => {
   if (!(await needDocker(t))) return;
   const image = await ensureTestImage();
-  const dir = await mkdtemp(join(tmpdir(), "coretest-relay-"));
+  const dir = await mkdtemp(join(tmpdir(), `coretest-relay--${RUN}`));
   const relayPath = join(dir, "docker-relay.sock");
   let r = await relay(relayPath);
   const d = await startDaemon({ dir, disable: ["query", "admin", "command", "manager", "http", "https"], config: `docker_socket = "${relayPath}"` });
   const api = await CoreClient.forStateDir(d.corePort, d.stateDir);
-  const id = "coretest-relay";
+  const id = `coretest-relay-${RUN}`;
   try {
-    assert.equal((await api.create({ id, image, bind_dir: "/data", labels: { "stevedore.test": "core" } })).status, 204);
+    assert.equal((await api.create({ id, image, bind_dir: "/data", labels })).status, 204);
     await r.cut();
     const calls: [string, string, unknown?][] = [
       ["GET", `/service/${id}`], ["GET", `/service/${id}/stats`], ["POST", `/service/${id}/ctl`, { op: "start" }], ["DELETE", `/service/${id}`],
-      ["POST", "/service", { type: "raw", params: { id: "coretest-relay2", image, bind_dir: "/data" } }],
+      ["POST", "/service", { type: "raw", params: { id: `coretest-relay2-${RUN}`, image, bind_dir: "/data" } }],
     ];
     for (const [method, path, body] of calls) {
       const res = await api.call(method, path, body === undefined ? {} : { body });
