@@ -1,5 +1,6 @@
 // The core key: <state_dir>/corekey.bin (or core_key_file), 32 random bytes made at first start.
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { log } from "../log.js";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/index.js";
@@ -28,7 +29,10 @@ export async function readKey(path: string): Promise<Buffer | null> {
 /** Read the key, creating it (mode 0600, atomically) when absent. */
 export async function loadOrCreateKey(path: string): Promise<{ key: Buffer; created: boolean }> {
   const existing = await readKey(path);
-  if (existing) return { key: existing, created: false };
+  if (existing) {
+    if (((await stat(path)).mode & 0o077) !== 0) log.warn("core key file is readable by others than its owner; chmod 600 it", { file: path });
+    return { key: existing, created: false };
+  }
   const key = randomBytes(KEY_BYTES);
   await writeFileAtomic(path, key, 0o600);
   return { key, created: true };

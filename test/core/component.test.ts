@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
-import { mkdtemp, rm, readFile } from "node:fs/promises";
+import { mkdtemp, rm, readFile, chmod } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -166,6 +166,15 @@ test("key: made once with 32 bytes; checker accepts only the exact key", async (
     const b = await loadOrCreateKey(path);
     assert.equal(b.created, false);
     assert.deepEqual(b.key, a.key);
+    await chmod(path, 0o644);
+    const lines: string[] = [];
+    const restore = setLogSink((l) => lines.push(l));
+    try {
+      await loadOrCreateKey(path);
+    } finally {
+      restore();
+    }
+    assert.ok(lines.some((l) => /level=warn .*readable by others/.test(l)), lines.join("\n"));
     const k = new KeyChecker(a.key);
     const b64 = a.key.toString("base64");
     assert.equal(k.check(b64), true);
