@@ -1,6 +1,7 @@
 // What each decoded order does. Answers go through `send` (several per request for long orders:
 // Processing first, then Ok/Error with the same id).
-import { isAbsolute, resolve } from "node:path";
+import { stat } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { log } from "../../log.js";
 import { answer, isStateOrder, type Answer, type Order } from "./messages.js";
 import { mergeOrders, readStateFile, saveState } from "./persist.js";
@@ -42,6 +43,9 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       return send(answer(id, "Ok", "routes", host.routes()));
     case "SAVE_STATE": {
       const path = resolvePath(host.stateDir, order.path);
+      // the directory must exist: no directories are created on a client's behalf
+      const dir = await stat(dirname(path)).catch(() => undefined);
+      if (!dir?.isDirectory()) return send(answer(id, "Error", `cannot save the state to ${path}: directory ${dirname(path)} does not exist`));
       try {
         const n = await saveState(host.state, path);
         return send(answer(id, "Ok", `saved ${n} messages to ${path}`));

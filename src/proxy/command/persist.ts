@@ -103,6 +103,7 @@ export async function readStateFile(path: string): Promise<ParsedFile> {
   } catch {
     return { ok: false, message: `${path} is not valid UTF-8` };
   }
-  return parseStateFile(text);
+  const parsed = parseStateFile(text);
+  return parsed.ok ? parsed : { ok: false, message: `${path}: ${parsed.message}` };
 }
 

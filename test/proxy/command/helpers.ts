@@ -1,6 +1,6 @@
 // In-process command socket for protocol tests: the real component on a temp dir, a fake daemon
 // context recording stop requests, and openssl-made certificates.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFile } from "node:child_process";
@@ -21,13 +21,15 @@ export interface Harness {
   comp: CommandComponent;
   stops: boolean[];
   client(): Promise<CommandClient>;
-  close(): Promise<void>;
+  /** stop the component; the temp dir is removed unless `keep` */
+  close(keep?: boolean): Promise<void>;
 }
 
 export async function startCommand(opts: { dir?: string; extra?: string } = {}): Promise<Harness> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "cmd-test-")));
   const stateDir = join(dir, "state");
   const socket = join(dir, "command.sock");
+  await mkdir(stateDir, { recursive: true, mode: 0o700 }); // as the daemon does
   const config = parseConfig(`state_dir = "${stateDir}"\ncommand_socket_path = "${socket}"\n${opts.extra ?? ""}\n`, "test.conf", {});
   const stops: boolean[] = [];
   const comp = new CommandComponent({
@@ -45,10 +47,10 @@ export async function startCommand(opts: { dir?: string; extra?: string } = {}):
       clients.push(c);
       return c;
     },
-    async close() {
+    async close(keep = false) {
       for (const c of clients) c.close();
       await comp.stop(false, performance.now());
-      if (!opts.dir) await rm(dir, { recursive: true, force: true });
+      if (!opts.dir && !keep) await rm(dir, { recursive: true, force: true });
     },
   };
 }
