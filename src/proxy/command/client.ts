@@ -8,6 +8,8 @@ const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 export class CommandClient {
   /** every answer received, in order */
   readonly answers: Answer[] = [];
+  /** how many final (Ok/Error) answers arrived */
+  finals = 0;
   private readonly reader = new FrameReader(MAX_ANSWER_BYTES);
   private waiters: { pred: (a: Answer) => boolean; resolve: (a: Answer) => void }[] = [];
   private closedError: Error | undefined;
@@ -25,6 +27,7 @@ export class CommandClient {
           continue;
         }
         this.answers.push(a);
+        if (a.status !== "Processing") this.finals++;
         this.waiters = this.waiters.filter((w) => (w.pred(a) ? (w.resolve(a), false) : true));
       }
     });
