@@ -1,6 +1,7 @@
 import { VERSION } from "../version.js";
 import { CommandError, UsageError, type Command } from "./command.js";
 import { daemonCommand } from "./daemon.js";
+import { proxyCommand } from "./proxy.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -33,6 +34,7 @@ const helpCommand: Command = {
 /** Every command, in the order `stevedore help` lists them. */
 const COMMANDS: Command[] = [
   daemonCommand,
+  proxyCommand,
   versionCommand,
   helpCommand,
 ];

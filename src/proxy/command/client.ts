@@ -15,6 +15,7 @@ export class CommandClient {
   private closedError: Error | undefined;
   private closeWaiters: ((e: Error) => void)[] = [];
   private seq = 0;
+  private readonly listeners = new Set<(a: Answer) => void>();
 
   private constructor(readonly socket: Socket) {
     socket.on("data", (chunk: Buffer) => {
@@ -28,6 +29,7 @@ export class CommandClient {
         }
         this.answers.push(a);
         if (a.status !== "Processing") this.finals++;
+        for (const l of this.listeners) l(a);
         this.waiters = this.waiters.filter((w) => (w.pred(a) ? (w.resolve(a), false) : true));
       }
     });
@@ -103,11 +105,19 @@ export class CommandClient {
   async request(message: Record<string, unknown>, opts: { timeoutMs?: number; onAnswer?: (a: Answer) => void } = {}): Promise<Answer> {
     const id = typeof message.id === "string" ? message.id : this.nextId();
     const req = { ...message, id };
-    const seenBefore = this.answers.length;
-    this.send(req);
-    const final = await this.waitFor((a) => a.id === id && a.status !== "Processing" && this.answers.indexOf(a) >= seenBefore, opts.timeoutMs);
-    if (opts.onAnswer) for (const a of this.answers.slice(seenBefore)) if (a.id === id) opts.onAnswer(a);
-    return final;
+    let final: Answer | undefined;
+    const mine = (a: Answer) => {
+      if (a.id !== id || final) return;
+      opts.onAnswer?.(a);
+      if (a.status !== "Processing") final = a;
+    };
+    this.listeners.add(mine);
+    try {
+      this.send(req);
+      return await this.waitFor((a) => a === final, opts.timeoutMs);
+    } finally {
+      this.listeners.delete(mine);
+    }
   }
 
   close(): void {
