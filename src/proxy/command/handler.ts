@@ -21,6 +21,8 @@ export interface HandlerHost {
   /** HARD_STOP, after its Ok was written */
   hardStop(): void;
   runState(): "RUNNING" | "STOPPING";
+  /** runs file orders (SAVE_STATE, LOAD_STATE) one at a time: a state file may be large */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export async function handleOrder(host: HandlerHost, id: string, order: Order, send: Send): Promise<void> {
@@ -41,6 +43,24 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       return send(answer(id, "Ok", "workers", [{ id: 0, pid: process.pid, run_state: host.runState() }]));
     case "ROUTES":
       return send(answer(id, "Ok", "routes", host.routes()));
+    case "SAVE_STATE":
+    case "LOAD_STATE":
+      return host.exclusive(() => fileOrder(host, id, order, send));
+    case "SOFT_STOP":
+      send(answer(id, "Processing", "soft stop: draining in-flight requests"));
+      host.softStop(() => send(answer(id, "Ok", "soft stop done")));
+      return;
+    case "HARD_STOP":
+      send(answer(id, "Ok", "hard stop"));
+      host.hardStop();
+      return;
+    case "UPGRADE_MASTER":
+      return send(answer(id, "Error", "UPGRADE_MASTER is not supported by this build"));
+  }
+}
+
+async function fileOrder(host: HandlerHost, id: string, order: Extract<Order, { type: "SAVE_STATE" | "LOAD_STATE" }>, send: Send): Promise<void> {
+  switch (order.type) {
     case "SAVE_STATE": {
       const path = resolvePath(host.stateDir, order.path);
       // the directory must exist: no directories are created on a client's behalf
@@ -69,16 +89,6 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       log.info("proxy state loaded", { path, messages: parsed.orders.length, changes: merged.changes });
       return send(answer(id, "Ok", message));
     }
-    case "SOFT_STOP":
-      send(answer(id, "Processing", "soft stop: draining in-flight requests"));
-      host.softStop(() => send(answer(id, "Ok", "soft stop done")));
-      return;
-    case "HARD_STOP":
-      send(answer(id, "Ok", "hard stop"));
-      host.hardStop();
-      return;
-    case "UPGRADE_MASTER":
-      return send(answer(id, "Error", "UPGRADE_MASTER is not supported by this build"));
   }
 }
 

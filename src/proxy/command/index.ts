@@ -30,6 +30,7 @@ export class CommandComponent implements Component {
   private stopping = false;
   private readonly softStopOks: (() => void)[] = [];
   private routes: RoutesProvider = () => commandRoutes(this.state);
+  private fileChain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly ctx: Pick<DaemonContext, "config" | "requestStop">) {
     this.persister = new Persister(this.state, join(ctx.config.static.state_dir, STATE_FILE));
@@ -101,6 +102,11 @@ export class CommandComponent implements Component {
         setImmediate(() => void this.ctx.requestStop(false));
       },
       runState: () => (this.stopping ? "STOPPING" : "RUNNING"),
+      exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
+        const next = this.fileChain.then(fn);
+        this.fileChain = next.catch(() => {});
+        return next;
+      },
     };
   }
 

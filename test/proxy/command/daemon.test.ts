@@ -116,7 +116,7 @@ test("SAVE in one daemon, LOAD into a fresh one: identical DUMP; restart keeps r
     ["app", "add", "api", "--https-redirect", "--lb", "leastconnections"],
     ["front", "add", "--app", "api", "--host", "api.example.net"],
     ["backend", "add", "--app", "api", "--address", "[::1]:7000"],
-    ["cert", "add", "--cert", join(a.dir, "w.crt"), "--key", join(a.dir, "w.key")],
+    ["cert", "add", "--cert", join(a.dir, "w.crt"), "--key", join(a.dir, "w.key"), "--chain", join(a.dir, "w.crt")],
     ["front", "add", "--app", "api", "--host", "*.example.net", "--path", "/v1", "--https", "--cert", cert.fingerprint],
   ]) assert.equal((await cli(a, ...args)).code, 0, args.join(" "));
   const dumpA = (await cli(a, "dump", "--json")).stdout;

@@ -2,6 +2,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { join } from "node:path";
+import { waitFor } from "../../helpers/docker.js";
 import { startCommand, type Harness } from "./helpers.js";
 import { FrameReader } from "../../../src/proxy/command/frame.js";
 import { MAX_CONNECTIONS } from "../../../src/proxy/command/server.js";
@@ -146,4 +148,35 @@ test("connections are bounded: the one over the limit gets an Error and is close
 test("the socket is created with mode 0600", async () => {
   const { stat } = await import("node:fs/promises");
   assert.equal((await stat(h.socket)).mode & 0o777, 0o600);
+});
+
+test("per-connection work is bounded: at most MAX_IN_FLIGHT requests run, the rest wait unread", async (t) => {
+  const { CommandServer, MAX_IN_FLIGHT } = await import("../../../src/proxy/command/server.js");
+  const { ProxyState } = await import("../../../src/proxy/command/state.js");
+  const { commandRoutes } = await import("../../../src/proxy/command/routes.js");
+  const { CommandClient } = await import("../../../src/proxy/command/client.js");
+  const state = new ProxyState();
+  let release: () => void = () => {};
+  const gate = new Promise<undefined>((r) => (release = () => r(undefined)));
+  const srv = new CommandServer(1 << 20, {
+    state, stateDir: h.dir, persist: () => gate, routes: () => commandRoutes(state),
+    softStop: () => {}, hardStop: () => {}, runState: () => "RUNNING", exclusive: (fn) => fn(),
+  });
+  const path = join(h.dir, "bounded.sock");
+  await new Promise<void>((r) => srv.server.listen(path, r));
+  t.after(() => srv.close(performance.now()));
+  const c = await CommandClient.connect(path);
+  t.after(() => c.close());
+  const n = 100;
+  const all = Promise.all(Array.from({ length: n }, (_, i) =>
+    c.request({ id: `g${i}`, version: 0, data: { type: "ADD_BACKEND", data: { app_id: "g", ip_address: "127.0.0.1", port: 1 + i } } })));
+  // every started request applies its change and waits for the (held) save
+  await waitFor("in-flight requests", () => state.backends().length >= MAX_IN_FLIGHT, 5000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(state.backends().length, MAX_IN_FLIGHT, "no more than MAX_IN_FLIGHT requests started");
+  assert.equal(c.answers.length, 0);
+  release();
+  const answers = await all;
+  assert.equal(answers.filter((a) => a.status === "Ok").length, n);
+  assert.equal(state.backends().length, n);
 });
