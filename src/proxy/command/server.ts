@@ -12,6 +12,8 @@ export const MAX_CONNECTIONS = 64;
 export const MAX_IN_FLIGHT = 32;
 const MAX_UNREAD_ANSWER_BYTES = 4 * 1024 * 1024;
 const IDLE_TIMEOUT_MS = 10 * 60_000;
+const TOO_LARGE = "\0too-large"; // queue markers cannot collide with frames: a frame never holds a NUL
+
 
 class Connection {
   private readonly reader: FrameReader;
@@ -20,6 +22,8 @@ class Connection {
   private closing = false;
   /** the peer half-closed: answer what it sent, then end */
   private peerEnded = false;
+  /** set when a frame went over the limit: answer what came before, then Error and close */
+  private tooLarge: number | undefined;
 
   constructor(readonly socket: Socket, maxFrameBytes: number, private readonly host: HandlerHost) {
     this.reader = new FrameReader(maxFrameBytes);
@@ -44,11 +48,10 @@ class Connection {
       if (ev.kind === "frame") this.queue.push(ev.text);
       else if (ev.kind === "bad-utf8") this.queue.push("\0bad-utf8"); // keeps answers in arrival order
       else {
-        this.send(answer("", "Error", `frame larger than ${ev.limit} bytes; closing the connection`));
-        this.closing = true;
-        this.socket.end();
-        setTimeout(() => this.socket.destroy(), 2000).unref();
-        return;
+        // answered once the frames before it are: every complete frame gets its answer
+        this.tooLarge = ev.limit;
+        this.queue.push(TOO_LARGE);
+        break;
       }
     }
     this.pump();
@@ -57,9 +60,20 @@ class Connection {
   /** Start queued requests while there is room; read more only when the queue is empty. */
   private pump(): void {
     while (this.queue.length && this.inFlight < MAX_IN_FLIGHT && this.socket.writableLength < MAX_UNREAD_ANSWER_BYTES) {
+      if (this.queue[0] === TOO_LARGE) {
+        if (this.inFlight > 0) break;
+        this.queue.length = 0;
+        this.send(answer("", "Error", `frame larger than ${this.tooLarge} bytes; closing the connection`));
+        void this.close(performance.now() + 2000);
+        return;
+      }
       this.start(this.queue.shift()!);
     }
     if (this.closing) return;
+    if (this.tooLarge !== undefined) {
+      this.socket.pause();
+      return;
+    }
     if (this.peerEnded) {
       if (this.queue.length === 0 && this.inFlight === 0) this.close(performance.now() + 2000);
       return;

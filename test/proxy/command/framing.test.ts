@@ -180,3 +180,11 @@ test("per-connection work is bounded: at most MAX_IN_FLIGHT requests run, the re
   assert.equal(answers.filter((a) => a.status === "Ok").length, n);
   assert.equal(state.backends().length, n);
 });
+
+test("frames before an oversized one in the same read are answered before the Error", async () => {
+  const c = await h.client();
+  const closed = new Promise((r) => c.socket.once("close", r));
+  c.socket.write(Buffer.concat([Buffer.from(status("first") + "\0" + status("second") + "\0"), Buffer.alloc(1024 * 1024 + 1, 0x20)]));
+  await closed;
+  assert.deepEqual(c.answers.map((a) => [a.id, a.status]), [["first", "Ok"], ["second", "Ok"], ["", "Error"]]);
+});
