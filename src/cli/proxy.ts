@@ -5,7 +5,7 @@ import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { CommandClient } from "../proxy/command/client.js";
 import type { Answer } from "../proxy/command/messages.js";
 import type { StateDump } from "../proxy/command/state.js";
-import type { RouteRow } from "../proxy/command/routes.js";
+import type { RouteInfo } from "../proxy/command/routes.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 
 const USAGE = `usage: stevedore proxy [--config FILE] [--socket PATH] SUBCOMMAND
@@ -136,9 +136,13 @@ async function run(args: string[]): Promise<number> {
     case "routes": {
       const { values, positionals } = parse(rest, { json: { type: "boolean" } });
       noPositionals(sub, positionals);
-      const rows = (await call(t(), "ROUTES")).data as RouteRow[];
+      const rows = (await call(t(), "ROUTES")).data as RouteInfo[];
       if (values.json) json(rows);
-      else out(table(["SOURCE", "SCHEME", "HOST", "PATH", "APPLICATION", "BACKENDS"], rows.map((r) => [r.source, r.scheme, r.hostname, r.path_begin || "/*", r.app_id, r.backends.join(",") || "-"])));
+      else
+        out(table(["SOURCE", "PROTOCOLS", "HOST", "PATH", "APPLICATION", "BACKENDS"], rows.map((r) => [
+          r.source, r.protocols.join(","), r.hostname, r.pathBegin || "/*", r.app,
+          r.backends.map((b) => (b.up ? b.address : `${b.address}(down)`)).join(",") || "-",
+        ])));
       return 0;
     }
     case "save":

@@ -14,7 +14,7 @@ import { CommandServer } from "./server.js";
 import { ProxyState } from "./state.js";
 
 export { ProxyState } from "./state.js";
-export type { RouteRow, RoutesProvider } from "./routes.js";
+export type { RouteInfo, RoutesProvider } from "./routes.js";
 export { commandRoutes } from "./routes.js";
 
 export const STATE_FILE = "proxy-state";

@@ -65,11 +65,12 @@ test("CLI: app/front/backend/cert add+remove, dump, routes, status, send, errors
   assert.equal(dump.backends.length, 2);
   await ok(["dump"], /APPLICATION\s+STICKY[\s\S]*web\s+true\s+false\s+random[\s\S]*127\.0\.0\.1:9002/);
   const routes = JSON.parse((await ok(["routes", "--json"], /command/)).stdout);
+  const bs = [{ address: "127.0.0.1:9001", up: true }, { address: "127.0.0.1:9002", up: true }];
   assert.deepEqual(routes, [
-    { source: "command", scheme: "http", hostname: "web.example.com", path_begin: "/api", app_id: "web", backends: ["127.0.0.1:9001", "127.0.0.1:9002"] },
-    { source: "command", scheme: "https", hostname: "secure.example.com", path_begin: "", app_id: "web", backends: ["127.0.0.1:9001", "127.0.0.1:9002"] },
+    { hostname: "web.example.com", pathBegin: "/api", source: "command", protocols: ["http"], app: "web", backends: bs },
+    { hostname: "secure.example.com", pathBegin: "", source: "command", protocols: ["https"], app: "web", backends: bs },
   ]);
-  await ok(["routes"], /^SOURCE\s+SCHEME\s+HOST\s+PATH\s+APPLICATION\s+BACKENDS\ncommand\s+http\s+web\.example\.com\s+\/api/);
+  await ok(["routes"], /^SOURCE\s+PROTOCOLS\s+HOST\s+PATH\s+APPLICATION\s+BACKENDS\ncommand\s+http\s+web\.example\.com\s+\/api\s+web\s+127\.0\.0\.1:9001,127\.0\.0\.1:9002\n/);
   await ok(["status"], new RegExp(`^WORKER\\s+PID\\s+STATE\\n0\\s+${d.proc.pid}\\s+RUNNING\\n$`));
   await ok(["status", "--json"], new RegExp(`"pid": ${d.proc.pid}`));
 

@@ -60,7 +60,7 @@ test("every message type in every accepted shape gets its exact answer", async (
     ["REMOVE_CERTIFICATE bare string", () => spec("35", "REMOVE_CERTIFICATE", A.fingerprint), "Ok", "certificate A removed"],
     ["REMOVE_CERTIFICATE {fingerprint} PROXY", () => proxy("36", "REMOVE_CERTIFICATE", { fingerprint: B.fingerprint }), "Ok", "certificate B removed"],
     ["REMOVE_CERTIFICATE absent", () => outer("37", "REMOVE_CERTIFICATE", { fingerprint: B.fingerprint }), "Error", "No such certificate B"],
-    ["ROUTES", outer("38", "ROUTES"), "Ok", "routes", [{ source: "command", scheme: "http", hostname: "*.example.com", path_begin: "", app_id: "app2", backends: [] }]],
+    ["ROUTES", outer("38", "ROUTES"), "Ok", "routes", [{ hostname: "*.example.com", pathBegin: "", source: "command", protocols: ["http"], app: "app2", backends: [] }]],
     ["STATUS top-level", outer("39", "STATUS"), "Ok", "workers", [{ id: 0, pid: process.pid, run_state: "RUNNING" }]],
     ["STATUS data.type", spec("40", "STATUS"), "Ok", "workers", [{ id: 0, pid: process.pid, run_state: "RUNNING" }]],
     ["STATUS PROXY", proxy("41", "STATUS"), "Ok", "workers", [{ id: 0, pid: process.pid, run_state: "RUNNING" }]],
