@@ -129,6 +129,7 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
         const clash = this.http.find((x) => sameRoute(x, f));
         if (clash) return clash.appId === f.appId ? same() : error(`frontend http ${f.hostname}${f.pathBegin} is already used by application ${clash.appId}`);
         if (this.http.length + this.https.length >= LIMITS.fronts) return error(`too many frontends (limit ${LIMITS.fronts})`);
+        if (this.noRoomFor(f.appId)) return error(`too many applications (limit ${LIMITS.apps})`);
         this.ensureApp(f.appId);
         this.http = [...this.http, { ...f }];
         return ok(`http frontend ${frontName(f)} added`);
@@ -150,6 +151,7 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
           return same();
         }
         if (this.http.length + this.https.length >= LIMITS.fronts) return error(`too many frontends (limit ${LIMITS.fronts})`);
+        if (this.noRoomFor(f.appId)) return error(`too many applications (limit ${LIMITS.apps})`);
         this.ensureApp(f.appId);
         this.https = [...this.https, { ...f }];
         return ok(`https frontend ${frontName(f)} added`);
@@ -204,9 +206,14 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
     const byAddress = this.backendList.find((x) => x.appId === b.appId && x.ip === b.ip && x.port === b.port);
     if (byAddress) return error(`address ${address} is already backend ${byAddress.backendId} of application ${b.appId}`);
     if (this.backendList.length >= LIMITS.backends) return error(`too many backends (limit ${LIMITS.backends})`);
+    if (this.noRoomFor(b.appId)) return error(`too many applications (limit ${LIMITS.apps})`);
     this.ensureApp(b.appId);
     this.backendList = [...this.backendList, { appId: b.appId, backendId, ip: b.ip, port: b.port }];
     return ok(`backend ${backendId} (${address}) added to application ${b.appId}`);
+  }
+
+  private noRoomFor(appId: string): boolean {
+    return !this.appMap.has(appId) && this.appMap.size >= LIMITS.apps;
   }
 
   /** Applications are created by the first front or backend naming them. */

@@ -145,3 +145,20 @@ test("state store rules: change events, implicit apps, snapshots stay consistent
   assert.equal(changes, 1);
   assert.equal(s.apply({ type: "ADD_BACKEND", backend: { appId: "a", backendId: "other", ip: "127.0.0.1", port: 1 } }).message, "address 127.0.0.1:1 is already backend 127.0.0.1:1 of application a");
 });
+
+test("state limits: implicit applications count against the application limit", async () => {
+  const { ProxyState, LIMITS } = await import("../../../src/proxy/command/state.js");
+  const saved = LIMITS.apps;
+  LIMITS.apps = 2;
+  try {
+    const s = new ProxyState();
+    const add = (app: string) => s.apply({ type: "ADD_BACKEND", backend: { appId: app, backendId: undefined, ip: "10.0.0.1", port: 1 } });
+    assert.equal(add("a").ok, true);
+    assert.equal(add("b").ok, true);
+    assert.deepEqual([add("c").ok, add("c").message], [false, "too many applications (limit 2)"]);
+    assert.equal(s.apply({ type: "ADD_HTTP_FRONT", front: { appId: "d", hostname: "d.example", pathBegin: "" } }).message, "too many applications (limit 2)");
+    assert.equal(s.apps().size, 2);
+  } finally {
+    LIMITS.apps = saved;
+  }
+});
