@@ -2,6 +2,7 @@ import { VERSION } from "../version.js";
 import { CommandError, UsageError, type Command } from "./command.js";
 import { daemonCommand } from "./daemon.js";
 import { coreCommand } from "./core.js";
+import { proxyCommand } from "./proxy.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -35,6 +36,7 @@ const helpCommand: Command = {
 const COMMANDS: Command[] = [
   daemonCommand,
   coreCommand,
+  proxyCommand,
   versionCommand,
   helpCommand,
 ];
