@@ -1,5 +1,7 @@
 // The daemon's interfaces, in start order. Each area adds its factory here.
 import type { ComponentFactory } from "./context.js";
+import { adminComponent } from "../admin/index.js";
 
 export const COMPONENTS: ComponentFactory[] = [
+  adminComponent,
 ];
