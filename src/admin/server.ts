@@ -8,8 +8,8 @@ import { dispatch, encodeReply, INVALID_INPUT, LINE_TIMEOUT_MS, LineReader, type
 
 /** Most admin connections open at once; more are answered `too many connections` and closed. */
 export const MAX_ADMIN_CONNECTIONS = 64;
-/** After the reply, a client that does not read it is cut off after this long. */
-const FLUSH_TIMEOUT_MS = 5000;
+/** After the reply, a client that neither reads it nor closes is cut off after this long. */
+const LINGER_MS = 2000;
 
 type State = "starting" | "listening" | "disabled" | "unavailable" | "stopped";
 
@@ -32,6 +32,8 @@ export class AdminSocket implements Component {
       return;
     }
     const server = createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
+    // hard cap: beyond it node drops connections without a reply (the soft cap answers them)
+    server.maxConnections = 2 * MAX_ADMIN_CONNECTIONS;
     server.on("error", (err) => log.error("admin socket error", { error: err.message }));
     let result;
     try {
@@ -114,11 +116,12 @@ export class AdminSocket implements Component {
 
   private reply(sock: Socket, reply: Reply): void {
     if (sock.destroyed) return;
-    const cutoff = setTimeout(() => sock.destroy(), FLUSH_TIMEOUT_MS);
-    sock.end(encodeReply(reply), () => {
-      clearTimeout(cutoff);
-      sock.destroy();
-    });
+    // Half-close with the reply, then read and discard until the client closes: closing a Unix
+    // socket with unread input resets the peer, which can lose the reply it has not read yet.
+    const cutoff = setTimeout(() => sock.destroy(), LINGER_MS);
+    sock.once("close", () => clearTimeout(cutoff));
+    sock.end(encodeReply(reply));
+    sock.resume();
   }
 }
 
