@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { stat, writeFile, rename } from "node:fs/promises";
 import { connect } from "node:net";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { adminRaw, parseReply, viaNc, viaSocat, ONLY_ADMIN } from "../helpers/admin.js";
+import { adminRaw, assertSerialized, parseReply, viaNc, viaSocat, waitForCount, ONLY_ADMIN } from "../helpers/admin.js";
 
 let d: TestDaemon;
 const site = (host: string) => `[[site]]\nhostname = "${host}"\nbackends = ["127.0.0.1:9"]\n`;
@@ -120,29 +120,3 @@ test("the config file can be replaced by rename between reloads", async () => {
   assert.deepEqual(parseReply(await viaSocat(d.adminSocket, "reload\n")), { status: "ok" });
 });
 
-export async function waitForCount(daemon: TestDaemon, from: number, re: RegExp, n: number, timeoutMs = 10_000) {
-  const deadline = performance.now() + timeoutMs;
-  while (daemon.logs.slice(from).filter((l) => re.test(l)).length < n) {
-    if (performance.now() > deadline) throw new Error(`fewer than ${n} log lines matching ${re}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** reload begin/end lines alternate, each end closing the begin before it. */
-export function assertSerialized(lines: string[]) {
-  let open: string | undefined;
-  let count = 0;
-  for (const line of lines) {
-    const m = /msg="reload (begin|end)" seq=(\d+)/.exec(line);
-    if (!m) continue;
-    if (m[1] === "begin") {
-      assert.equal(open, undefined, `reload ${m[2]} began while ${open} was running`);
-      open = m[2];
-      count++;
-    } else {
-      assert.equal(open, m[2], `reload end ${m[2]} without its begin`);
-      open = undefined;
-    }
-  }
-  return count;
-}

@@ -1,6 +1,8 @@
 // Clients for the admin socket in tests: raw node sockets (exact bytes) and the real tools (socat, nc).
 import { spawn } from "node:child_process";
+import assert from "node:assert/strict";
 import { connect } from "node:net";
+import type { TestDaemon } from "./daemon.js";
 
 export interface RawResult {
   /** everything the server sent */
@@ -71,3 +73,30 @@ export function parseReply(text: string): Record<string, unknown> {
 
 /** Listeners other than the admin socket, off: admin tests need none of them. */
 export const ONLY_ADMIN = ["query", "command", "core", "manager", "http", "https"] as const;
+
+export async function waitForCount(daemon: TestDaemon, from: number, re: RegExp, n: number, timeoutMs = 10_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (daemon.logs.slice(from).filter((l) => re.test(l)).length < n) {
+    if (performance.now() > deadline) throw new Error(`fewer than ${n} log lines matching ${re}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** reload begin/end lines alternate, each end closing the begin before it. */
+export function assertSerialized(lines: string[]) {
+  let open: string | undefined;
+  let count = 0;
+  for (const line of lines) {
+    const m = /msg="reload (begin|end)" seq=(\d+)/.exec(line);
+    if (!m) continue;
+    if (m[1] === "begin") {
+      assert.equal(open, undefined, `reload ${m[2]} began while ${open} was running`);
+      open = m[2];
+      count++;
+    } else {
+      assert.equal(open, m[2], `reload end ${m[2]} without its begin`);
+      open = undefined;
+    }
+  }
+  return count;
+}
