@@ -43,7 +43,7 @@ export class LineReader {
   }
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keep a BOM, to refuse it
 // C0 controls, DEL and C1 controls. (A trailing "\r" is removed before this check.)
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;

@@ -228,7 +228,8 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   if (values.ingress_domain !== "" && !isHostPattern(values.ingress_domain)) errors.push(`${at("ingress_domain")} must be a domain name`);
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(values.core_deployment)) errors.push(`${at("core_deployment")} must be a deployment name`);
   for (const [cert, key] of [["core_tls_cert", "core_tls_key"], ["manager_tls_cert", "manager_tls_key"], ["proxy_default_cert", "proxy_default_key"]] as const)
-    if ((values[cert] === "") !== (values[key] === "")) errors.push(`${at(cert)} and ${key} go together`);
+    if ((values[cert] === "") !== (values[key] === ""))
+      errors.push(values[cert] ? `${at(cert)} needs ${key} too` : `${at(key)} needs ${cert} too`);
 }
 
 const LABEL = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";

@@ -118,3 +118,8 @@ test("the error list is bounded", () => {
   assert.ok(errors.length <= 102, String(errors.length));
   assert.match(errors.at(-1)!, /more errors not listed|too many errors/);
 });
+
+test("a key that needs its pair is reported on the line of the one given", () => {
+  assert.deepEqual(errorsOf(() => parseConfig('\n\ncore_tls_key = "/k.pem"\n', "p.conf", {})), ["p.conf:3: core_tls_key needs core_tls_cert too"]);
+  assert.deepEqual(errorsOf(() => parseConfig('proxy_default_cert = "/c.pem"\n', "p.conf", {})), ["p.conf:1: proxy_default_cert needs proxy_default_key too"]);
+});
