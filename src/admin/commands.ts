@@ -1,5 +1,6 @@
 // The admin commands: `reload` and `status`.
 import type { DaemonContext } from "../daemon/context.js";
+import type { DynamicConfig } from "../config/index.js";
 import { VERSION } from "../version.js";
 import { INVALID_INPUT, type Handler, type Reply } from "./protocol.js";
 
@@ -42,9 +43,20 @@ export function statusReply(ctx: DaemonContext): Reply {
 /** Distinct host names routed right now: the proxy's merged table when a component provides
  *  one, else the config's [[site]] host names. Host names compare case-insensitively. */
 export function countSites(ctx: DaemonContext): number {
-  const hosts = new Set<string>();
   const providers = ctx.components.filter((c) => c.routedHostnames);
-  if (providers.length) for (const p of providers) for (const h of p.routedHostnames!()) hosts.add(h.toLowerCase());
-  else for (const s of ctx.dynamic().sites) hosts.add(s.hostname.toLowerCase());
+  if (!providers.length) return configSites(ctx.dynamic());
+  const hosts = new Set<string>();
+  for (const p of providers) for (const h of p.routedHostnames!()) hosts.add(h.toLowerCase());
   return hosts.size;
+}
+
+// A DynamicConfig is immutable, so its count is computed once per reload, not per `status`.
+const siteCounts = new WeakMap<DynamicConfig, number>();
+function configSites(dyn: DynamicConfig): number {
+  let n = siteCounts.get(dyn);
+  if (n === undefined) {
+    n = new Set(dyn.sites.map((s) => s.hostname.toLowerCase())).size;
+    siteCounts.set(dyn, n);
+  }
+  return n;
 }

@@ -33,14 +33,15 @@ export function parseToml(text: string): { doc: Document; errors: ParseError[] }
   let current = doc.root;
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark
   const lines = text.split("\n");
+  let lineNo = 0;
+  const fail = (message: string) => errors.push({ line: lineNo, message }); // one closure, not one per line
   for (let i = 0; i < lines.length; i++) {
     if (errors.length >= MAX_ERRORS) {
       errors.push({ line: i + 1, message: `too many errors, stopped after ${MAX_ERRORS}` });
       break;
     }
-    const lineNo = i + 1;
+    lineNo = i + 1;
     const raw = lines[i]!.endsWith("\r") ? lines[i]!.slice(0, -1) : lines[i]!;
-    const fail = (message: string) => errors.push({ line: lineNo, message });
     if (raw.length > MAX_LINE) { fail(`line longer than ${MAX_LINE} characters`); continue; }
     if (CONTROL.test(raw)) {
       fail("control character (only tab is allowed)");
@@ -135,19 +136,22 @@ function parseValue(src: string): { value: Scalar } | { error: string } {
   return { error: `unsupported value ${clip(src)} (strings must be "quoted"; floats, dates and inline tables are not supported)` };
 }
 
+function skipBlank(src: string, i: number): number {
+  while (i < src.length && (src[i] === " " || src[i] === "\t")) i++;
+  return i;
+}
+
 function parseArray(src: string): { value: string[] } | { error: string } {
   const out: string[] = [];
   let i = 1;
-  const skip = () => { while (i < src.length && (src[i] === " " || src[i] === "\t")) i++; };
   for (;;) {
-    skip();
+    i = skipBlank(src, i);
     if (src[i] === "]") break; // empty array or trailing comma
     if (src[i] !== '"' && src[i] !== "'") return { error: i >= src.length ? "unterminated array (arrays must be on one line)" : "arrays may only hold strings" };
     const s = src[i] === '"' ? readBasic(src, i) : readLiteral(src, i);
     if ("error" in s) return s;
     out.push(s.value);
-    i = s.end;
-    skip();
+    i = skipBlank(src, s.end);
     if (src[i] === ",") { i++; continue; }
     if (src[i] === "]") break;
     return { error: "expected , or ] in array (arrays must be on one line)" };
@@ -159,6 +163,10 @@ const ESCAPES: Record<string, string> = { b: "\b", t: "\t", n: "\n", f: "\f", r:
 
 /** A basic string "..." starting at src[start]. */
 function readBasic(src: string, start: number): { value: string; end: number } | { error: string } {
+  // fast path: no escape before the closing quote (control characters were refused per line)
+  const close = src.indexOf('"', start + 1);
+  const escape = src.indexOf("\\", start + 1);
+  if (close >= 0 && (escape < 0 || escape > close)) return { value: src.slice(start + 1, close), end: close + 1 };
   let out = "";
   for (let i = start + 1; i < src.length; i++) {
     const c = src[i]!;

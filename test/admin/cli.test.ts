@@ -105,3 +105,8 @@ test("help lists the new commands", async () => {
   for (const c of ["check-config", "status", "reload"]) assert.match(r.stdout, new RegExp(`^  ${c} `, "m"));
   for (const c of ["check-config", "status", "reload"]) assert.match((await cli([c, "--help"])).stdout, new RegExp(`^usage: stevedore ${c}`));
 });
+
+test("the installed example config passes check-config", async () => {
+  const r = await cli(["check-config", "--config", "packaging/stevedore.conf.example"]);
+  assert.deepEqual([r.status, r.stdout, r.stderr], [0, "ok\n", ""]);
+});
