@@ -19,6 +19,8 @@ export class AdminSocket implements Component {
   private reason: string | undefined;
   private server: Server | undefined;
   private readonly open = new Set<Socket>();
+  /** connections whose command is being answered (a reload may wait for the lock) */
+  private readonly busy = new Set<Socket>();
   private readonly handlers: Record<string, Handler>;
 
   constructor(private readonly path: string, handlers: Record<string, Handler>) {
@@ -58,10 +60,10 @@ export class AdminSocket implements Component {
     const server = this.server;
     this.server = undefined;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    if (graceful) {
-      // let replies in flight (a reload waiting for the lock) finish until the deadline
-      while (this.open.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    }
+    // Connections still sending their line are dropped; commands being answered (a reload
+    // waiting for the lock) finish until the deadline when the stop is graceful.
+    for (const sock of this.open) if (!this.busy.has(sock)) sock.destroy();
+    if (graceful) while (this.busy.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const sock of this.open) sock.destroy();
     await closed;
   }
@@ -75,13 +77,13 @@ export class AdminSocket implements Component {
   }
 
   private onConnection(sock: Socket): void {
-    if (this.open.size >= MAX_ADMIN_CONNECTIONS) {
-      this.reply(sock, { status: "error", message: "too many connections" });
-      return;
-    }
     this.open.add(sock);
     sock.once("close", () => this.open.delete(sock));
     sock.on("error", () => sock.destroy());
+    if (this.open.size > MAX_ADMIN_CONNECTIONS) {
+      this.reply(sock, { status: "error", message: "too many connections" });
+      return;
+    }
     const reader = new LineReader();
     let answered = false;
     const finish = (line: Buffer | "too-long") => {
@@ -92,9 +94,11 @@ export class AdminSocket implements Component {
       sock.off("end", onEnd);
       sock.pause(); // one command per connection: whatever follows the first line is ignored
       if (line === "too-long") return this.reply(sock, INVALID_INPUT);
-      void dispatch(line, this.handlers, (err) => log.error("admin command failed", { error: (err as Error)?.message ?? String(err) })).then((r) =>
-        this.reply(sock, r),
-      );
+      this.busy.add(sock);
+      void dispatch(line, this.handlers, (err) => log.error("admin command failed", { error: (err as Error)?.message ?? String(err) })).then((r) => {
+        this.busy.delete(sock);
+        this.reply(sock, r);
+      });
     };
     const onData = (chunk: Buffer) => {
       const line = reader.feed(chunk);

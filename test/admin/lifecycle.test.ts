@@ -99,3 +99,23 @@ test("the socket is mode 0600 and removed at stop", async () => {
     await d.cleanup();
   }
 });
+
+test("a stop does not wait for an admin client that never sends its line", async () => {
+  const d = await startDaemon({ disable: [...ONLY_ADMIN] });
+  try {
+    const idle = adminRaw(d.adminSocket, "sta");
+    // the daemon has accepted it once status counts two connections (the idle one and its own)
+    const deadline = performance.now() + 5000;
+    for (;;) {
+      const r = parseReply((await adminRaw(d.adminSocket, "status\n")).reply) as { listeners: { admin: { connections: number } } };
+      if (r.listeners.admin.connections >= 2) break;
+      assert.ok(performance.now() < deadline, "idle connection accepted");
+    }
+    const t = performance.now();
+    assert.equal(await d.stop(), 0);
+    assert.ok(performance.now() - t < 3000, `stopped in ${performance.now() - t} ms`);
+    assert.equal((await idle).reply, "", "dropped without an answer");
+  } finally {
+    await d.cleanup();
+  }
+});
