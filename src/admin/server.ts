@@ -105,14 +105,8 @@ export class AdminSocket implements Component {
       if (line !== undefined) finish(line);
     };
     const onEnd = () => finish(reader.end()); // EOF ends the line too (`printf status | nc -UN`)
-    const timer = setTimeout(() => {
-      if (answered) return;
-      answered = true;
-      sock.off("data", onData);
-      sock.off("end", onEnd);
-      sock.pause();
-      this.reply(sock, INVALID_INPUT);
-    }, LINE_TIMEOUT_MS);
+    // silent (or too slow) for 5 s: the same answer as a line over the limit
+    const timer = setTimeout(() => finish("too-long"), LINE_TIMEOUT_MS);
     sock.once("close", () => clearTimeout(timer));
     sock.on("data", onData);
     sock.on("end", onEnd);
