@@ -215,7 +215,7 @@ const MAX_SOCKET_PATH = 107;
 
 function validateValues(values: Values, at: (key: string) => string, errors: string[]): void {
   for (const key of ["core_listen", "manager_listen", "proxy_http_listen", "proxy_https_listen"] as const)
-    if (values[key] !== "" && !parseHostPort(values[key])?.port) errors.push(`${at(key)} must be host:port (port 1-65535) or ""`);
+    if (values[key] !== "" && !parseHostPort(values[key])) errors.push(`${at(key)} must be host:port or ""`); // port 0: any free port
   if (!values.state_dir.startsWith("/")) errors.push(`${at("state_dir")} must be an absolute path`);
   for (const key of ["query_socket_path", "admin_socket_path", "command_socket_path", "docker_socket"] as const) {
     const v = values[key];

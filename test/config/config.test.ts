@@ -83,7 +83,7 @@ test("validation: socket paths absolute and short, listen ports 1-65535, duplica
       [
         'admin_socket_path = "relative.sock"',
         `command_socket_path = "/${"x".repeat(120)}"`,
-        'core_listen = "127.0.0.1:0"',
+        'core_listen = "127.0.0.1:x"',
         'proxy_http_listen = "127.0.0.1:65536"',
         '[[site]]\nhostname = "a.example.com"\nbackends = ["127.0.0.1:0"]',
         '[[site]]\nhostname = "A.example.com"\nbackends = ["127.0.0.1:1"]',
