@@ -1,5 +1,7 @@
 // The spec's twelve acceptance criteria (specs/admin-socket.md), over the real socket of the
-// bundled daemon, with socat and nc as clients.
+// bundled daemon, with socat and nc as clients. Numbered as in the spec: 1-6 and 10-12 here,
+// 7 (stale socket), 8 (live socket of another process), 9 ("" disables) in lifecycle.test.ts;
+// more of 5 in limits.test.ts, more of 10 in concurrency.test.ts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { stat, writeFile, rename } from "node:fs/promises";

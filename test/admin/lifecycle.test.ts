@@ -24,7 +24,7 @@ async function tempDir() {
   return mkdtemp(join(tmpdir(), "stevedore-cfg-"));
 }
 
-test("a stale socket (nobody listening) is removed and replaced at start", async () => {
+test("7. a stale socket (nobody listening) is removed and replaced at start", async () => {
   const dir = await tempDir();
   const path = join(dir, "admin.sock");
   const other = await foreignListener(path);
@@ -41,7 +41,7 @@ test("a stale socket (nobody listening) is removed and replaced at start", async
   }
 });
 
-test("a live socket of another process: warning, the daemon continues without the admin socket, the socket is left alone", async () => {
+test("8. a live socket of another process: warning, the daemon continues without the admin socket, the socket is left alone", async () => {
   const dir = await tempDir();
   const path = join(dir, "admin.sock");
   const other = await foreignListener(path);
@@ -77,7 +77,7 @@ test("a regular file at the path is kept untouched; the daemon continues", async
   await rm(dir, { recursive: true, force: true });
 });
 
-test('admin_socket_path = "" disables the admin socket', async () => {
+test('9. admin_socket_path = "" disables the admin socket', async () => {
   const d = await startDaemon({ disable: ["admin", ...ONLY_ADMIN] });
   try {
     assert.match(await d.waitForLog(/msg="ready"/), /components=admin:disabled/);
@@ -87,7 +87,7 @@ test('admin_socket_path = "" disables the admin socket', async () => {
   }
 });
 
-test("the socket is mode 0600 and removed at stop", async () => {
+test("1. the socket is mode 0600 and removed at stop", async () => {
   const d = await startDaemon({ disable: [...ONLY_ADMIN] });
   try {
     const st = await stat(d.adminSocket);
