@@ -1,6 +1,5 @@
 // Which admin socket the CLI talks to: --socket, else the config's admin_socket_path.
-import { readFileSync } from "node:fs";
-import { configPath, loadConfig, ConfigError, KEYS } from "../config/index.js";
+import { configPath, loadConfig, readConfigText, ConfigError, KEYS } from "../config/index.js";
 import { parseToml } from "../config/toml.js";
 import { adminCall, AdminUnreachable } from "../admin/client.js";
 import { CommandError } from "./command.js";
@@ -28,7 +27,7 @@ export function adminSocketPath(flags: { config?: string; socket?: string }): st
 
 function lenientSocketPath(path: string): string | undefined {
   try {
-    const v = parseToml(readFileSync(path, "utf8")).doc.root.get("admin_socket_path")?.value;
+    const v = parseToml(readConfigText(path)).doc.root.get("admin_socket_path")?.value;
     return typeof v === "string" ? v : undefined;
   } catch {
     return undefined;

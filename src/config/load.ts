@@ -51,6 +51,11 @@ function readFailure(path: string, explicit: boolean, err: unknown): undefined {
   throw new ConfigError([`${path}: cannot read: ${reason}`]);
 }
 
+/** The text of a config file, read the bounded way (a regular file of at most MAX_CONFIG_BYTES). */
+export function readConfigText(path: string): string {
+  return decodeConfig(path, readBounded(path));
+}
+
 function decodeConfig(path: string, bytes: Buffer): string {
   if (bytes.length > MAX_CONFIG_BYTES) throw new ConfigError([`${path}: file larger than ${MAX_CONFIG_BYTES} bytes`]);
   try {

@@ -94,6 +94,11 @@ test("a clear message and exit 1 when the daemon is not running or the socket is
   const off = await cli(["status", "--config", conf]);
   assert.equal(off.status, 1);
   assert.match(off.stderr, /^stevedore: the admin socket is disabled \(admin_socket_path = "" in \S+off\.conf\)\n$/);
+  // a config that is a FIFO does not hang the client
+  const { execFileSync } = await import("node:child_process");
+  execFileSync("mkfifo", [join(dir, "fifo.conf")]);
+  const fifo = await cli(["status", "--config", join(dir, "fifo.conf")], { });
+  assert.equal(fifo.status, 1);
   // a stale socket file (nobody listening) is "not running" too
   const stale = await cli(["status", "--socket", join(dir, "off.conf")]);
   assert.equal(stale.status, 1);
