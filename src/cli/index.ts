@@ -4,6 +4,7 @@ import { daemonCommand } from "./daemon.js";
 import { checkConfigCommand } from "./check-config.js";
 import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
+import { coreCommand } from "./core.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -39,6 +40,7 @@ const COMMANDS: Command[] = [
   checkConfigCommand,
   statusCommand,
   reloadCommand,
+  coreCommand,
   versionCommand,
   helpCommand,
 ];
