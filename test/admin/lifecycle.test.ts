@@ -70,11 +70,12 @@ test("a regular file at the path is kept untouched; the daemon continues", async
     assert.match(await d.waitForLog(/msg="ready"/), /components="?admin:unavailable\b/);
     await d.waitForLog(/level=error msg="admin path .* exists and is not a socket; refusing to replace it"/);
     assert.equal(await readFile(path, "utf8"), "precious\n");
+    await d.stop();
+    assert.equal(await readFile(path, "utf8"), "precious\n", "still there after stop");
   } finally {
     await d.cleanup();
+    await rm(dir, { recursive: true, force: true });
   }
-  assert.equal(await readFile(path, "utf8"), "precious\n", "still there after stop");
-  await rm(dir, { recursive: true, force: true });
 });
 
 test('9. admin_socket_path = "" disables the admin socket', async () => {
