@@ -81,11 +81,12 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
     await Promise.race([first, timeout]);
     clearTimeout(timer);
     this.firstOutcome = undefined;
-    if (this.rev.seq === 0) this.publish();
+    if (this.rev.seq === 0 && !this.stopped) this.publish();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.firstOutcome?.(); // a start() still waiting for Docker returns now
     this.stream.stop();
     for (const t of [this.debounceTimer, this.resyncTimer, this.retryTimer]) clearTimeout(t);
     this.debounceTimer = this.resyncTimer = this.retryTimer = undefined;

@@ -52,8 +52,8 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   });
   for (const factory of COMPONENTS) components.push(factory(ctx));
 
-  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
-  // Signals are handled from here on: a stop during start-up (Docker slow to answer) is clean too.
+  // Signals are handled from here on (before the "starting" line, so whoever sees it may signal):
+  // a stop during start-up (Docker slow to answer) is clean too.
   const onSignal = (signal: NodeJS.Signals) => {
     log.info("signal received, stopping", { signal });
     stopRequested?.(true);
@@ -65,11 +65,16 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("SIGHUP", onHup);
-  await catalog.start();
+  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
+  await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
   for (const c of components) await c.start();
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
+  // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable
+  // the daemon would exit silently. This timer holds it until a stop is requested.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const graceful = await stopped;
+  clearInterval(keepAlive);
   const deadline = performance.now() + (graceful ? reloader.dynamic.shutdown_timeout_secs * 1000 : 0);
   // Interfaces first (all at once, each draining until the deadline), then the stopLast ones,
   // then the catalog they read from.

@@ -11,7 +11,8 @@ import { mapLimit } from "../../src/catalog/catalog.js";
 import { ensureTestImage, removeLabeled, TEST_IMAGE, waitFor } from "../helpers/docker.js";
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 100);
-const GROUP = "stevedore.test.group=cat-bench-latency";
+const RUN = process.pid.toString(36);
+const GROUP = `stevedore.test.group=cat-bench-latency-${RUN}`;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 
 async function main() {
@@ -36,9 +37,9 @@ async function main() {
   });
   try {
     const ids = await mapLimit(Array.from({ length: STARTS }, (_, i) => i), 8, async (i) =>
-      (await docker.createContainer(`cat-bench-latency-${i}`, {
+      (await docker.createContainer(`cat-bench-latency-${RUN}-${i}`, {
         Image: TEST_IMAGE, Cmd: ["sleep", "3600"],
-        Labels: { "stevedore.test": "catalog", "stevedore.test.group": "cat-bench-latency", "stevedore.deployment": "cat-bench-latency", "stevedore.service": "s" },
+        Labels: { "stevedore.test": "catalog", "stevedore.test.group": `cat-bench-latency-${RUN}`, "stevedore.deployment": `cat-bench-latency-${RUN}`, "stevedore.service": "s" },
         HostConfig: { NetworkMode: "none" },
       })).Id,
     );

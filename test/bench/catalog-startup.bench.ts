@@ -12,7 +12,8 @@ import { ensureTestImage, removeLabeled, run, TEST_IMAGE } from "../helpers/dock
 const COUNT = Number(process.env.BENCH_CONTAINERS ?? 200);
 const DAEMON_RUNS = 5;
 const SHELL_RUNS = 3;
-const GROUP = "stevedore.test.group=cat-bench-startup";
+const RUN = process.pid.toString(36);
+const GROUP = `stevedore.test.group=cat-bench-startup-${RUN}`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function daemonStartup(conf: string): Promise<number> {
@@ -53,9 +54,9 @@ async function main() {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-bench-"));
   try {
     await mapLimit(Array.from({ length: COUNT }, (_, i) => i), 8, (i) =>
-      docker.createContainer(`cat-bench-startup-${i}`, {
+      docker.createContainer(`cat-bench-startup-${RUN}-${i}`, {
         Image: TEST_IMAGE,
-        Labels: { "stevedore.test": "catalog", "stevedore.test.group": "cat-bench-startup", "stevedore.deployment": `cat-bench-${i % 20}`, "stevedore.service": `s${i % 3}` },
+        Labels: { "stevedore.test": "catalog", "stevedore.test.group": `cat-bench-startup-${RUN}`, "stevedore.deployment": `cat-bench-${i % 20}`, "stevedore.service": `s${i % 3}` },
       }),
     );
     const conf = join(dir, "stevedore.conf");

@@ -23,7 +23,9 @@ test("revision clock: strictly increasing, persisted, first after restart above 
     assert.equal(restarted.next(), 5000);
     await restarted.flushed();
     await writeFile(join(dir, "revision"), "garbage\n");
-    assert.equal(new RevisionClock(dir, () => 7).next(), 7);
+    const fresh = new RevisionClock(dir, () => 7);
+    assert.equal(fresh.next(), 7);
+    await fresh.flushed();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

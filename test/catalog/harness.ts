@@ -4,12 +4,16 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { Catalog } from "../../src/catalog/index.js";
 import type { ContainerInfo, Revision } from "../../src/catalog/types.js";
 import { DockerClient } from "../../src/docker/index.js";
 import { DOCKER_SOCKET, TEST_IMAGE, waitFor } from "../helpers/docker.js";
 
 export const LABEL = "stevedore.test=catalog";
+/** Per-run suffix of every deployment and container name: the same tests may run from several
+ *  worktrees at once on the one engine. */
+export const RUN = randomBytes(3).toString("hex");
 
 export function dynamicConfig(over: Record<string, number> = {}) {
   const d = { catalog_debounce_ms: 25, catalog_resync_secs: 300, catalog_stale_after_secs: 30, poll_max_waiters: 10_000, ...over };
