@@ -6,6 +6,9 @@ import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
 import { coreCommand } from "./core.js";
 import { proxyCommand } from "./proxy.js";
+import { tokenCommand } from "./token.js";
+import { servicesCommand } from "./services.js";
+import { deploymentsCommand, deploymentCommand } from "./deployments.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -43,6 +46,10 @@ const COMMANDS: Command[] = [
   reloadCommand,
   coreCommand,
   proxyCommand,
+  tokenCommand,
+  servicesCommand,
+  deploymentsCommand,
+  deploymentCommand,
   versionCommand,
   helpCommand,
 ];

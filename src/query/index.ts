@@ -1,0 +1,3 @@
+export { queryComponent } from "./component.js";
+export { QueryServer, LIMITS, type QueryServerOptions } from "./server.js";
+export { RevisionBodies } from "./bodies.js";

@@ -1,0 +1,215 @@
+// The query socket's HTTP handling: auth before routing, bodies from the per-revision cache,
+// long-polls through the catalog's waiter list. Never a Docker call per request.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { CatalogView, Revision } from "../catalog/types.js";
+import { log } from "../log.js";
+import { isDeploymentName } from "../tokens/index.js";
+import { RevisionBodies } from "./bodies.js";
+import { BadRequest, parseAuthorization, parseIngressParam, parsePollParams, parseQuery } from "./request.js";
+
+export interface QueryServerOptions {
+  catalog: CatalogView;
+  /** deployment of a presented token, or undefined */
+  lookupToken(token: string): string | undefined;
+  /** changes whenever the tokens change (voids per-connection auth caches); constant if absent */
+  tokensGeneration?(): number;
+  staleAfterSecs(): number;
+  pollDefaultTimeoutSecs(): number;
+  maxConnections: number;
+}
+
+/** Server limits from the design (long-polls are not cut: requestTimeout only bounds reading the request). */
+export const LIMITS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderSize: 16 * 1024,
+  /** how often node checks the header/request deadlines (only requests still being received are checked) */
+  checkIntervalMs: 1_000,
+};
+
+const JSON_TYPE = "application/json";
+const errorBody = (message: string) => Buffer.from(JSON.stringify({ error: message }));
+const HEALTHZ = Buffer.from(`{"status":"ok"}`);
+const NOT_FOUND = errorBody("not found");
+const METHOD_NOT_ALLOWED = errorBody("method not allowed");
+const BAD_AUTH = errorBody("missing or invalid Authorization header");
+const INVALID_TOKEN = errorBody("invalid token");
+const UNKNOWN_DEPLOYMENT = errorBody("deployment not found");
+const INVALID_NAME = errorBody("invalid deployment name");
+const DOCKER_DOWN = errorBody("docker unavailable");
+const TOO_MANY = errorBody("too many waiting polls");
+const INTERNAL = errorBody("internal error");
+
+function send(res: ServerResponse, status: number, body: Buffer, extra?: string[]): void {
+  const headers = ["Content-Type", JSON_TYPE, "Content-Length", String(body.length)];
+  if (extra) headers.push(...extra);
+  res.writeHead(status, headers);
+  res.end(res.req.method === "HEAD" ? undefined : body);
+}
+
+/** The first Authorization header, read from the raw list so node never builds the headers object
+ *  (one object less per request, which counts for 10,000 waiting polls). */
+function authorizationHeader(raw: string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === "authorization") return raw[i + 1];
+  }
+  return undefined;
+}
+
+export class QueryServer {
+  readonly server: Server;
+  private bodies: RevisionBodies | undefined;
+  private stopping = false;
+  /** pending long-polls of this server (each cancels its catalog waiter) */
+  private polls = new Set<ServerResponse>();
+  private authCache = new WeakMap<Socket, { header: string; deployment: string; generation: number }>();
+
+  constructor(private opts: QueryServerOptions) {
+    this.server = createServer({
+      maxHeaderSize: LIMITS.maxHeaderSize,
+      requireHostHeader: false, // a Unix socket has no host; minimal clients (nc -U) omit it
+      keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
+      headersTimeout: LIMITS.headersTimeoutMs,
+      requestTimeout: LIMITS.requestTimeoutMs,
+      connectionsCheckingInterval: LIMITS.checkIntervalMs,
+    });
+    this.server.keepAliveTimeout = LIMITS.keepAliveTimeoutMs;
+    this.server.headersTimeout = LIMITS.headersTimeoutMs;
+    this.server.requestTimeout = LIMITS.requestTimeoutMs;
+    this.server.maxConnections = opts.maxConnections;
+    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        this.handle(req, res);
+      } catch (err) {
+        log.error("query request failed", { path: req.url, error: (err as Error).message });
+        if (!res.headersSent) send(res, 500, INTERNAL);
+        else res.destroy();
+      }
+    });
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const body = errorBody(status === 431 ? "request headers too large" : status === 408 ? "request timeout" : "bad request");
+      socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  get pendingPolls(): number {
+    return this.polls.size;
+  }
+
+  /** The responses of the pending polls (to wait for their answers to flush at stop). */
+  pendingResponses(): ServerResponse[] {
+    return [...this.polls];
+  }
+
+  private revisionBodies(): RevisionBodies {
+    return this.bodiesFor(this.opts.catalog.current());
+  }
+
+  /** The cached bodies of a revision (the current one is kept; an older one is made for the occasion). */
+  private bodiesFor(rev: Revision): RevisionBodies {
+    if (this.bodies?.revision === rev) return this.bodies;
+    const made = new RevisionBodies(rev);
+    if (rev === this.opts.catalog.current()) this.bodies = made;
+    return made;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = req.method;
+    const readOnly = method === "GET" || method === "HEAD";
+    if (path === "/healthz") {
+      if (!readOnly) return send(res, 405, METHOD_NOT_ALLOWED, ["Allow", "GET, HEAD"]);
+      return send(res, 200, HEALTHZ);
+    }
+    // auth before routing: an unauthenticated caller learns nothing about the paths
+    const deployment = this.authenticate(req);
+    if (deployment === undefined) return send(res, 401, BAD_AUTH, ["WWW-Authenticate", "Bearer"]);
+    if (deployment === null) {
+      log.debug("query request with an invalid token", { method, path });
+      return send(res, 401, INVALID_TOKEN, ["WWW-Authenticate", "Bearer"]);
+    }
+    log.debug("query request", { deployment, method, path });
+    if (!readOnly) return send(res, 405, METHOD_NOT_ALLOWED, ["Allow", "GET, HEAD"]);
+    try {
+      const params = parseQuery(q < 0 ? "" : url.slice(q + 1));
+      if (path === "/poll") return this.poll(res, params);
+      if (path !== "/services" && path !== "/deployments" && !path.startsWith("/status/")) return send(res, 404, NOT_FOUND);
+      const stale = this.staleness();
+      if (stale === "down") return send(res, 503, DOCKER_DOWN);
+      const extra = stale === undefined ? undefined : ["X-Stevedore-Stale", String(stale)];
+      const bodies = this.revisionBodies();
+      if (path === "/services") return send(res, 200, bodies.services(parseIngressParam(params)), extra);
+      if (path === "/deployments") return send(res, 200, bodies.deployments(), extra);
+      const name = path.slice("/status/".length);
+      if (!isDeploymentName(name)) return send(res, 400, INVALID_NAME);
+      const body = bodies.statusOf(name, Date.now());
+      if (!body) return send(res, 404, UNKNOWN_DEPLOYMENT);
+      return send(res, 200, body, extra);
+    } catch (err) {
+      if (err instanceof BadRequest) return send(res, 400, errorBody(err.message));
+      throw err;
+    }
+  }
+
+  /**
+   * The deployment of the request's token; undefined for a bad header, null for an unknown token.
+   * A keep-alive connection that repeats the header it authenticated with skips the hashing
+   * until the tokens change (the comparison is against what this same client sent before).
+   */
+  private authenticate(req: IncomingMessage): string | undefined | null {
+    const header = authorizationHeader(req.rawHeaders);
+    const generation = this.opts.tokensGeneration?.() ?? 0;
+    const cached = this.authCache.get(req.socket);
+    if (cached !== undefined && cached.header === header && cached.generation === generation) return cached.deployment;
+    const auth = parseAuthorization(header);
+    if ("error" in auth) return undefined;
+    const deployment = this.opts.lookupToken(auth.token);
+    if (deployment === undefined) return null;
+    // the lookup may have reloaded the tokens: cache against the generation it used
+    this.authCache.set(req.socket, { header: header!, deployment, generation: this.opts.tokensGeneration?.() ?? 0 });
+    return deployment;
+  }
+
+  /** undefined: fresh; a number: seconds since Docker last confirmed the catalog; "down": too stale to answer. */
+  private staleness(): number | "down" | undefined {
+    const catalog = this.opts.catalog;
+    if (catalog.dockerState() === "ok") return undefined;
+    const age = Math.max(0, Math.floor((performance.now() - catalog.lastConfirmedAt()) / 1000));
+    return age > this.opts.staleAfterSecs() ? "down" : age;
+  }
+
+  private poll(res: ServerResponse, params: Map<string, string>): void {
+    const { since, timeoutSecs } = parsePollParams(params, this.opts.pollDefaultTimeoutSecs());
+    if (this.stopping) return send(res, 200, this.revisionBodies().pollChanged, ["Connection", "close"]);
+    let answered = false;
+    const outcome = this.opts.catalog.wait(since, timeoutSecs * 1000, (result) => {
+      answered = true;
+      this.polls.delete(res);
+      if (res.destroyed) return;
+      const bodies = this.bodiesFor(result.revision);
+      send(res, 200, result.changed ? bodies.pollChanged : bodies.pollUnchanged, this.stopping ? ["Connection", "close"] : undefined);
+    });
+    if (outcome.kind === "now") return send(res, 200, this.bodiesFor(outcome.revision).pollChanged);
+    if (outcome.kind === "full") return send(res, 503, TOO_MANY);
+    if (answered) return;
+    this.polls.add(res);
+    // a client that goes away leaves the waiter list at once
+    res.once("close", () => {
+      if (answered) return;
+      this.polls.delete(res);
+      outcome.cancel();
+    });
+  }
+
+  /** Stop taking new polls; new ones are answered at once so clients come back to the next daemon. */
+  markStopping(): void {
+    this.stopping = true;
+  }
+}

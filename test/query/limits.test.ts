@@ -1,0 +1,86 @@
+// Server limits: header size, header/request deadlines that never cut a long-poll, keep-alive,
+// max connections. The limits are shortened for the test (same code path, smaller numbers).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LIMITS, QueryServer } from "../../src/query/index.js";
+import { listenUnix } from "../../src/http/index.js";
+import { FakeCatalog } from "./fake-catalog.js";
+import { get } from "./http.js";
+import { waitFor } from "../helpers/docker.js";
+
+const TOKEN = "t".repeat(64);
+
+async function server(t: { after: (fn: () => Promise<void>) => void }, over: Partial<typeof LIMITS> = {}, maxConnections = 100) {
+  const saved = { ...LIMITS };
+  Object.assign(LIMITS, over);
+  const catalog = new FakeCatalog();
+  const qs = new QueryServer({ catalog, lookupToken: (t) => (t === TOKEN ? "web" : undefined), staleAfterSecs: () => 30, pollDefaultTimeoutSecs: () => 60, maxConnections });
+  Object.assign(LIMITS, saved);
+  const dir = await mkdtemp(join(tmpdir(), "stevedore-q-limits-"));
+  const sock = join(dir, "q.sock");
+  assert.ok((await listenUnix(qs.server, sock, 0o666, "query")).ok);
+  t.after(async () => {
+    catalog.releaseWaiters();
+    qs.server.closeAllConnections();
+    await new Promise((r) => qs.server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { sock, catalog };
+}
+
+/** write raw bytes, collect everything until the server closes */
+function raw(sock: string, data: string, timeoutMs = 5000): Promise<{ text: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const s = connect(sock);
+    let text = "";
+    const timer = setTimeout(() => (s.destroy(), reject(new Error(`still open after ${timeoutMs} ms: ${text}`))), timeoutMs);
+    s.on("connect", () => s.write(data));
+    s.setEncoding("utf8").on("data", (c: string) => (text += c));
+    s.on("close", () => (clearTimeout(timer), resolve({ text, ms: performance.now() - t0 })));
+    s.on("error", () => {});
+  });
+}
+
+test("request headers over 16 KiB → 431 JSON", async (t) => {
+  const { sock } = await server(t);
+  const r = await raw(sock, `GET /healthz HTTP/1.1\r\nX-Big: ${"a".repeat(17 * 1024)}\r\n\r\n`);
+  assert.match(r.text, /^HTTP\/1.1 431 /);
+  assert.match(r.text, /\{"error":"request headers too large"\}$/);
+  const ok = await raw(sock, `GET /healthz HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\nConnection: close\r\n\r\n`);
+  assert.match(ok.text, /^HTTP\/1.1 200 /);
+});
+
+test("headers that never finish are cut at the headers timeout; a long-poll outlives the request timeout", async (t) => {
+  const { sock } = await server(t, { headersTimeoutMs: 300, requestTimeoutMs: 500, checkIntervalMs: 100 });
+  const slow = await raw(sock, "GET /services HTTP/1.1\r\nAuthorization: Bearer x");
+  assert.match(slow.text, /^HTTP\/1.1 408 /);
+  assert.ok(slow.ms < 2000, `cut after ${slow.ms} ms`);
+  const t0 = performance.now();
+  const poll = await get(sock, "/poll?timeout=1", { token: TOKEN });
+  assert.equal(poll.status, 200);
+  assert.equal(poll.json.changed, false);
+  assert.ok(performance.now() - t0 >= 950);
+});
+
+test("an idle keep-alive connection is closed after the keep-alive timeout", async (t) => {
+  const { sock } = await server(t, { keepAliveTimeoutMs: 300 });
+  const r = await raw(sock, "GET /healthz HTTP/1.1\r\n\r\n", 3000);
+  assert.match(r.text, /^HTTP\/1.1 200 /);
+  assert.ok(r.ms >= 250 && r.ms < 2500, `closed after ${r.ms} ms`);
+});
+
+test("connections beyond query_max_connections are refused", async (t) => {
+  const { sock } = await server(t, {}, 2);
+  const held = [connect(sock), connect(sock)];
+  t.after(async () => held.forEach((s) => s.destroy()));
+  await Promise.all(held.map((s) => new Promise((r) => s.once("connect", r))));
+  const third = await raw(sock, "GET /healthz HTTP/1.1\r\n\r\n", 3000);
+  assert.equal(third.text, "", "the third connection is closed without an answer");
+  held[0]!.destroy();
+  await waitFor("a free slot serves again", async () => /^HTTP\/1.1 200 /.test((await raw(sock, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 3000)).text), 2000);
+});
