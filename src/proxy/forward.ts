@@ -21,6 +21,8 @@ const BODIES: Record<number, Buffer> = {
   404: Buffer.from("404 Not Found: no route for this host and path\n"),
   502: Buffer.from("502 Bad Gateway: the backend could not be reached\n"),
   503: Buffer.from("503 Service Unavailable: no backend available\n"),
+  408: Buffer.from("408 Request Timeout\n"),
+  431: Buffer.from("431 Request Header Fields Too Large\n"),
   504: Buffer.from("504 Gateway Timeout: the backend did not answer in time\n"),
 };
 

@@ -231,9 +231,11 @@ export class ProxyComponent implements Component {
     const proto = l.proto;
     server.on("request", (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, proto));
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, proto));
-    server.on("clientError", (_err, socket: Duplex) => {
-      if (socket.writable && !(socket as unknown as { _httpMessage?: unknown })._httpMessage) socket.end(rawStatus(400, "Bad Request"));
-      else socket.destroy();
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable || (socket as unknown as { _httpMessage?: unknown })._httpMessage) return void socket.destroy();
+      if (err.code === "HPE_HEADER_OVERFLOW") socket.end(rawStatus(431, "Request Header Fields Too Large"));
+      else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") socket.end(rawStatus(408, "Request Timeout"));
+      else socket.end(rawStatus(400, "Bad Request"));
     });
     if (proto === "https") server.on("tlsClientError", () => {});
     const err = await new Promise<Error | undefined>((resolve) => {

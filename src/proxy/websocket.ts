@@ -70,6 +70,7 @@ export function tunnel(req: IncomingMessage, client: Duplex, first: Buffer, rout
         s.setTimeout(settings.idleMs);
         s.once("timeout", close);
         s.once("close", close);
+        s.once("end", close); // no half-open tunnels: either end finishing closes both
         s.on("error", close);
       }
       upSocket.pipe(client);
