@@ -249,7 +249,10 @@ test("WebSocket: echo through the proxy; both ends close together", async () => 
     socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
     if (head.length) socket.write(head);
     socket.on("data", (d: Buffer) => socket.write(d)); // echo
-    socket.on("end", () => upstreamClosed()); // the proxy closed its side
+    socket.on("end", () => {
+      socket.end();
+      upstreamClosed(); // the proxy closed its side
+    });
     socket.on("error", () => {});
   });
   const state = new FakeState().front("w", "ws.test").backend("w", wsBackend.port);
