@@ -52,10 +52,8 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   });
   for (const factory of COMPONENTS) components.push(factory(ctx));
 
-  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
-  await catalog.start();
-  for (const c of components) await c.start();
-
+  // Signals are handled from here on (before the "starting" line, so whoever sees it may signal):
+  // a stop during start-up (Docker slow to answer) is clean too.
   const onSignal = (signal: NodeJS.Signals) => {
     log.info("signal received, stopping", { signal });
     stopRequested?.(true);
@@ -67,6 +65,9 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("SIGHUP", onHup);
+  log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
+  await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
+  for (const c of components) await c.start();
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
   const graceful = await stopped;

@@ -53,7 +53,7 @@ export class DockerTransport {
   }
 
   private async negotiate(): Promise<string> {
-    const res = await this.raw("GET", "/version", {});
+    const res = await this.raw("GET", "/version", { timeoutMs: 10_000 }, "version"); // a hung engine must not stall start-up for long
     const info = JSON.parse((await readAll(res.res)).toString("utf8")) as { ApiVersion?: string; MinAPIVersion?: string };
     if (res.res.statusCode !== 200 || !info.ApiVersion) throw new DockerError(res.res.statusCode ?? 0, "unexpected /version answer", "version");
     if (compareVersions(info.ApiVersion, MIN_API) < 0)

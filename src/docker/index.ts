@@ -2,3 +2,4 @@ export { DockerClient, splitImageRef } from "./api.js";
 export { DockerTransport, compareVersions, MIN_API, MAX_API } from "./client.js";
 export { DockerError, DockerUnavailable, isNotFound } from "./errors.js";
 export type * from "./types.js";
+export { DockerEventStream, LineSplitter, parseEventLine, MAX_EVENT_LINE, type EventStreamHandlers, type EventStreamOptions } from "./events.js";

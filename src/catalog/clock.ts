@@ -1,0 +1,62 @@
+// The revision clock: Unix-second timestamps, strictly increasing within a process and across
+// restarts (the last one is persisted in <state_dir>/revision).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../store/atomic.js";
+import { log } from "../log.js";
+
+export class RevisionClock {
+  private last: number | undefined;
+  private persisted = 0;
+  private readonly path: string;
+  private writing: Promise<void> = Promise.resolve();
+  private dirty = false;
+
+  constructor(stateDir: string, private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {
+    this.path = join(stateDir, "revision");
+    this.persisted = readPersisted(this.path);
+  }
+
+  /** The next timestamp: max(now, previous + 1); the first one max(now, persisted + 1). */
+  next(): number {
+    const floor = (this.last ?? this.persisted) + 1;
+    const ts = Math.max(this.now(), floor);
+    this.last = ts;
+    this.persist();
+    return ts;
+  }
+
+  /** resolves once the latest timestamp is on disk */
+  flushed(): Promise<void> {
+    return this.writing;
+  }
+
+  // Writes are serialized; a burst collapses into writing the latest value.
+  private persist(): void {
+    if (this.dirty) return;
+    this.dirty = true;
+    this.writing = this.writing.then(async () => {
+      this.dirty = false;
+      const value = this.last!;
+      try {
+        await writeFileAtomic(this.path, `${value}\n`, 0o600);
+      } catch (err) {
+        log.warn("cannot persist the revision timestamp", { path: this.path, error: (err as Error).message });
+      }
+    });
+  }
+}
+
+function readPersisted(path: string): number {
+  try {
+    const text = readFileSync(path, "utf8").trim();
+    if (!/^[0-9]{1,15}$/.test(text)) {
+      log.warn("ignoring a malformed revision file", { path });
+      return 0;
+    }
+    return Number(text);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") log.warn("cannot read the revision file", { path, error: (err as Error).message });
+    return 0;
+  }
+}
