@@ -174,5 +174,17 @@ function respond(x: Exchange, member: Member, upRes: IncomingMessage): void {
   }
   upRes.on("error", () => res.destroy());
   upRes.once("aborted", () => res.destroy());
-  upRes.pipe(res);
+  relay(upRes, res);
+}
+
+/** upRes → res with backpressure; lighter than pipe() (no unpipe/cleanup listener set per response). */
+function relay(src: IncomingMessage, dst: ServerResponse): void {
+  const resume = () => src.resume();
+  src.on("data", (chunk: Buffer) => {
+    if (!dst.write(chunk)) {
+      src.pause();
+      dst.once("drain", resume);
+    }
+  });
+  src.once("end", () => dst.end());
 }
