@@ -1,6 +1,11 @@
 import { VERSION } from "../version.js";
 import { CommandError, UsageError, type Command } from "./command.js";
 import { daemonCommand } from "./daemon.js";
+import { checkConfigCommand } from "./check-config.js";
+import { statusCommand } from "./status.js";
+import { reloadCommand } from "./reload.js";
+import { coreCommand } from "./core.js";
+import { proxyCommand } from "./proxy.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -33,6 +38,11 @@ const helpCommand: Command = {
 /** Every command, in the order `stevedore help` lists them. */
 const COMMANDS: Command[] = [
   daemonCommand,
+  checkConfigCommand,
+  statusCommand,
+  reloadCommand,
+  coreCommand,
+  proxyCommand,
   versionCommand,
   helpCommand,
 ];

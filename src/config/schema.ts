@@ -57,6 +57,8 @@ export const KEYS = {
   core_max_body_bytes: { type: "integer", default: 1 * MiB, group: "dynamic", min: 1 * KiB, max: 1 * GiB },
   core_bind_contents_max_bytes: { type: "integer", default: 1 * GiB, group: "dynamic", min: 1, max: 1024 * GiB },
   core_image_max_bytes: { type: "integer", default: 4 * GiB, group: "dynamic", min: 1, max: 1024 * GiB },
+  core_download_timeout_secs: { type: "integer", default: 30, group: "dynamic", min: 1, max: 3600 },
+  core_stop_timeout_secs: { type: "integer", default: 10, group: "dynamic", min: 0, max: 3600 },
   manager_blacklist_threshold: { type: "integer", default: 3, group: "dynamic", min: 1, max: 1000 },
   manager_task_fail_after_softfail_count: { type: "integer", default: 3, group: "dynamic", min: 1, max: 1000 },
   manager_job_fail_percentage: { type: "integer", default: 10, group: "dynamic", min: 0, max: 100 },

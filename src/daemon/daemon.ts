@@ -70,7 +70,11 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   for (const c of components) await c.start();
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
+  // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable
+  // the daemon would exit silently. This timer holds it until a stop is requested.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const graceful = await stopped;
+  clearInterval(keepAlive);
   const deadline = performance.now() + (graceful ? reloader.dynamic.shutdown_timeout_secs * 1000 : 0);
   // Interfaces first (all at once, each draining until the deadline), then the stopLast ones,
   // then the catalog they read from.

@@ -13,7 +13,7 @@ export interface RouteInfo {
   source: "command" | "config" | "ingress";
   /** the listener(s) that serve it */
   protocols: ("http" | "https")[];
-  /** command app id, "site:<host><path>" or "ingress:<host>" */
+  /** command app id; config: "<host><path>"; ingress: "<host>" */
   app: string;
   /** "ip:port" of each backend, in rotation or not */
   backends: { address: string; up: boolean }[];
@@ -52,9 +52,9 @@ export function setRoutesProvider(fn: (() => RouteInfo[]) | undefined): void {
   routesProvider = fn;
 }
 
-/** The merged routing table with each route's source; [] when the proxy does not run. */
-export function listRoutes(): RouteInfo[] {
-  return routesProvider ? routesProvider() : [];
+/** The merged routing table with each route's source; `fallback()` (default []) when the data plane does not run. */
+export function listRoutes(fallback: () => RouteInfo[] = () => []): RouteInfo[] {
+  return routesProvider ? routesProvider() : fallback();
 }
 
 /** For tests and for a daemon that stops: forget the registered command state. */

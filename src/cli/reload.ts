@@ -1,0 +1,19 @@
+import { ADMIN_OPTIONS, adminSocketPath, callAdmin } from "./admin-socket.js";
+import { CommandError, parse, type Command } from "./command.js";
+
+export const reloadCommand: Command = {
+  name: "reload",
+  summary: "reload the daemon's config file (admin socket)",
+  usage: `usage: stevedore reload [--config FILE] [--socket PATH]
+
+Asks the running daemon over its admin socket to re-read its config file (the
+same as SIGHUP, but with an answer). Prints "reloaded" and exits 0, or prints
+every error and exits 1; a failed reload leaves the running config unchanged.`,
+  async run(args) {
+    const { values } = parse(args, ADMIN_OPTIONS, false);
+    const reply = await callAdmin(adminSocketPath(values), "reload");
+    if (reply.status !== "ok") throw new CommandError(`reload failed: ${String(reply.message ?? "unknown error")}`);
+    process.stdout.write("reloaded\n");
+    return 0;
+  },
+};

@@ -1,0 +1,40 @@
+import { ADMIN_OPTIONS, adminSocketPath, callAdmin } from "./admin-socket.js";
+import { CommandError, parse, table, type Command } from "./command.js";
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "show the daemon's status (admin socket)",
+  usage: `usage: stevedore status [--json] [--config FILE] [--socket PATH]
+
+Asks the running daemon over its admin socket (admin_socket_path of the config
+file, or PATH) for its status: uptime, routed sites, deployments, services, the
+Docker connection, each listener's state and the pending long-polls.
+--json prints the daemon's reply as it is.`,
+  async run(args) {
+    const { values } = parse(args, { ...ADMIN_OPTIONS, json: { type: "boolean" } }, false);
+    const reply = await callAdmin(adminSocketPath(values), "status");
+    if (reply.status !== "ok") throw new CommandError(`status failed: ${String(reply.message ?? "unknown error")}`);
+    process.stdout.write(values.json ? JSON.stringify(reply) + "\n" : human(reply));
+    return 0;
+  },
+};
+
+function human(r: Record<string, unknown>): string {
+  const lines = [
+    `stevedore ${String(r.version ?? "?")}, up ${duration(Number(r.uptime_secs))}`,
+    `sites:          ${String(r.sites)}`,
+    `deployments:    ${String(r.deployments ?? "?")}`,
+    `services:       ${String(r.services ?? "?")}`,
+    `docker:         ${String(r.docker ?? "?")}`,
+    `pending polls:  ${String(r.pending_polls ?? "?")}`,
+  ].join("\n");
+  const listeners = (r.listeners && typeof r.listeners === "object" ? r.listeners : {}) as Record<string, Record<string, unknown>>;
+  const rows = Object.entries(listeners).map(([name, s]) => [name, String(s?.state ?? "?"), String(s?.address ?? ""), String(s?.reason ?? "")]);
+  return `${lines}\n\n${table(["LISTENER", "STATE", "ADDRESS", "NOTE"], rows)}`;
+}
+
+function duration(secs: number): string {
+  if (!Number.isFinite(secs)) return "?";
+  const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600), m = Math.floor((secs % 3600) / 60), s = Math.floor(secs % 60);
+  return [d && `${d}d`, (d || h) && `${h}h`, (d || h || m) && `${m}m`, `${s}s`].filter(Boolean).join(" ");
+}

@@ -1,0 +1,2 @@
+export { createCoreComponent } from "./server.js";
+export { keyPath, readKey } from "./key.js";

@@ -1,0 +1,133 @@
+// The command-socket Component ("command", stopLast): owns the proxy's run-time state, loads it
+// from <state_dir>/proxy-state at start, saves it after every change, serves the NUL-JSON protocol
+// on command_socket_path (mode 0600; "" disables the socket, the state is still loaded).
+import { lstat, rename } from "node:fs/promises";
+import { join } from "node:path";
+import type { Component, DaemonContext } from "../../daemon/context.js";
+import { listenUnix } from "../../http/unix-listener.js";
+import { log } from "../../log.js";
+import type { HandlerHost } from "./handler.js";
+import { mergeOrders, readStateFile } from "./persist.js";
+import { Persister } from "./persister.js";
+import { commandRoutes, type RoutesProvider } from "./routes.js";
+import { CommandServer } from "./server.js";
+import { ProxyState } from "./state.js";
+
+export { ProxyState } from "./state.js";
+export type { RouteInfo, RoutesProvider } from "./routes.js";
+export { commandRoutes } from "./routes.js";
+
+export const STATE_FILE = "proxy-state";
+
+export class CommandComponent implements Component {
+  readonly name = "command";
+  readonly stopLast = true;
+  readonly state = new ProxyState();
+  private readonly persister: Persister;
+  private server: CommandServer | undefined;
+  private listenState: "listening" | "disabled" | "unavailable" | "stopped" = "disabled";
+  private reason: string | undefined;
+  private stopping = false;
+  private readonly softStopOks: (() => void)[] = [];
+  private routes: RoutesProvider = () => commandRoutes(this.state);
+  private fileChain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly ctx: Pick<DaemonContext, "config" | "requestStop">) {
+    this.persister = new Persister(this.state, join(ctx.config.static.state_dir, STATE_FILE));
+  }
+
+  /** The lead connects the data plane's merged table here (command > config > ingress). */
+  setRoutesProvider(provider: RoutesProvider): void {
+    this.routes = provider;
+  }
+
+  async start(): Promise<void> {
+    await this.loadSavedState();
+    const path = this.ctx.config.static.command_socket_path;
+    if (path === "") {
+      this.listenState = "disabled";
+      return;
+    }
+    this.server = new CommandServer(this.ctx.config.static.command_max_frame_bytes, this.host());
+    const r = await listenUnix(this.server.server, path, 0o600, "command");
+    this.listenState = r.ok ? "listening" : "unavailable";
+    if (!r.ok) this.reason = r.message;
+    else log.info("command socket listening", { path });
+  }
+
+  async stop(_graceful: boolean, deadline: number): Promise<void> {
+    this.stopping = true;
+    for (const ok of this.softStopOks.splice(0)) ok();
+    await this.server?.close(deadline);
+    await this.persister.idle();
+    this.listenState = "stopped";
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      state: this.listenState,
+      ...(this.listenState !== "disabled" && { address: this.ctx.config.static.command_socket_path }),
+      ...(this.reason && { reason: this.reason }),
+      connections: this.server?.connections ?? 0,
+      applications: this.state.apps().size,
+      fronts: this.state.httpFronts().length + this.state.httpsFronts().length,
+      backends: this.state.backends().length,
+      certificates: this.state.certificates().size,
+    };
+  }
+
+  routedHostnames(): Iterable<string> {
+    return new Set([...this.state.httpFronts(), ...this.state.httpsFronts()].map((f) => f.hostname));
+  }
+
+  private host(): HandlerHost {
+    return {
+      state: this.state,
+      stateDir: this.ctx.config.static.state_dir,
+      persist: () => this.persister.request(),
+      routes: () => this.routes(),
+      softStop: (sendOk) => {
+        if (this.listenState === "stopped") return sendOk();
+        this.softStopOks.push(sendOk);
+        if (!this.stopping) {
+          this.stopping = true;
+          log.info("SOFT_STOP received, stopping");
+          void this.ctx.requestStop(true);
+        }
+      },
+      hardStop: () => {
+        log.info("HARD_STOP received, stopping");
+        this.stopping = true;
+        // let the Ok reach the client before the listeners close
+        setImmediate(() => void this.ctx.requestStop(false));
+      },
+      runState: () => (this.stopping ? "STOPPING" : "RUNNING"),
+      exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
+        const next = this.fileChain.then(fn);
+        this.fileChain = next.catch(() => {});
+        return next;
+      },
+    };
+  }
+
+  /** A restart keeps run-time routes. A bad file is moved aside (never overwritten by a smaller state). */
+  private async loadSavedState(): Promise<void> {
+    const path = this.persister.path;
+    const exists = await lstat(path).then(() => true, (err: NodeJS.ErrnoException) => err.code !== "ENOENT");
+    if (!exists) return;
+    const parsed = await readStateFile(path);
+    const merged = parsed.ok ? mergeOrders(this.state, parsed.orders) : parsed;
+    if (!merged.ok) {
+      const aside = `${path}.bad-${Date.now()}`;
+      log.error("cannot load the proxy state; moved aside, starting empty", { path, error: merged.message, moved_to: aside });
+      await rename(path, aside).catch(() => {});
+      return;
+    }
+    this.state.replaceWith(merged.next);
+    log.info("proxy state loaded", { path, messages: parsed.ok ? parsed.orders.length : 0 });
+  }
+}
+
+export function commandComponent(ctx: DaemonContext): CommandComponent {
+  return new CommandComponent(ctx);
+}
