@@ -76,10 +76,6 @@ export class CommandComponent implements Component {
     };
   }
 
-  routedHostnames(): Iterable<string> {
-    return new Set([...this.state.httpFronts(), ...this.state.httpsFronts()].map((f) => f.hostname));
-  }
-
   private host(): HandlerHost {
     return {
       state: this.state,
