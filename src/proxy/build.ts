@@ -115,5 +115,8 @@ export function describeTables(t: Tables): RouteInfo[] {
       });
     }
   }
-  return [...rows.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : a.pathBegin < b.pathBegin ? -1 : a.pathBegin > b.pathBegin ? 1 : 0));
+  // by source (command, config, ingress), then in table order (HTTP rows before HTTPS-only rows)
+  return [...rows.values()].sort((a, b) => SOURCE_RANK[a.source] - SOURCE_RANK[b.source]);
 }
+
+const SOURCE_RANK = { command: 0, config: 1, ingress: 2 } as const;
