@@ -24,6 +24,19 @@ s.keepAliveTimeout = 65000;
 s.listen(Number(process.argv[1]), "127.0.0.1", () => process.send && process.send("up"));
 `;
 
+// The floor of node:http: a bare keep-alive proxy with no routing, no header rewriting, no
+// retries or timeouts. Shows what share of the gap to nginx is Node's HTTP stack itself.
+const BARE_PROXY = `
+const http = require("node:http");
+const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+const [port, backendPort] = process.argv.slice(1).map(Number);
+http.createServer((req, res) => {
+  const u = http.request({ host: "127.0.0.1", port: backendPort, path: req.url, method: req.method, headers: req.headers, agent }, (ur) => { res.writeHead(ur.statusCode, ur.headers); ur.pipe(res); });
+  u.on("error", () => { res.statusCode = 502; res.end(); });
+  req.pipe(u);
+}).listen(port, "127.0.0.1", () => process.send && process.send("up"));
+`;
+
 interface WrkResult { rps: number; p50: number; p99: number }
 
 function toMs(v: string): number {
@@ -73,8 +86,11 @@ async function throughput(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-bench-proxy-"));
   const backendPort = await freePort();
   const nginxPort = await freePort();
+  const barePort = await freePort();
   const backend = spawn(process.execPath, ["-e", BACKEND, String(backendPort)], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
   await new Promise((r) => backend.once("message", r));
+  const bare = spawn(process.execPath, ["-e", BARE_PROXY, String(barePort), String(backendPort)], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  await new Promise((r) => bare.once("message", r));
   let daemon: TestDaemon | undefined;
   let nginx: ChildProcess | undefined;
   try {
@@ -91,14 +107,16 @@ async function throughput(): Promise<void> {
       const direct = await wrk(`http://127.0.0.1:${backendPort}/`, c, "bench.test");
       const ngx = await wrk(`http://127.0.0.1:${nginxPort}/`, c, "bench.test");
       const ours = await wrk(`http://127.0.0.1:${daemon.httpPort}/`, c, "bench.test");
-      for (const [name, r] of [["direct", direct], ["nginx", ngx], ["stevedore", ours]] as const)
+      const floor = await wrk(`http://127.0.0.1:${barePort}/`, c, "bench.test");
+      for (const [name, r] of [["direct", direct], ["nginx", ngx], ["stevedore", ours], ["bare node", floor]] as const)
         console.log(`${String(c).padStart(11)}  ${name.padEnd(10)} ${r.rps.toFixed(0).padStart(8)}  ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)}`);
-      rows.push(`${String(c).padStart(11)}  ${(ours.rps / ngx.rps).toFixed(2).padStart(16)} (goal ≥ 0.5)  ${(ours.p50 - direct.p50).toFixed(3).padStart(9)} ms (goal < 1)   nginx adds ${(ngx.p50 - direct.p50).toFixed(3)} ms`);
+      rows.push(`${String(c).padStart(11)}  ${(ours.rps / ngx.rps).toFixed(2).padStart(16)} (goal ≥ 0.5)  ${(ours.p50 - direct.p50).toFixed(3).padStart(9)} ms (goal < 1)   nginx adds ${(ngx.p50 - direct.p50).toFixed(3)} ms; stevedore/bare node ${(ours.rps / floor.rps).toFixed(2)}`);
     }
     console.log("connections  req/s stevedore/nginx           added p50 over direct");
     for (const r of rows) console.log(r);
   } finally {
     nginx?.kill("SIGTERM");
+    bare.kill("SIGTERM");
     backend.kill("SIGTERM");
     await daemon?.cleanup();
     await rm(dir, { recursive: true, force: true });
