@@ -363,3 +363,27 @@ test("graceful stop lets an in-flight request finish, refuses new connections", 
   assert.equal((await inflight).body, "finished");
   await stopped;
 });
+
+test("proxy_max_connections and proxy_idle_timeout_secs apply; a reload changes them", async () => {
+  const ok = await be("ok");
+  const state = new FakeState().front("h", "lim.test").backend("h", ok.port);
+  const p = await startProxy({ state, config: "proxy_max_connections = 1\nproxy_idle_timeout_secs = 1\n" });
+  try {
+    const first = connect(p.httpPort, "127.0.0.1");
+    await new Promise((r) => first.once("connect", r));
+    first.write("GET / HTTP/1.1\r\nHost: lim.test\r\n\r\n");
+    await new Promise((r) => first.once("data", r));
+    // a second connection is over the limit: the proxy drops it
+    const second = await raw(p.httpPort, "GET / HTTP/1.1\r\nHost: lim.test\r\nConnection: close\r\n\r\n");
+    assert.equal(second, "");
+    // the idle keep-alive connection is closed after proxy_idle_timeout_secs
+    const t0 = performance.now();
+    await new Promise((r) => first.once("close", r));
+    const idle = performance.now() - t0;
+    assert.ok(idle < 2500, `closed after ${idle.toFixed(0)} ms idle`);
+    assert.deepEqual(await p.reload("proxy_max_connections = 10\n"), []);
+    assert.match(await raw(p.httpPort, "GET / HTTP/1.1\r\nHost: lim.test\r\nConnection: close\r\n\r\n"), /^HTTP\/1\.1 200 /);
+  } finally {
+    await p.stop();
+  }
+});
