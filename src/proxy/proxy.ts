@@ -1,0 +1,317 @@
+// The proxy component: HTTP and HTTPS listeners over the merged routing table.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
+import { parseHostPort, type DynamicConfig } from "../config/index.js";
+import type { Component, DaemonContext } from "../daemon/context.js";
+import type { Revision } from "../catalog/types.js";
+import { log } from "../log.js";
+import type { ProxyStateView } from "./types.js";
+import { getCommandState, onCommandState, setRoutesProvider, type RouteInfo } from "./state-registry.js";
+import { buildTables, describeTables, type Tables } from "./build.js";
+import { UpstreamSet } from "./upstream.js";
+import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
+import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
+import { clientAddress, scanRequest } from "./headers.js";
+import { normalizeHost, type RouteTable } from "./table.js";
+import { forward, rawStatus, sendStatus, type ForwardSettings } from "./forward.js";
+import { tunnel, type TunnelSettings } from "./websocket.js";
+
+export interface ProxyOptions {
+  /** active health check timing (tests shorten the interval) */
+  health?: Partial<HealthOptions>;
+}
+
+type Proto = "http" | "https";
+
+interface Listener {
+  proto: Proto;
+  address: string;
+  server: Server | undefined;
+  state: "disabled" | "listening" | "unavailable" | "stopped";
+  error?: string;
+}
+
+function settingsOf(dyn: DynamicConfig): TunnelSettings {
+  return {
+    connectTimeoutMs: dyn.proxy_connect_timeout_secs * 1000,
+    responseTimeoutMs: dyn.proxy_response_timeout_secs * 1000,
+    idleMs: dyn.proxy_idle_timeout_secs * 1000,
+  };
+}
+
+export class ProxyComponent implements Component {
+  readonly name = "proxy";
+  private settings: TunnelSettings;
+  private tables: Tables | undefined;
+  private dirty = true;
+  private rebuildScheduled = false;
+  private state: ProxyStateView;
+  private unsubscribe: (() => void)[] = [];
+  private certs: ConfigCerts = { sites: [] };
+  private prepared = new WeakMap<DynamicConfig, ConfigCerts>();
+  private sni = new SniIndex();
+  private upstreams: UpstreamSet;
+  private health: HealthChecker;
+  private listeners: Record<Proto, Listener>;
+  private httpsPort: number | undefined;
+  private inflight = 0;
+  private stopping = false;
+  private drained: (() => void) | undefined;
+  private tunnels = new Set<Duplex>();
+
+  constructor(
+    private ctx: DaemonContext,
+    opts: ProxyOptions = {},
+  ) {
+    const dyn = ctx.dynamic();
+    this.settings = settingsOf(dyn);
+    this.upstreams = new UpstreamSet(() => this.settings.idleMs);
+    this.health = new HealthChecker({ ...DEFAULT_HEALTH, ...opts.health });
+    this.state = getCommandState();
+    const st = ctx.config.static;
+    this.listeners = {
+      http: { proto: "http", address: st.proxy_http_listen, server: undefined, state: "disabled" },
+      https: { proto: "https", address: st.proxy_https_listen, server: undefined, state: "disabled" },
+    };
+    if (st.proxy_https_listen) this.httpsPort = parseHostPort(st.proxy_https_listen)?.port;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    const { certs, errors } = await loadConfigCerts(this.ctx.dynamic());
+    for (const e of errors) log.error("proxy certificate not loaded", { error: e });
+    this.certs = certs;
+    this.follow(this.state);
+    const onState = onCommandState((view) => this.follow(view));
+    const onRevision = () => this.markDirty();
+    this.ctx.catalog.on("revision", onRevision);
+    this.unsubscribe.push(onState, () => this.ctx.catalog.off("revision", onRevision), () => this.state.off("change", this.onStateChange));
+    this.rebuild();
+    setRoutesProvider(() => this.routes());
+    await this.listen(this.listeners.http);
+    await this.listen(this.listeners.https);
+  }
+
+  async stop(graceful: boolean, deadline: number): Promise<void> {
+    this.stopping = true;
+    const servers = [this.listeners.http.server, this.listeners.https.server].filter((s): s is Server => s !== undefined);
+    for (const s of servers) {
+      s.close();
+      s.closeIdleConnections();
+    }
+    if (graceful && this.inflight > 0) {
+      const wait = deadline - performance.now();
+      if (wait > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => (this.drained = resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, wait))),
+        ]);
+        clearTimeout(timer);
+      }
+    }
+    for (const s of servers) s.closeAllConnections();
+    for (const t of this.tunnels) t.destroy();
+    for (const l of Object.values(this.listeners)) if (l.state === "listening") l.state = "stopped";
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.health.stopAll();
+    this.upstreams.closeAll();
+    setRoutesProvider(undefined);
+  }
+
+  status(): Record<string, unknown> {
+    const ls = Object.values(this.listeners);
+    const state = ls.some((l) => l.state === "listening") ? "listening" : ls.every((l) => l.state === "disabled") ? "disabled" : ls.some((l) => l.state === "unavailable") ? "unavailable" : "stopped";
+    const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error });
+    const t = this.current();
+    return { state, http: describe(this.listeners.http), https: describe(this.listeners.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
+  }
+
+  async prepareReload(next: DynamicConfig): Promise<string[]> {
+    const { certs, errors } = await loadConfigCerts(next);
+    if (errors.length === 0) this.prepared.set(next, certs);
+    return errors;
+  }
+
+  reloaded(dyn: DynamicConfig): void {
+    this.settings = settingsOf(dyn);
+    const certs = this.prepared.get(dyn);
+    if (certs) this.certs = certs;
+    for (const l of Object.values(this.listeners)) if (l.server) this.applyLimits(l.server, dyn);
+    const def = this.certs.default;
+    if (def && this.listeners.https.server) (this.listeners.https.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: def.cert, key: def.key });
+    this.markDirty();
+  }
+
+  *routedHostnames(): Iterable<string> {
+    const t = this.current();
+    const seen = new Set<string>();
+    for (const table of [t.http, t.https])
+      for (const h of table.hostnames())
+        if (!seen.has(h)) {
+          seen.add(h);
+          yield h;
+        }
+  }
+
+  /** the merged routing table with each route's source (for `stevedore proxy routes`) */
+  routes(): RouteInfo[] {
+    return describeTables(this.current());
+  }
+
+  // ---- routing table ---------------------------------------------------------------------
+
+  private onStateChange = () => this.markDirty();
+
+  private follow(view: ProxyStateView): void {
+    this.state.off("change", this.onStateChange);
+    this.state = view;
+    view.on("change", this.onStateChange);
+    this.markDirty();
+  }
+
+  /** Sources changed: rebuild soon (once per burst), or at the next lookup if that comes first. */
+  private markDirty(): void {
+    this.dirty = true;
+    if (this.rebuildScheduled) return;
+    this.rebuildScheduled = true;
+    setImmediate(() => {
+      this.rebuildScheduled = false;
+      if (this.dirty && !this.stopping) this.rebuild();
+    });
+  }
+
+  private rebuild(): void {
+    const rev: Revision = this.ctx.catalog.current();
+    this.tables = buildTables({
+      state: this.state,
+      dyn: this.ctx.dynamic(),
+      revision: rev,
+      upstreams: this.upstreams,
+      health: this.health,
+      previous: this.tables?.pools,
+    });
+    this.sni.rebuild(this.state.certificates(), this.certs);
+    this.dirty = false;
+  }
+
+  private current(): Tables {
+    if (this.dirty || !this.tables) this.rebuild();
+    return this.tables!;
+  }
+
+  // ---- listeners -------------------------------------------------------------------------
+
+  private applyLimits(server: Server, dyn: DynamicConfig): void {
+    // maxHeaderSize is read per new connection (documented only as an option, set as a property)
+    (server as unknown as { maxHeaderSize: number }).maxHeaderSize = dyn.proxy_max_header_bytes;
+    server.maxConnections = dyn.proxy_max_connections;
+    server.keepAliveTimeout = dyn.proxy_idle_timeout_secs * 1000;
+    server.headersTimeout = dyn.proxy_idle_timeout_secs * 1000;
+  }
+
+  private async listen(l: Listener): Promise<void> {
+    if (!l.address) return;
+    const hp = parseHostPort(l.address);
+    if (!hp) {
+      l.state = "unavailable";
+      l.error = "bad address";
+      return;
+    }
+    const dyn = this.ctx.dynamic();
+    const options = { maxHeaderSize: dyn.proxy_max_header_bytes, requestTimeout: 0, keepAliveTimeout: dyn.proxy_idle_timeout_secs * 1000, noDelay: true };
+    const server: Server =
+      l.proto === "https"
+        ? (createHttpsServer({ ...options, SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }) as unknown as Server)
+        : createHttpServer(options);
+    this.applyLimits(server, dyn);
+    server.timeout = 0; // idle clients: keepAliveTimeout/headersTimeout; stalled transfers: the upstream idle timeout
+    const proto = l.proto;
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, proto));
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, proto));
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable || (socket as unknown as { _httpMessage?: unknown })._httpMessage) return void socket.destroy();
+      if (err.code === "HPE_HEADER_OVERFLOW") socket.end(rawStatus(431, "Request Header Fields Too Large"));
+      else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") socket.end(rawStatus(408, "Request Timeout"));
+      else socket.end(rawStatus(400, "Bad Request"));
+    });
+    if (proto === "https") server.on("tlsClientError", () => {});
+    const err = await new Promise<Error | undefined>((resolve) => {
+      server.once("error", resolve);
+      server.listen(hp.port, hp.host, () => {
+        server.off("error", resolve);
+        resolve(undefined);
+      });
+    });
+    if (err) {
+      l.state = "unavailable";
+      l.error = (err as NodeJS.ErrnoException).code ?? err.message;
+      log.error("proxy listener unavailable", { proto, address: l.address, error: l.error });
+      return;
+    }
+    server.on("error", (e) => log.error("proxy listener error", { proto, error: e.message }));
+    l.server = server;
+    l.state = "listening";
+    log.info("proxy listening", { proto, address: l.address });
+  }
+
+  // ---- hot path --------------------------------------------------------------------------
+
+  private table(proto: Proto): RouteTable {
+    const t = this.current();
+    return proto === "https" ? t.https : t.http;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, proto: Proto): void {
+    this.inflight++;
+    res.once("close", () => this.done());
+    if (this.stopping) res.shouldKeepAlive = false;
+    const scan = scanRequest(req.rawHeaders, clientAddress(req.socket.remoteAddress), proto);
+    const host = normalizeHost(scan.host);
+    if (host === undefined) return sendStatus(res, 400);
+    const path = req.url ?? "/";
+    let route = this.table(proto).lookup(host, path);
+    if (proto === "http") {
+      // an application with https_redirect answers HTTP with 301, also when only its HTTPS front names the host
+      const redirect = route ?? this.table("https").lookup(host, path);
+      if (redirect?.pool.options.httpsRedirect && this.httpsPort !== undefined) return this.redirect(res, host, path);
+    }
+    if (!route) return sendStatus(res, 404);
+    if (route.pool.members.length === 0) return sendStatus(res, 503);
+    forward(req, res, route, scan, this.settings);
+  }
+
+  private redirect(res: ServerResponse, host: string, path: string): void {
+    const port = this.httpsPort === 443 ? "" : `:${this.httpsPort}`;
+    res.writeHead(301, ["Location", `https://${host}${port}${path}`, "Content-Length", "0"]);
+    res.end();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto): void {
+    socket.on("error", () => socket.destroy());
+    if (this.stopping) return void socket.end(rawStatus(503, "Service Unavailable"));
+    const scan = scanRequest(req.rawHeaders, clientAddress(req.socket.remoteAddress), proto);
+    const host = normalizeHost(scan.host);
+    if (host === undefined || !scan.websocket) return void socket.end(rawStatus(400, "Bad Request"));
+    const route = this.table(proto).lookup(host, req.url ?? "/");
+    if (!route) return void socket.end(rawStatus(404, "Not Found"));
+    if (!route.websocket) return void socket.end(rawStatus(400, "Bad Request"));
+    tunnel(req, socket, head, route, scan, this.settings, this.tunnels);
+  }
+
+  private done(): void {
+    this.inflight--;
+    if (!this.stopping) return;
+    for (const l of Object.values(this.listeners)) l.server?.closeIdleConnections();
+    if (this.inflight === 0) this.drained?.();
+  }
+}
+
+export function createProxy(ctx: DaemonContext, opts?: ProxyOptions): ProxyComponent {
+  return new ProxyComponent(ctx, opts);
+}
+
+// ForwardSettings is part of the public surface for tests
+export type { ForwardSettings };

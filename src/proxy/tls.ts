@@ -1,0 +1,145 @@
+// Certificates of the HTTPS listener and SNI selection: exact name, then one-label wildcard,
+// then the default certificate, else the handshake fails.
+import { readFile } from "node:fs/promises";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createSecureContext, type SecureContext } from "node:tls";
+import type { DynamicConfig } from "../config/index.js";
+import type { ProxyCertificate } from "./types.js";
+
+/** Certificate files bigger than this are refused (a chain is a few KiB). */
+export const MAX_PEM_BYTES = 1024 * 1024;
+
+export interface LoadedCert {
+  names: string[];
+  context: SecureContext;
+}
+
+/** The certificates named by the dynamic config, loaded before a reload swaps it in. */
+export interface ConfigCerts {
+  sites: LoadedCert[];
+  default?: { context: SecureContext; cert: string; key: string };
+}
+
+/** undefined when the pair is usable, else why not (no key material in the message). */
+export function checkKeyPair(certPem: string, keyPem: string): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    return "certificate does not parse";
+  }
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    return "private key does not parse";
+  }
+  if (!cert.checkPrivateKey(key)) return "private key does not match the certificate";
+  return undefined;
+}
+
+async function readPem(path: string, what: string, errors: string[]): Promise<string | undefined> {
+  try {
+    const data = await readFile(path);
+    if (data.length > MAX_PEM_BYTES) {
+      errors.push(`${what} ${path}: larger than ${MAX_PEM_BYTES} bytes`);
+      return undefined;
+    }
+    return data.toString("utf8");
+  } catch (err) {
+    errors.push(`${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return undefined;
+  }
+}
+
+async function loadPair(certPath: string, keyPath: string, what: string, errors: string[]): Promise<{ context: SecureContext; cert: string; key: string } | undefined> {
+  const cert = await readPem(certPath, `${what} certificate`, errors);
+  const key = await readPem(keyPath, `${what} key`, errors);
+  if (cert === undefined || key === undefined) return undefined;
+  const problem = checkKeyPair(cert, key);
+  if (problem) {
+    errors.push(`${what} ${certPath}: ${problem}`);
+    return undefined;
+  }
+  try {
+    return { context: createSecureContext({ cert, key }), cert, key };
+  } catch (err) {
+    errors.push(`${what} ${certPath}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Load every certificate file the config names. Any error fails the reload. */
+export async function loadConfigCerts(dyn: DynamicConfig): Promise<{ certs: ConfigCerts; errors: string[] }> {
+  const errors: string[] = [];
+  const certs: ConfigCerts = { sites: [] };
+  for (const site of dyn.sites) {
+    if (!site.tls_cert) continue;
+    const pair = await loadPair(site.tls_cert, site.tls_key, `[[site]] ${site.hostname}`, errors);
+    if (pair) certs.sites.push({ names: [site.hostname.toLowerCase()], context: pair.context });
+  }
+  if (dyn.proxy_default_cert) {
+    const pair = await loadPair(dyn.proxy_default_cert, dyn.proxy_default_key, "proxy_default_cert", errors);
+    if (pair) certs.default = pair;
+  }
+  return { certs, errors };
+}
+
+/** The SNI lookup built with each routing table. */
+export class SniIndex {
+  private exact = new Map<string, SecureContext>();
+  private wildcard = new Map<string, SecureContext>();
+  private fallback: SecureContext | undefined;
+  /** secure contexts of command-socket certificates, by fingerprint, reused across rebuilds */
+  private cache = new Map<string, SecureContext>();
+
+  rebuild(command: ReadonlyMap<string, ProxyCertificate>, config: ConfigCerts): void {
+    const exact = new Map<string, SecureContext>();
+    const wildcard = new Map<string, SecureContext>();
+    const cache = new Map<string, SecureContext>();
+    const add = (names: readonly string[], ctx: SecureContext) => {
+      for (const raw of names) {
+        const name = raw.toLowerCase();
+        if (name.startsWith("*.")) {
+          if (!wildcard.has(name.slice(2))) wildcard.set(name.slice(2), ctx);
+        } else if (!exact.has(name)) exact.set(name, ctx);
+      }
+    };
+    for (const [fp, cert] of command) {
+      let ctx = this.cache.get(fp);
+      if (!ctx) {
+        try {
+          ctx = createSecureContext({ cert: [cert.certificate, ...cert.chain].join("\n"), key: cert.key });
+        } catch {
+          continue; // the command side validated it; a context that still fails is skipped
+        }
+      }
+      cache.set(fp, ctx);
+      add(cert.names, ctx);
+    }
+    for (const site of config.sites) add(site.names, site.context);
+    this.exact = exact;
+    this.wildcard = wildcard;
+    this.cache = cache;
+    this.fallback = config.default?.context;
+  }
+
+  select(servername: string): SecureContext | undefined {
+    const name = servername.toLowerCase();
+    const exact = this.exact.get(name);
+    if (exact) return exact;
+    const dot = name.indexOf(".");
+    if (dot > 0) {
+      const wild = this.wildcard.get(name.slice(dot + 1));
+      if (wild) return wild;
+    }
+    return this.fallback;
+  }
+
+  /** for the SNICallback of node:tls */
+  callback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    const ctx = this.select(servername);
+    if (ctx) cb(null, ctx);
+    else cb(new Error("no certificate for this name"));
+  };
+}

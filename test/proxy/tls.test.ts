@@ -1,0 +1,124 @@
+// HTTPS: SNI selection (exact, wildcard, default, none), certificates from the command state,
+// config sites and the default; a mismatched key fails the reload.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash, X509Certificate } from "node:crypto";
+import { connect } from "node:tls";
+import { request } from "node:https";
+import { backend, startProxy, FakeState, type Backend } from "./helpers.js";
+import { run } from "../helpers/docker.js";
+
+let dir = "";
+let ok: Backend;
+const pem: Record<string, { cert: string; key: string; certPath: string; keyPath: string }> = {};
+
+/** A self-signed certificate made by openssl for `name`. */
+async function makeCert(id: string, name: string): Promise<void> {
+  const certPath = join(dir, `${id}.crt`);
+  const keyPath = join(dir, `${id}.key`);
+  await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyPath, "-out", certPath, "-days", "2", "-subj", `/CN=${id}`, "-addext", `subjectAltName=DNS:${name}`]);
+  pem[id] = { cert: await readFile(certPath, "utf8"), key: await readFile(keyPath, "utf8"), certPath, keyPath };
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "stevedore-tls-"));
+  await Promise.all([makeCert("exact", "a.tls.test"), makeCert("wild", "*.tls.test"), makeCert("default", "default.test")]);
+  ok = await backend("ok", (req, res) => {
+    req.resume();
+    res.end(`proto=${req.headers["x-forwarded-proto"]}`);
+  });
+});
+after(async () => {
+  await ok.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function fingerprint(certPem: string): string {
+  return createHash("sha256").update(new X509Certificate(certPem).raw).digest("hex");
+}
+
+/** The CN of the certificate the server presents for `servername`, or the handshake error. */
+function presented(port: number, servername: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false }, () => {
+      const cn = s.getPeerCertificate().subject?.CN;
+      s.destroy();
+      resolve(String(cn));
+    });
+    s.on("error", (e) => resolve(`error: ${e.message}`));
+  });
+}
+
+function httpsGet(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, servername: host, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c) => (body += c)).on("end", () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function stateWithExact(): FakeState {
+  const state = new FakeState();
+  const fp = fingerprint(pem.exact!.cert);
+  state.certs.set(fp, { fingerprint: fp, certificate: pem.exact!.cert, chain: [], key: pem.exact!.key, names: ["a.tls.test"] });
+  state.https.push({ appId: "app", hostname: "a.tls.test", pathBegin: "", fingerprint: fp });
+  state.backend("app", ok.port);
+  return state;
+}
+
+const site = (certId: string, keyId = certId) =>
+  `[[site]]\nhostname = "*.tls.test"\nbackends = ["127.0.0.1:${ok.port}"]\ntls_cert = "${pem[certId]!.certPath}"\ntls_key = "${pem[keyId]!.keyPath}"\n`;
+
+test("SNI picks the exact certificate, then the wildcard, then the default", async () => {
+  const p = await startProxy({
+    https: true,
+    state: stateWithExact(),
+    config: `proxy_default_cert = "${pem.default!.certPath}"\nproxy_default_key = "${pem.default!.keyPath}"\n${site("wild")}`,
+  });
+  try {
+    assert.equal(await presented(p.httpsPort, "a.tls.test"), "exact");
+    assert.equal(await presented(p.httpsPort, "A.TLS.test"), "exact");
+    assert.equal(await presented(p.httpsPort, "b.tls.test"), "wild");
+    assert.equal(await presented(p.httpsPort, "x.b.tls.test"), "default", "a wildcard covers one label");
+    assert.equal(await presented(p.httpsPort, "elsewhere.test"), "default");
+    const r = await httpsGet(p.httpsPort, "a.tls.test");
+    assert.deepEqual(r, { status: 200, body: "proto=https" });
+    assert.equal((await httpsGet(p.httpsPort, "b.tls.test")).body, "proto=https", "config site over HTTPS");
+  } finally {
+    await p.stop();
+  }
+});
+
+test("without a default certificate an unknown name fails the handshake", async () => {
+  const p = await startProxy({ https: true, state: stateWithExact() });
+  try {
+    assert.equal(await presented(p.httpsPort, "a.tls.test"), "exact");
+    assert.match(await presented(p.httpsPort, "other.test"), /^error: /);
+  } finally {
+    await p.stop();
+  }
+});
+
+test("a reload with a mismatched key fails and changes nothing; a good reload swaps certificates", async () => {
+  const p = await startProxy({ https: true, state: new FakeState(), config: site("wild") });
+  try {
+    assert.equal(await presented(p.httpsPort, "b.tls.test"), "wild");
+    const errors = await p.reload(site("wild", "default"));
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /private key does not match the certificate/);
+    assert.doesNotMatch(errors[0]!, /BEGIN/, "no key material in errors");
+    assert.equal(await presented(p.httpsPort, "b.tls.test"), "wild");
+    const missing = await p.reload(`[[site]]\nhostname = "x.test"\nbackends = ["127.0.0.1:1"]\ntls_cert = "${dir}/nope.crt"\ntls_key = "${dir}/nope.key"\n`);
+    assert.match(missing.join(";"), /ENOENT/);
+    assert.deepEqual(await p.reload(`proxy_default_cert = "${pem.default!.certPath}"\nproxy_default_key = "${pem.default!.keyPath}"\n`), []);
+    assert.equal(await presented(p.httpsPort, "b.tls.test"), "default", "the site and its certificate are gone");
+  } finally {
+    await p.stop();
+  }
+});
