@@ -3,21 +3,10 @@
 // registers the merged route listing the command socket serves (`stevedore proxy routes`).
 // Neither half imports the other.
 import { EventEmitter } from "node:events";
-import type { ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView, HttpFront, HttpsFront } from "./types.js";
+import type { ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView, HttpFront, HttpsFront, RouteInfo } from "./types.js";
 
-/** One row of the merged routing table. */
-export interface RouteInfo {
-  hostname: string;
-  pathBegin: string;
-  /** which source won this hostname + path */
-  source: "command" | "config" | "ingress";
-  /** the listener(s) that serve it */
-  protocols: ("http" | "https")[];
-  /** command app id; config: "<host><path>"; ingress: "<host>" */
-  app: string;
-  /** "ip:port" of each backend, in rotation or not */
-  backends: { address: string; up: boolean }[];
-}
+export type { RouteInfo };
+
 
 class EmptyState extends EventEmitter<{ change: [] }> implements ProxyStateView {
   apps(): ReadonlyMap<string, ProxyApp> { return new Map(); }

@@ -51,3 +51,17 @@ export interface ProxyStateView extends EventEmitter<{ change: [] }> {
   backends(): readonly ProxyBackend[];
   certificates(): ReadonlyMap<string, ProxyCertificate>;
 }
+
+/** One row of the merged routing table (`stevedore proxy routes`, the ROUTES message). */
+export interface RouteInfo {
+  hostname: string;
+  pathBegin: string;
+  /** which source won this hostname + path */
+  source: "command" | "config" | "ingress";
+  /** the listener(s) that serve it */
+  protocols: ("http" | "https")[];
+  /** command app id; config: "<host><path>"; ingress: "<host>" */
+  app: string;
+  /** "ip:port" of each backend, in rotation or not */
+  backends: { address: string; up: boolean }[];
+}

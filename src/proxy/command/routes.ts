@@ -1,21 +1,10 @@
 // `stevedore proxy routes` / the ROUTES extension message: the merged routing table with each
 // route's source. The data plane owns the merge (command socket > config sites > ingress) and the
 // backends' health; until it is connected with setRoutesProvider, the table is the command
-// socket's own routes. RouteInfo has the shape of src/proxy/state-registry.ts's (data plane).
-import type { ProxyStateView } from "../types.js";
+// socket's own routes. RouteInfo is defined in src/proxy/types.ts.
+import type { ProxyStateView, RouteInfo } from "../types.js";
 
-export interface RouteInfo {
-  hostname: string;
-  pathBegin: string;
-  /** which source won this hostname + path */
-  source: "command" | "config" | "ingress";
-  /** the listener(s) that serve it */
-  protocols: ("http" | "https")[];
-  /** command app id, "site:<host><path>" or "ingress:<host>" */
-  app: string;
-  /** "ip:port" of each backend, in rotation or not */
-  backends: { address: string; up: boolean }[];
-}
+export type { RouteInfo };
 
 export type RoutesProvider = () => RouteInfo[];
 
