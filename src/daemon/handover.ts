@@ -8,7 +8,7 @@
 // and drains. Names: "query", "admin", "command", "core", "proxy-http", "proxy-https".
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
-import type { Server } from "node:net";
+import { Server } from "node:net";
 import { log } from "../log.js";
 import type { Component } from "./context.js";
 
@@ -16,6 +16,10 @@ import type { Component } from "./context.js";
 export const HANDOVER_ENV = "STEVEDORE_HANDOVER";
 /** How long the new master has to start and report ready. */
 export const HANDOVER_TIMEOUT_MS = 10_000;
+/** After the handover, how long the old master keeps connections it accepted last before the
+ *  usual stop closes idle ones: a client may have connected an instant before the listener closed
+ *  and not sent its request yet (http's close() would reset it as idle). */
+export const HANDOVER_GRACE_MS = 1000;
 /** Most listeners handed over (bounds the descriptor list). */
 const MAX_LISTENERS = 16;
 const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel
@@ -171,4 +175,17 @@ export function launchSuccessor(components: readonly Component[], timeoutMs = HA
     child.once("error", onError);
     log.info("upgrade: new master starting", { pid: child.pid, listeners: [...sockets.keys()].join(",") });
   });
+}
+
+/**
+ * The old master after the handover: stop accepting on every listener (the new master accepts on
+ * the same sockets) without touching the connections, then give the connections accepted last
+ * the grace to send their request. The components' usual graceful stop follows.
+ */
+export async function stopAccepting(components: readonly Component[], graceMs = HANDOVER_GRACE_MS): Promise<void> {
+  for (const c of components) {
+    // net's close, not http's: that one also closes connections with no request yet
+    for (const l of c.listeners?.().values() ?? []) if (l.server.listening) Server.prototype.close.call(l.server);
+  }
+  await new Promise((resolve) => setTimeout(resolve, graceMs));
 }

@@ -4,7 +4,7 @@
 import { lstat, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Component, DaemonContext } from "../../daemon/context.js";
-import { launchSuccessor, type LaunchResult, type ListenerMap } from "../../daemon/handover.js";
+import { launchSuccessor, stopAccepting, type LaunchResult, type ListenerMap } from "../../daemon/handover.js";
 import { keepSocketPathsOnClose, listenUnix } from "../../http/unix-listener.js";
 import { log } from "../../log.js";
 import type { HandlerHost } from "./handler.js";
@@ -33,6 +33,7 @@ export class CommandComponent implements Component {
   private routes: RoutesProvider = () => commandRoutes(this.state);
   private fileChain: Promise<unknown> = Promise.resolve();
 
+  /** a new master is starting, or has taken over: the state must not change here any more */
   private upgradeRunning = false;
 
   constructor(
@@ -133,11 +134,14 @@ export class CommandComponent implements Component {
         this.stopping = true;
         keepSocketPathsOnClose(); // the new master serves on the same socket files
         // let the Ok reach the client first; the command socket closes last (stopLast)
-        setImmediate(() => void this.ctx.requestStop(true));
+        setImmediate(() => void stopAccepting(this.ctx.components).then(() => this.ctx.requestStop(true)));
+      } else {
+        this.upgradeRunning = false;
       }
       return r;
-    } finally {
+    } catch (err) {
       this.upgradeRunning = false;
+      throw err;
     }
   }
 
