@@ -5,10 +5,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request, type IncomingMessage } from "node:http";
 import { connect } from "node:net";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/docker.js";
 import { CommandClient } from "../../src/proxy/command/client.js";
 import type { Answer } from "../../src/proxy/command/messages.js";
+
+const run = promisify(execFile);
 
 type Target = { port: number; host?: string } | { socketPath: string };
 
@@ -67,7 +71,7 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   t.after(() => backend.close());
   const bport = (backend.address() as { port: number }).port;
   const site = `[[site]]\nhostname = "site.test"\nbackends = ["127.0.0.1:${bport}"]\n`;
-  const d = await startDaemon({ config: site, disable: ["manager", "https"] });
+  const d = await startDaemon({ config: site, disable: ["manager"] });
   let newPid = 0;
   t.after(async () => {
     if (newPid && alive(newPid)) {
@@ -91,6 +95,12 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   const failed = await order(d, spec("up1", "UPGRADE_MASTER"));
   assert.deepEqual(failed.map((a) => a.status), ["Processing", "Error"]);
   assert.match(failed[1]!.message, /^upgrade failed: the new master exited before it was ready \(code 1\); this master keeps serving$/);
+  // the CLI: both answers, exit 1 (the config file is invalid now, so the socket is named)
+  const cli = await run(process.execPath, [BUNDLE, "proxy", "--socket", d.commandSocket, "upgrade"]).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+  assert.deepEqual([cli.code, cli.stdout, cli.stderr], [1, "upgrade: starting a new master process\n", "stevedore: upgrade failed: the new master exited before it was ready (code 1); this master keeps serving\n"]);
   assert.equal(d.proc.exitCode, null);
   assert.equal((await get({ port: d.httpPort }, "/after-fail", { Host: "site.test" })).body, "backend /after-fail");
   assert.equal((await get({ socketPath: d.querySocket }, "/healthz")).status, 200);
@@ -143,7 +153,8 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   assert.deepEqual(dump.applications.map((a) => a.app_id).sort(), ["rt", "rt2"]);
   assert.match(await admin(d.adminSocket, "status"), /listening/);
   assert.equal((await get({ port: d.httpPort }, "/new", { Host: "runtime.test" })).body, "backend /new");
-  assert.ok(d.logs.some((l) => /listening on the socket handed over/.test(l) && l.includes("listener=command")));
+  for (const name of ["command", "admin", "core", "query", "proxy-http", "proxy-https"])
+    assert.ok(d.logs.some((l) => /listening on the socket handed over/.test(l) && l.includes(`listener=${name} `)), name);
 
   // and stops as any daemon does: its socket files go away with it
   process.kill(newPid, "SIGTERM");
