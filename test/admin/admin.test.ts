@@ -7,13 +7,13 @@ import assert from "node:assert/strict";
 import { stat, writeFile, rename } from "node:fs/promises";
 import { connect } from "node:net";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { adminRaw, assertSerialized, parseReply, viaNc, viaSocat, waitForCount, ONLY_ADMIN } from "../helpers/admin.js";
+import { adminRaw, assertSerialized, parseReply, viaNc, viaSocat, waitForCount, ONLY_ADMIN, NO_DOCKER } from "../helpers/admin.js";
 
 let d: TestDaemon;
 const site = (host: string) => `[[site]]\nhostname = "${host}"\nbackends = ["127.0.0.1:9"]\n`;
 
 before(async () => {
-  d = await startDaemon({ disable: [...ONLY_ADMIN], config: `log_level = "debug"\n${site("a.example.com")}${site("b.example.com")}` });
+  d = await startDaemon({ env: NO_DOCKER, disable: [...ONLY_ADMIN], config: `log_level = "debug"\n${site("a.example.com")}${site("b.example.com")}` });
 });
 after(() => d.cleanup());
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { ONLY_ADMIN } from "../helpers/admin.js";
+import { ONLY_ADMIN, NO_DOCKER } from "../helpers/admin.js";
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -22,7 +22,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ status
 let d: TestDaemon;
 let dir: string;
 before(async () => {
-  d = await startDaemon({ disable: [...ONLY_ADMIN], config: '[[site]]\nhostname = "a.example.com"\nbackends = ["127.0.0.1:9"]' });
+  d = await startDaemon({ env: NO_DOCKER, disable: [...ONLY_ADMIN], config: '[[site]]\nhostname = "a.example.com"\nbackends = ["127.0.0.1:9"]' });
   dir = await mkdtemp(join(tmpdir(), "stevedore-cfg-"));
 });
 after(async () => {

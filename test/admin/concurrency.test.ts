@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { rename, writeFile } from "node:fs/promises";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { adminRaw, assertSerialized, parseReply, viaSocat, waitForCount, ONLY_ADMIN } from "../helpers/admin.js";
+import { adminRaw, assertSerialized, parseReply, viaSocat, waitForCount, ONLY_ADMIN, NO_DOCKER } from "../helpers/admin.js";
 
 let d: TestDaemon;
 let base = "";
@@ -27,7 +27,7 @@ async function install(text: string) {
 const status = async () => parseReply((await adminRaw(d.adminSocket, "status\n")).reply);
 
 before(async () => {
-  d = await startDaemon({ disable: [...ONLY_ADMIN], config: 'log_level = "debug"' });
+  d = await startDaemon({ env: NO_DOCKER, disable: [...ONLY_ADMIN], config: 'log_level = "debug"' });
   const { readFile } = await import("node:fs/promises");
   base = (await readFile(d.configPath, "utf8")).replace(/log_level.*\n/, "");
 });

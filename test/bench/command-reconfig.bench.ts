@@ -2,7 +2,7 @@
 //  - sent → the state's "change" event (what the data plane reacts to);
 //  - sent → Ok answer received (includes the fsync'ed save of <state_dir>/proxy-state).
 // Anchor, same run: a bare NUL-JSON echo round trip over a Unix socket (FrameReader + JSON).
-// (The data plane is not merged in this branch: "first request served by the new backend" is not measured.)
+// "ADD_BACKEND answered -> first request served by the new backend" is in proxy-reconfig.bench.ts (through the daemon).
 // Run: node --import tsx test/bench/command-reconfig.bench.ts
 import { createServer } from "node:net";
 import { join } from "node:path";

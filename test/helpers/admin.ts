@@ -73,6 +73,9 @@ export function parseReply(text: string): Record<string, unknown> {
 
 /** Listeners other than the admin socket, off: admin tests need none of them. */
 export const ONLY_ADMIN = ["query", "command", "core", "manager", "http", "https"] as const;
+/** `sites` counts ingress routes too: daemons that count sites see no engine, so containers
+ *  that other test runs start on the shared engine cannot change the count. */
+export const NO_DOCKER = { DOCKER_HOST: "unix:///nonexistent/docker.sock" };
 
 export async function waitForCount(daemon: TestDaemon, from: number, re: RegExp, n: number, timeoutMs = 10_000) {
   const deadline = performance.now() + timeoutMs;
