@@ -1,6 +1,7 @@
 // The admin socket component: a Unix socket (mode 0600) answering one command per connection.
 import { createServer, type Server, type Socket } from "node:net";
 import type { Component, DaemonContext } from "../daemon/context.js";
+import type { ListenerMap } from "../daemon/handover.js";
 import { listenUnix } from "../http/unix-listener.js";
 import { log } from "../log.js";
 import { adminHandlers } from "./commands.js";
@@ -66,6 +67,10 @@ export class AdminSocket implements Component {
     if (graceful) while (this.busy.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const sock of this.open) sock.destroy();
     await closed;
+  }
+
+  listeners(): ListenerMap {
+    return new Map(this.server && this.state === "listening" ? [["admin", { server: this.server, address: this.path }]] : []);
   }
 
   status(): Record<string, unknown> {

@@ -20,7 +20,7 @@ const USAGE = `usage: stevedore proxy [--config FILE] [--socket PATH] SUBCOMMAND
   backend add|remove --app APP --address IP:PORT [--id ID]
   cert add --cert FILE --key FILE [--chain FILE] | cert remove FINGERPRINT
   stop [--hard]                        soft stop (drain, exit 0) or hard stop
-  upgrade                              UPGRADE_MASTER (not supported by this build)
+  upgrade                              UPGRADE_MASTER: a new daemon process takes the sockets over
   send JSON                            send one raw message, print every answer until Ok/Error
 
 Talks to the command socket (command_socket_path of the config: --config FILE,

@@ -9,6 +9,7 @@ import { parseHostPort } from "../config/index.js";
 import { DockerError, DockerUnavailable } from "../docker/index.js";
 import { HttpError, readBody, readJson, sendError, sendJson } from "../http/index.js";
 import { log } from "../log.js";
+import { listenInherited } from "../daemon/handover.js";
 import { ArchiveError, ArchiveTooLarge } from "./tar.js";
 import { DownloadError, DownloadTooLarge } from "./download.js";
 import { KeyChecker, keyPath, loadOrCreateKey } from "./key.js";
@@ -214,13 +215,14 @@ export function createCoreComponent(ctx: DaemonContext): Component {
           ? createHttpsServer({ ...opts, cert: await readFile(config.core_tls_cert), key: await readFile(config.core_tls_key) }, onRequest)
           : createHttpServer(opts, onRequest);
         server.maxConnections = MAX_CONNECTIONS;
-        await new Promise<void>((resolve, reject) => {
-          server!.once("error", reject);
-          server!.listen(hp.port, hp.host, () => {
-            server!.off("error", reject);
-            resolve();
+        if (!(await listenInherited(server, "core", config.core_listen)))
+          await new Promise<void>((resolve, reject) => {
+            server!.once("error", reject);
+            server!.listen(hp.port, hp.host, () => {
+              server!.off("error", reject);
+              resolve();
+            });
           });
-        });
         server.on("error", (err) => log.error("core API server error", { error: err.message }));
         const bound = server.address();
         address = typeof bound === "object" && bound ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : config.core_listen;
@@ -252,6 +254,9 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       await closed;
       server = undefined;
       state = "stopped";
+    },
+    listeners() {
+      return new Map(server && state === "listening" ? [["core", { server, address: config.core_listen }]] : []);
     },
     status() {
       return { state, address: address || undefined, services: services.registry.size };

@@ -1,6 +1,7 @@
 import type { Config, DynamicConfig } from "../config/index.js";
 import type { DockerClient } from "../docker/index.js";
 import type { CatalogView } from "../catalog/types.js";
+import type { ListenerMap } from "./handover.js";
 
 /** What the daemon hands every component. */
 export interface DaemonContext {
@@ -36,6 +37,8 @@ export interface Component {
   prepareReload?(next: DynamicConfig): Promise<string[]>;
   /** the proxy's merged routed host names (admin `status` counts them as `sites`) */
   routedHostnames?(): Iterable<string>;
+  /** the listening sockets UPGRADE_MASTER hands to a new master, by name (see handover.ts) */
+  listeners?(): ListenerMap;
   /** after a reload swapped the dynamic config */
   reloaded?(dynamic: DynamicConfig): void;
 }

@@ -7,6 +7,7 @@ import { VERSION } from "../version.js";
 import { COMPONENTS } from "./components.js";
 import type { Component, DaemonContext } from "./context.js";
 import { Reloader } from "./reload.js";
+import { reportReady } from "./handover.js";
 
 /** Run the daemon in the foreground until SIGTERM/SIGINT or a stop request. Resolves with the exit code. */
 export async function runDaemon(configFlag: string | undefined): Promise<number> {
@@ -68,6 +69,8 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
   await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
   for (const c of components) await c.start();
+  // a new master (UPGRADE_MASTER) that could not take every socket over gives up: the old one keeps serving
+  if (!(await reportReady())) stopRequested?.(false);
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
   // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable

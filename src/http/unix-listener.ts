@@ -2,6 +2,16 @@ import { lstat, unlink, mkdir, chmod, rename } from "node:fs/promises";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
+import { listenInherited } from "../daemon/handover.js";
+
+/** Set once this process hands its sockets to a new master: the socket paths are its now. */
+let keepPaths = false;
+export function keepSocketPathsOnClose(): void {
+  keepPaths = true;
+}
+function unlinkOnClose(server: Server, path: string): void {
+  server.once("close", () => void (keepPaths ? undefined : unlink(path).catch(() => {})));
+}
 
 export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket"; message: string };
 
@@ -28,6 +38,12 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
  * name in the same directory, chmod-ed, then renamed into place.
  */
 export async function listenUnix(server: Server, path: string, mode: number, what: string): Promise<UnixListenResult> {
+  // a new master takes the old one's socket as is: same file, same inode, no window without it
+  if (await listenInherited(server, what, path)) {
+    await chmod(path, mode).catch(() => {});
+    unlinkOnClose(server, path);
+    return { ok: true };
+  }
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
@@ -65,6 +81,6 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
   await chmod(tmp, mode);
   await rename(tmp, path);
   // node unlinks the bound name on close; remember the real one so stop removes it
-  server.once("close", () => void unlink(path).catch(() => {}));
+  unlinkOnClose(server, path);
   return { ok: true };
 }

@@ -6,6 +6,7 @@ import { parseHostPort, type DynamicConfig } from "../config/index.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
 import type { Revision } from "../catalog/types.js";
 import { log } from "../log.js";
+import { listenInherited, type ListenerMap } from "../daemon/handover.js";
 import type { ProxyStateView } from "./types.js";
 import { getCommandState, onCommandState, setRoutesProvider, type RouteInfo } from "./state-registry.js";
 import { buildTables, describeTables, type Tables } from "./build.js";
@@ -53,7 +54,7 @@ export class ProxyComponent implements Component {
   private sni = new SniIndex();
   private upstreams: UpstreamSet;
   private health: HealthChecker;
-  private listeners: Record<Proto, Listener>;
+  private endpoints: Record<Proto, Listener>;
   private httpsPort: number | undefined;
   private inflight = 0;
   private stopping = false;
@@ -70,7 +71,7 @@ export class ProxyComponent implements Component {
     this.health = new HealthChecker({ ...DEFAULT_HEALTH, ...opts.health });
     this.state = getCommandState();
     const st = ctx.config.static;
-    this.listeners = {
+    this.endpoints = {
       http: { proto: "http", address: st.proxy_http_listen, server: undefined, state: "disabled" },
       https: { proto: "https", address: st.proxy_https_listen, server: undefined, state: "disabled" },
     };
@@ -90,13 +91,13 @@ export class ProxyComponent implements Component {
     this.unsubscribe.push(onState, () => this.ctx.catalog.off("revision", onRevision), () => this.state.off("change", this.onStateChange));
     this.rebuild();
     setRoutesProvider(() => this.routes());
-    await this.listen(this.listeners.http);
-    await this.listen(this.listeners.https);
+    await this.listen(this.endpoints.http);
+    await this.listen(this.endpoints.https);
   }
 
   async stop(graceful: boolean, deadline: number): Promise<void> {
     this.stopping = true;
-    const servers = [this.listeners.http.server, this.listeners.https.server].filter((s): s is Server => s !== undefined);
+    const servers = [this.endpoints.http.server, this.endpoints.https.server].filter((s): s is Server => s !== undefined);
     for (const s of servers) {
       s.close();
       s.closeIdleConnections();
@@ -114,19 +115,25 @@ export class ProxyComponent implements Component {
     }
     for (const s of servers) s.closeAllConnections();
     for (const t of this.tunnels) t.destroy();
-    for (const l of Object.values(this.listeners)) if (l.state === "listening") l.state = "stopped";
+    for (const l of Object.values(this.endpoints)) if (l.state === "listening") l.state = "stopped";
     for (const off of this.unsubscribe.splice(0)) off();
     this.health.stopAll();
     this.upstreams.closeAll();
     setRoutesProvider(undefined);
   }
 
+  listeners(): ListenerMap {
+    const out: ListenerMap = new Map();
+    for (const l of [this.endpoints.http, this.endpoints.https]) if (l.server && l.state === "listening") out.set(`proxy-${l.proto}`, { server: l.server, address: l.address });
+    return out;
+  }
+
   status(): Record<string, unknown> {
-    const ls = Object.values(this.listeners);
+    const ls = Object.values(this.endpoints);
     const state = ls.some((l) => l.state === "listening") ? "listening" : ls.every((l) => l.state === "disabled") ? "disabled" : ls.some((l) => l.state === "unavailable") ? "unavailable" : "stopped";
     const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error });
     const t = this.current();
-    return { state, http: describe(this.listeners.http), https: describe(this.listeners.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
+    return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
   }
 
   async prepareReload(next: DynamicConfig): Promise<string[]> {
@@ -139,9 +146,9 @@ export class ProxyComponent implements Component {
     this.settings = settingsOf(dyn);
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
-    for (const l of Object.values(this.listeners)) if (l.server) this.applyLimits(l.server, dyn);
+    for (const l of Object.values(this.endpoints)) if (l.server) this.applyLimits(l.server, dyn);
     const def = this.certs.default;
-    if (def && this.listeners.https.server) (this.listeners.https.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: def.cert, key: def.key });
+    if (def && this.endpoints.https.server) (this.endpoints.https.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: def.cert, key: def.key });
     this.markDirty();
   }
 
@@ -238,13 +245,19 @@ export class ProxyComponent implements Component {
       else socket.end(rawStatus(400, "Bad Request"));
     });
     if (proto === "https") server.on("tlsClientError", () => {});
-    const err = await new Promise<Error | undefined>((resolve) => {
-      server.once("error", resolve);
-      server.listen(hp.port, hp.host, () => {
-        server.off("error", resolve);
-        resolve(undefined);
-      });
-    });
+    const err = await listenInherited(server, `proxy-${proto}`, l.address).then(
+      (inherited) =>
+        inherited
+          ? undefined
+          : new Promise<Error | undefined>((resolve) => {
+              server.once("error", resolve);
+              server.listen(hp.port, hp.host, () => {
+                server.off("error", resolve);
+                resolve(undefined);
+              });
+            }),
+      (e: Error) => e,
+    );
     if (err) {
       l.state = "unavailable";
       l.error = (err as NodeJS.ErrnoException).code ?? err.message;
@@ -304,7 +317,7 @@ export class ProxyComponent implements Component {
   private done(): void {
     this.inflight--;
     if (!this.stopping) return;
-    for (const l of Object.values(this.listeners)) l.server?.closeIdleConnections();
+    for (const l of Object.values(this.endpoints)) l.server?.closeIdleConnections();
     if (this.inflight === 0) this.drained?.();
   }
 }

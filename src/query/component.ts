@@ -57,6 +57,9 @@ export function queryComponent(ctx: DaemonContext): Component {
       await closed;
       state = "stopped";
     },
+    listeners() {
+      return new Map(state === "listening" ? [["query", { server: qs.server, address: path }]] : []);
+    },
     status() {
       return {
         state,

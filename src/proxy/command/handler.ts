@@ -7,6 +7,9 @@ import { answer, isStateOrder, type Answer, type Order } from "./messages.js";
 import { mergeOrders, readStateFile, saveState } from "./persist.js";
 import type { ProxyState } from "./state.js";
 import type { RoutesProvider } from "./routes.js";
+import type { LaunchResult } from "../../daemon/handover.js";
+
+const UPGRADING = "an upgrade is in progress (the new master has read the state); retry in a moment";
 
 export type Send = (a: Answer) => void;
 
@@ -21,12 +24,17 @@ export interface HandlerHost {
   /** HARD_STOP, after its Ok was written */
   hardStop(): void;
   runState(): "RUNNING" | "STOPPING";
+  /** UPGRADE_MASTER: start the new master and hand it the sockets; on success this one drains and exits */
+  upgrade(): Promise<LaunchResult>;
+  /** true while a new master is starting: it has read the state file, so the state must not change */
+  upgrading(): boolean;
   /** runs file orders (SAVE_STATE, LOAD_STATE) one at a time: a state file may be large */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export async function handleOrder(host: HandlerHost, id: string, order: Order, send: Send): Promise<void> {
   if (isStateOrder(order)) {
+    if (host.upgrading()) return send(answer(id, "Error", UPGRADING));
     const out = host.state.apply(order);
     let message = out.message;
     if (out.changed) {
@@ -45,6 +53,7 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       return send(answer(id, "Ok", "routes", host.routes()));
     case "SAVE_STATE":
     case "LOAD_STATE":
+      if (order.type === "LOAD_STATE" && host.upgrading()) return send(answer(id, "Error", UPGRADING));
       return host.exclusive(() => fileOrder(host, id, order, send));
     case "SOFT_STOP":
       send(answer(id, "Processing", "soft stop: draining in-flight requests"));
@@ -54,8 +63,14 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       send(answer(id, "Ok", "hard stop"));
       host.hardStop();
       return;
-    case "UPGRADE_MASTER":
-      return send(answer(id, "Error", "UPGRADE_MASTER is not supported by this build"));
+    case "UPGRADE_MASTER": {
+      if (host.upgrading()) return send(answer(id, "Error", "an upgrade is already in progress"));
+      if (host.runState() === "STOPPING") return send(answer(id, "Error", "the daemon is stopping"));
+      send(answer(id, "Processing", "upgrade: starting a new master process"));
+      const r = await host.upgrade();
+      if (!r.ok) return send(answer(id, "Error", `upgrade failed: ${r.reason}; this master keeps serving`));
+      return send(answer(id, "Ok", `new master process launched with pid ${r.pid}`));
+    }
   }
 }
 

@@ -4,7 +4,8 @@
 import { lstat, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Component, DaemonContext } from "../../daemon/context.js";
-import { listenUnix } from "../../http/unix-listener.js";
+import { launchSuccessor, stopAccepting, type LaunchResult, type ListenerMap } from "../../daemon/handover.js";
+import { keepSocketPathsOnClose, listenUnix } from "../../http/unix-listener.js";
 import { log } from "../../log.js";
 import type { HandlerHost } from "./handler.js";
 import { mergeOrders, readStateFile } from "./persist.js";
@@ -32,7 +33,14 @@ export class CommandComponent implements Component {
   private routes: RoutesProvider = () => commandRoutes(this.state);
   private fileChain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly ctx: Pick<DaemonContext, "config" | "requestStop">) {
+  /** a new master is starting, or has taken over: the state must not change here any more */
+  private upgradeRunning = false;
+
+  constructor(
+    private readonly ctx: Pick<DaemonContext, "config" | "requestStop" | "components">,
+    /** starts the new master (tests replace it: the real one runs this process's argv again) */
+    private readonly launch: typeof launchSuccessor = launchSuccessor,
+  ) {
     this.persister = new Persister(this.state, join(ctx.config.static.state_dir, STATE_FILE));
   }
 
@@ -61,6 +69,11 @@ export class CommandComponent implements Component {
     await this.server?.close(deadline);
     await this.persister.idle();
     this.listenState = "stopped";
+  }
+
+  listeners(): ListenerMap {
+    const path = this.ctx.config.static.command_socket_path;
+    return new Map(this.server && this.listenState === "listening" ? [["command", { server: this.server.server, address: path }]] : []);
   }
 
   status(): Record<string, unknown> {
@@ -98,12 +111,38 @@ export class CommandComponent implements Component {
         setImmediate(() => void this.ctx.requestStop(false));
       },
       runState: () => (this.stopping ? "STOPPING" : "RUNNING"),
+      upgrading: () => this.upgradeRunning,
+      upgrade: () => this.upgrade(),
       exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
         const next = this.fileChain.then(fn);
         this.fileChain = next.catch(() => {});
         return next;
       },
     };
+  }
+
+  /** UPGRADE_MASTER. The state file is complete before the new master reads it, and stays so
+   *  (state orders are refused) until this master either hands over or keeps serving. */
+  private async upgrade(): Promise<LaunchResult> {
+    this.upgradeRunning = true;
+    try {
+      await this.persister.idle();
+      log.info("UPGRADE_MASTER received, starting a new master");
+      const r = await this.launch(this.ctx.components);
+      if (r.ok) {
+        log.info("new master ready, handing over and draining", { pid: r.pid });
+        this.stopping = true;
+        keepSocketPathsOnClose(); // the new master serves on the same socket files
+        // let the Ok reach the client first; the command socket closes last (stopLast)
+        setImmediate(() => void stopAccepting(this.ctx.components).then(() => this.ctx.requestStop(true)));
+      } else {
+        this.upgradeRunning = false;
+      }
+      return r;
+    } catch (err) {
+      this.upgradeRunning = false;
+      throw err;
+    }
   }
 
   /** A restart keeps run-time routes. A bad file is moved aside (never overwritten by a smaller state). */

@@ -161,6 +161,7 @@ test("per-connection work is bounded: at most MAX_IN_FLIGHT requests run, the re
   const srv = new CommandServer(1 << 20, {
     state, stateDir: h.dir, persist: () => gate, routes: () => commandRoutes(state),
     softStop: () => {}, hardStop: () => {}, runState: () => "RUNNING", exclusive: (fn) => fn(),
+    upgrading: () => false, upgrade: async () => ({ ok: false, reason: "test" }),
   });
   const path = join(h.dir, "bounded.sock");
   await new Promise<void>((r) => srv.server.listen(path, r));

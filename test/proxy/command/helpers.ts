@@ -37,7 +37,8 @@ export async function startCommand(opts: { dir?: string; extra?: string } = {}):
     requestStop: async (graceful: boolean) => {
       stops.push(graceful);
     },
-  });
+    components: [],
+  }, async () => ({ ok: false, reason: "test: no new master" }));
   await comp.start();
   const clients: CommandClient[] = [];
   return {
