@@ -87,7 +87,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   let exited: Promise<number | null>;
   const spawnIt = async () => {
     const proc = spawn(process.execPath, ["--enable-source-maps", BUNDLE, "daemon", "--config", d.configPath], {
-      env: { ...process.env, STEVEDORE_CONFIG: "", STEVEDORE_QUERY_SOCKET: "", STEVEDORE_STATE_DIR: "", ...opts.env },
+      env: { ...process.env, STEVEDORE_CONFIG: "", STEVEDORE_QUERY_SOCKET: "", STEVEDORE_STATE_DIR: "", INVOCATION_ID: "", ...opts.env },
       stdio: ["ignore", "ignore", "pipe"],
     });
     d.proc = proc;

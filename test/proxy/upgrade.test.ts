@@ -11,6 +11,7 @@ import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/docker.js";
 import { CommandClient } from "../../src/proxy/command/client.js";
 import type { Answer } from "../../src/proxy/command/messages.js";
+import { UNDER_SYSTEMD } from "../../src/proxy/command/handler.js";
 
 const run = promisify(execFile);
 
@@ -161,4 +162,14 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   await waitFor("the new master stopped", () => !alive(newPid), 15_000);
   const { existsSync } = await import("node:fs");
   assert.equal(existsSync(d.commandSocket) || existsSync(d.querySocket) || existsSync(d.adminSocket), false);
+});
+
+test("UPGRADE_MASTER under systemd (INVOCATION_ID set) is refused and changes nothing", async (t) => {
+  const d = await startDaemon({ env: { INVOCATION_ID: "0123456789abcdef" }, disable: ["core", "manager", "http", "https"] });
+  t.after(() => d.cleanup());
+  const answers = await order(d, { id: "up-sd", version: 0, type: "UPGRADE_MASTER" });
+  assert.deepEqual(answers.map((a) => [a.id, a.status, a.message]), [["up-sd", "Error", UNDER_SYSTEMD]]);
+  assert.ok(alive(d.proc.pid!), "the daemon keeps running");
+  const status = await order(d, { id: "st", version: 0, type: "STATUS" });
+  assert.equal(status.at(-1)?.status, "Ok");
 });

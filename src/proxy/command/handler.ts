@@ -9,6 +9,7 @@ import type { ProxyState } from "./state.js";
 import type { RoutesProvider } from "./routes.js";
 import type { LaunchResult } from "../../daemon/handover.js";
 
+export const UNDER_SYSTEMD = "UPGRADE_MASTER is refused under systemd, which would stop the new master with the service; use systemctl restart stevedore";
 const UPGRADING = "an upgrade is in progress (the new master has read the state); retry in a moment";
 
 export type Send = (a: Answer) => void;
@@ -66,6 +67,9 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
     case "UPGRADE_MASTER": {
       if (host.upgrading()) return send(answer(id, "Error", "an upgrade is already in progress"));
       if (host.runState() === "STOPPING") return send(answer(id, "Error", "the daemon is stopping"));
+      // systemd (Type=simple) takes the old master's exit for the end of the service and would
+      // kill the new one with the cgroup: refuse rather than take the host's traffic down.
+      if (process.env.INVOCATION_ID) return send(answer(id, "Error", UNDER_SYSTEMD));
       send(answer(id, "Processing", "upgrade: starting a new master process"));
       const r = await host.upgrade();
       if (!r.ok) return send(answer(id, "Error", `upgrade failed: ${r.reason}; this master keeps serving`));
