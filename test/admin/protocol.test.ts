@@ -8,6 +8,7 @@ import { statusReply, countSites } from "../../src/admin/commands.js";
 import type { DaemonContext, Component } from "../../src/daemon/context.js";
 import type { CatalogView, Revision } from "../../src/catalog/types.js";
 import { parseConfig } from "../../src/config/index.js";
+import { intRng as prng } from "../helpers/random.js";
 
 const b = (s: string) => Buffer.from(s, "utf8");
 const handlers: Record<string, Handler> = {
@@ -106,15 +107,6 @@ test("sites: the routed host names of components when any provides them, else th
   assert.equal(countSites(ctx), 3);
 });
 
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s % n;
-  };
-}
 
 test("fuzz: 10,000 random and mutated inputs through LineReader + dispatch, in random chunks", async () => {
   const rand = prng(0xad317);

@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfig, ConfigError } from "../../src/config/index.js";
+import { intRng as prng } from "../helpers/random.js";
 
 const SAMPLE = `# sample
 state_dir = "/var/lib/stevedore"
@@ -24,15 +25,6 @@ backends = ["10.0.0.1:80"]
 `;
 const TOKENS = ["=", '"', "'", "[", "]", "[[", "]]", "#", ",", "\\", "\\u", "\n", "\r", "\t", " ", "\0", "\x7f", "é", "😀", "true", "-1", "99999999999999999999", "site", "hostname", "x.y", "\ncore_tls_key = \"/k\"\n", "\n[[site]]\ntls_cert = \"/c\"\n", '"""', "\ufeff"];
 
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s % n;
-  };
-}
 
 function mutate(rand: (n: number) => number, text: string): string {
   const lines = text.split("\n");

@@ -8,6 +8,7 @@ import { extractTarGz } from "../../src/core/binds.js";
 import { Extractor, type ExtractSink } from "../../src/core/extract.js";
 import { ArchiveError, ArchiveTooLarge, parsePax } from "../../src/core/tar.js";
 import { tar, tgz, header, fixChecksum, type Member } from "./tarbuild.js";
+import { rng } from "../helpers/random.js";
 
 const LIMITS = { maxBytes: 1024 * 1024, maxEntries: 1000 };
 
@@ -144,16 +145,6 @@ test("parsePax is strict about record lengths", () => {
 // ---- fuzz: seeded mutations of valid archives; the extractor must fail cleanly or succeed, writing
 // only validated relative paths inside the tree (recorded by a sink), never crashing.
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS: Member[][] = [
   [{ name: "a/", type: "5" }, { name: "a/f", data: "hello" }, { name: "a/l", type: "2", linkname: "f" }, { name: "h", type: "1", linkname: "a/f" }],

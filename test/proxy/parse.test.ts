@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { normalizeHost, RouteTable } from "../../src/proxy/table.js";
 import { cookieValue, filterResponse, scanRequest } from "../../src/proxy/headers.js";
 import { Pool } from "../../src/proxy/pool.js";
+import { rng } from "../helpers/random.js";
 
 test("normalizeHost: port dropped, lower-cased, malformed refused", () => {
   assert.equal(normalizeHost("Example.COM:8080"), "example.com");
@@ -33,15 +34,6 @@ test("scanRequest: hop-by-hop out, X-Forwarded-* in, websocket kept", () => {
 });
 
 /** xorshift32: deterministic fuzzing */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 test("fuzz: Host, cookie and header parsers never throw and keep their invariants", () => {
   const rand = rng(0xc0ffee);

@@ -1,16 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BadRequest, parseAuthorization, parseIngressParam, parsePollParams, parseQuery } from "../../src/query/request.js";
+import { rng } from "../helpers/random.js";
 
 /** small seeded PRNG (mulberry32) so failures reproduce */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = ["a", "=", "&", "%", "%2", "%zz", "since", "timeout", "ingress", "0", "9", "-", ".", " ", "\t", "Bearer", "bearer", "+", "?", "\u00e9", "\u0000", "1", "true", "yes"];
 function randomText(r: () => number, max = 40): string {

@@ -5,16 +5,9 @@ import assert from "node:assert/strict";
 import { decodeRequest } from "../../../src/proxy/command/decode.js";
 import { FrameReader } from "../../../src/proxy/command/frame.js";
 import { startCommand, type Harness } from "./helpers.js";
+import { rng } from "../../helpers/random.js";
 
 /** mulberry32: a small seeded PRNG so failures reproduce */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   { id: "1", version: 0, data: { type: "ADD_HTTP_FRONT", data: { app_id: "a", hostname: "x.example.com", path_begin: "/p" } } },
