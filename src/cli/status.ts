@@ -29,8 +29,16 @@ function human(r: Record<string, unknown>): string {
     `pending polls:  ${String(r.pending_polls ?? "?")}`,
   ].join("\n");
   const listeners = (r.listeners && typeof r.listeners === "object" ? r.listeners : {}) as Record<string, Record<string, unknown>>;
-  const rows = Object.entries(listeners).map(([name, s]) => [name, String(s?.state ?? "?"), String(s?.address ?? ""), String(s?.reason ?? "")]);
+  const rows = Object.entries(listeners).flatMap(([name, s]) => listenerRows(name, s ?? {}));
   return `${lines}\n\n${table(["LISTENER", "STATE", "ADDRESS", "NOTE"], rows)}`;
+}
+
+/** One row per listener; a component with several (the proxy's http and https) gets one row each. */
+function listenerRows(name: string, s: Record<string, unknown>): string[][] {
+  const nested = Object.entries(s).filter(([, v]) => v !== null && typeof v === "object" && "state" in (v as object));
+  if (nested.length && s.address === undefined)
+    return nested.map(([key, v]) => listenerRows(`${name} ${key}`, v as Record<string, unknown>)[0]!);
+  return [[name, String(s.state ?? "?"), String(s.address ?? ""), String(s.reason ?? s.error ?? "")]];
 }
 
 function duration(secs: number): string {

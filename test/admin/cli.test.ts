@@ -58,6 +58,9 @@ test("status: human summary by default, the daemon's JSON with --json", async ()
   assert.match(human.stdout, /^stevedore \S+, up \d+s\n/);
   assert.match(human.stdout, /^sites: +1$/m);
   assert.match(human.stdout, /^admin +listening +\S+admin\.sock/m);
+  // a component with several listeners gets one row each
+  assert.match(human.stdout, /^proxy http +disabled/m);
+  assert.match(human.stdout, /^proxy https +disabled/m);
   const json = await cli(["status", "--json"], { STEVEDORE_CONFIG: d.configPath });
   assert.equal(json.status, 0);
   const r = JSON.parse(json.stdout) as Record<string, unknown>;
