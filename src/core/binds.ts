@@ -1,6 +1,7 @@
 // Bind directories: <state_dir>/binds/<id>. Filled from bind_contents in a temp dir beside the
 // final one, renamed into place; removed only inside the binds root, never following a link out.
-import { mkdir, mkdtemp, rename, rm, lstat, readdir, chmod } from "node:fs/promises";
+import { mkdtemp, rename, rm, lstat, readdir, chmod } from "node:fs/promises";
+import { ensureDir } from "../store/index.js";
 import { join, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createGunzip } from "node:zlib";
@@ -20,7 +21,7 @@ export class BindDirs {
 
   /** Create the root (0700; containers see only their own dir through the mount) and clear leftovers of an interrupted run. */
   async init(): Promise<void> {
-    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await ensureDir(this.root, 0o700);
     const st = await lstat(this.root);
     if (!st.isDirectory()) throw new Error(`${this.root} is not a directory`);
     for (const name of await readdir(this.root)) {

@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { ensureDir } from "../store/index.js";
 import { configPath, loadConfig, ConfigError, type Config, type DynamicConfig } from "../config/index.js";
 import { DockerClient } from "../docker/index.js";
 import { Catalog } from "../catalog/index.js";
@@ -21,7 +21,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
     return 1;
   }
   setLogLevel(config.dynamic.log_level as Level);
-  await mkdir(config.static.state_dir, { recursive: true, mode: 0o700 });
+  await ensureDir(config.static.state_dir, 0o700);
 
   const docker = new DockerClient(config.static.docker_socket);
   const components: Component[] = [];

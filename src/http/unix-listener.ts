@@ -1,4 +1,5 @@
-import { lstat, unlink, mkdir, chmod, rename } from "node:fs/promises";
+import { lstat, unlink, chmod, rename } from "node:fs/promises";
+import { ensureDir } from "../store/index.js";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
@@ -44,7 +45,7 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
     unlinkOnClose(server, path);
     return { ok: true };
   }
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await ensureDir(dirname(path), 0o755);
   const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
     throw err;

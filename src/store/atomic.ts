@@ -1,5 +1,6 @@
-import { open, rename, unlink, mkdir } from "node:fs/promises";
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, unlinkSync, mkdirSync } from "node:fs";
+import { open, rename, unlink } from "node:fs/promises";
+import { openSync, writeSync, fsyncSync, closeSync, renameSync, unlinkSync } from "node:fs";
+import { ensureDir, ensureDirSync } from "./dirs.js";
 import { dirname, basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -10,7 +11,7 @@ function tempName(path: string): string {
 /** Write a file so that readers see either the old or the new content, never a mix,
  *  and the new content survives a crash once this resolves: temp file, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await ensureDir(dirname(path), 0o755);
   const tmp = tempName(path);
   const fh = await open(tmp, "wx", mode);
   try {
@@ -33,7 +34,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
 }
 
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  ensureDirSync(dirname(path), 0o755);
   const tmp = tempName(path);
   const fd = openSync(tmp, "wx", mode);
   try {

@@ -1,1 +1,2 @@
 export { writeFileAtomic, writeFileAtomicSync, fsyncDir } from "./atomic.js";
+export { ensureDir, ensureDirSync } from "./dirs.js";

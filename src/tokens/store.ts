@@ -1,9 +1,9 @@
 // Editing the tokens file: every change is read-modify-write under the exclusive lock, written
 // atomically (temp, fsync, rename, fsync dir) with mode 0600. Works whether or not the daemon runs;
 // the daemon watches the file.
-import { readFile, readdir, unlink, mkdir } from "node:fs/promises";
+import { readFile, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "../store/index.js";
+import { ensureDir, writeFileAtomic } from "../store/index.js";
 import { withLock } from "./lock.js";
 import { TOKENS_FILE, TokensFileError, deploymentNameError, newToken, parseTokens, serializeTokens, MAX_TOKENS, type Tokens, type TokenEntry } from "./file.js";
 
@@ -37,7 +37,7 @@ export async function readTokens(stateDir: string): Promise<Tokens> {
 async function edit<T>(stateDir: string, change: (tokens: Tokens) => { write: boolean; result: T }): Promise<T> {
   const path = tokensPath(stateDir);
   try {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    await ensureDir(stateDir, 0o700);
     return await withLock(`${path}.lock`, async () => {
       await removeDeadTemps(stateDir);
       const tokens = await readTokens(stateDir);
