@@ -268,11 +268,18 @@ export class ResponseParser {
   }
 
   private chunkCrlf(data: Buffer, at: number): number {
-    const found = this.until(data, at, CRLF, 2, "chunk end");
-    if (!found) return data.length;
-    if (found[0].length !== 0) throw new ResponseParseError("chunk data not followed by CRLF");
+    // the two bytes after the chunk data, possibly split across reads
+    const have = this.pending?.length ?? 0;
+    const take = Math.min(2 - have, data.length - at);
+    const buf = this.gather(data.subarray(0, at + take), at);
+    if (buf.length < 2) {
+      this.pending = Buffer.from(buf);
+      return at + take;
+    }
+    this.pending = undefined;
+    if (buf[0] !== 0x0d || buf[1] !== 0x0a) throw new ResponseParseError("chunk data not followed by CRLF");
     this.state = State.ChunkLine;
-    return found[1];
+    return at + take;
   }
 
   /** Trailer lines until an empty line; checked like header lines, then discarded. */
