@@ -222,9 +222,13 @@ class Exchange implements ConnUser {
     if (this.timedOut) return sendStatus(this.res, 504);
     // nothing of the request reached the backend: a failed connect, or a pooled connection the
     // backend had already closed (no response byte came back)
-    const beforeAnyByte = !this.bodyStarted && (!conn.connected || (conn.reused && !conn.parser.started));
+    const stale = conn.connected && conn.reused && !conn.parser.started;
+    const beforeAnyByte = !this.bodyStarted && (!conn.connected || stale);
     if (beforeAnyByte && this.attempts < MAX_ATTEMPTS) {
-      (this.tried ??= []).push(conn.up);
+      // a stale pooled connection says nothing about the backend: its other idle connections
+      // are likely stale too (restart, idle timeout); retry it on a fresh connection
+      if (stale) conn.up.dropIdle();
+      else (this.tried ??= []).push(conn.up);
       this.connectTimedOut = err instanceof ConnectTimeout;
       return this.attempt();
     }

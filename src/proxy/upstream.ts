@@ -200,10 +200,15 @@ export class Upstream {
     return conn;
   }
 
+  /** close the idle pooled connections */
+  dropIdle(): void {
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+
   /** close the idle pooled connections; in-flight ones close when their exchange ends */
   retire(): void {
     this.retired = true;
-    for (const c of this.idle.splice(0)) c.destroy();
+    this.dropIdle();
   }
 
   /** close every connection (stop) */
