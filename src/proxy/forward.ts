@@ -206,6 +206,9 @@ class Exchange implements ConnUser {
     this.conn = undefined;
     this.uncount();
     conn.finish(this.requestDone);
+    // answered before the whole body was sent (the connection is closed): let the rest of the
+    // client's body drain so that its connection is not left stuck
+    if (this.bodyStarted && !this.requestDone) this.req.resume();
     if (!this.res.writableEnded) this.res.end();
   }
 
