@@ -1,10 +1,11 @@
 // Forward one HTTP exchange to a backend of its route: pick, connect (pooled), stream both
 // bodies with backpressure, retry the next backend when the connection failed before any byte
 // of the request was sent, map failures to small 502/503/504 answers.
-import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Member } from "./pool.js";
 import type { Route } from "./table.js";
-import type { Upstream } from "./upstream.js";
+import { ConnectTimeout, type ConnUser, type Upstream, type UpstreamConn } from "./upstream.js";
+import type { ResponseHead } from "./response-parser.js";
 import { cookieValue, filterResponse, type ScannedRequest } from "./headers.js";
 
 export const MAX_ATTEMPTS = 3;
@@ -14,6 +15,8 @@ export interface ForwardSettings {
   connectTimeoutMs: number;
   /** from the end of the request to the response headers */
   responseTimeoutMs: number;
+  /** limit of the upstream response header block */
+  maxHeaderBytes: number;
 }
 
 const BODIES: Record<number, Buffer> = {
@@ -43,23 +46,33 @@ export function rawStatus(status: number, reason: string): string {
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
 }
 
-class ConnectTimeout extends Error {
-  readonly code = "ETIMEDOUT";
-}
-
-/** State of one client request across its attempts. */
-class Exchange {
+/**
+ * One client request across its attempts; the user of the upstream connection of the current
+ * attempt (our own HTTP/1.1 client: one head write, body streamed with backpressure, response
+ * parsed by ResponseParser and relayed to the ServerResponse with backpressure).
+ */
+class Exchange implements ConnUser {
   attempts = 0;
   tried: Upstream[] | undefined;
-  upReq: ClientRequest | undefined;
+  member: Member | undefined;
+  conn: UpstreamConn | undefined;
+  /** waiting for a connection of a saturated upstream */
+  waiting = false;
+  /** up.active is held for the current attempt */
+  counted = false;
   bodyStarted = false;
+  requestDone = false;
   responded = false;
   clientGone = false;
   /** the response timeout fired (504, no retry) */
   timedOut = false;
   /** the last failed attempt was a connect timeout (504 when no attempt is left) */
   connectTimedOut = false;
+  /** the upstream socket is paused until the client drains */
+  paused = false;
   timer: NodeJS.Timeout | undefined;
+  readonly head: string;
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
@@ -67,124 +80,189 @@ class Exchange {
     readonly scan: ScannedRequest,
     readonly settings: ForwardSettings,
     readonly stickyId: string | undefined,
-  ) {}
+  ) {
+    // the whole request head as one string: one write, one packet
+    let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    const out = scan.out;
+    for (let i = 0; i < out.length; i += 2) head += `${out[i]}: ${out[i + 1]}\r\n`;
+    this.head = head + "\r\n";
+  }
+
+  attempt(): void {
+    const member = this.route.pool.pick(this.tried, this.stickyId);
+    if (!member) {
+      sendStatus(this.res, this.attempts === 0 ? 503 : this.connectTimedOut ? 504 : 502);
+      return;
+    }
+    this.attempts++;
+    this.member = member;
+    member.up.active++;
+    this.counted = true;
+    this.waiting = true;
+    if (!member.up.acquire(this.onConn)) {
+      this.waiting = false;
+      this.uncount();
+      sendStatus(this.res, 503);
+    }
+  }
+
+  private uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    this.member!.up.active--;
+  }
+
+  readonly onConn = (conn: UpstreamConn): void => {
+    this.waiting = false;
+    if (this.clientGone) {
+      if (conn.connected) conn.up.release(conn);
+      else conn.destroy();
+      return;
+    }
+    this.conn = conn;
+    conn.socket.write(this.head, "latin1");
+    conn.start(this, this.req.method === "HEAD", this.settings.maxHeaderBytes, this.settings.connectTimeoutMs);
+  };
+
+  onConnected(): void {
+    if (!this.scan.hasBody) return this.endRequest();
+    if (this.bodyStarted) return;
+    this.bodyStarted = true;
+    this.streamBody(this.conn!);
+  }
+
+  /** client body → upstream, re-framed as the client framed it, with backpressure */
+  private streamBody(conn: UpstreamConn): void {
+    const { req } = this;
+    const sock = conn.socket;
+    const chunked = this.scan.chunked;
+    const resume = () => req.resume();
+    req.on("data", (c: Buffer) => {
+      if (sock.destroyed || c.length === 0) return;
+      let ok: boolean;
+      if (chunked) {
+        sock.cork();
+        sock.write(`${c.length.toString(16)}\r\n`, "latin1");
+        sock.write(c);
+        ok = sock.write("\r\n", "latin1");
+        sock.uncork();
+      } else ok = sock.write(c);
+      if (!ok) {
+        req.pause();
+        sock.once("drain", resume);
+      }
+    });
+    req.once("end", () => {
+      if (sock.destroyed) return;
+      if (chunked) sock.write("0\r\n\r\n", "latin1");
+      this.endRequest();
+    });
+  }
+
+  private endRequest(): void {
+    this.requestDone = true;
+    if (this.responded || this.clientGone) return;
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.conn?.destroy();
+    }, this.settings.responseTimeoutMs);
+  }
+
+  onHead(head: ResponseHead): void {
+    this.responded = true;
+    clearTimeout(this.timer);
+    const { res } = this;
+    if (this.clientGone) return this.abandon();
+    const headers = filterResponse(head.rawHeaders);
+    const member = this.member!;
+    if (this.route.pool.options.sticky && this.stickyId !== member.id)
+      headers.push("Set-Cookie", `${STICKY_COOKIE}=${encodeURIComponent(member.id)}; Path=/`);
+    try {
+      res.writeHead(head.status, head.reason, headers);
+    } catch {
+      // a status line or header Node refuses to send: answer 502 instead
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      this.abandon();
+      sendStatus(res, 502);
+    }
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.clientGone || this.res.writableEnded) return;
+    if (this.res.write(chunk) || this.paused) return;
+    const conn = this.conn;
+    if (!conn) return;
+    this.paused = true;
+    conn.socket.pause();
+    this.res.once("drain", () => {
+      this.paused = false;
+      if (this.conn === conn) conn.socket.resume();
+    });
+  }
+
+  onEnd(): void {
+    const conn = this.conn;
+    if (!conn) return;
+    this.conn = undefined;
+    this.uncount();
+    conn.finish(this.requestDone);
+    // answered before the whole body was sent (the connection is closed): let the rest of the
+    // client's body drain so that its connection is not left stuck
+    if (this.bodyStarted && !this.requestDone) this.req.resume();
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  onFail(err: Error, conn: UpstreamConn): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.uncount();
+    clearTimeout(this.timer);
+    if (this.clientGone) return;
+    if (this.responded) {
+      this.res.destroy(); // the response was cut: the client must see it cut too
+      return;
+    }
+    if (this.timedOut) return sendStatus(this.res, 504);
+    // nothing of the request reached the backend: a failed connect, or a pooled connection the
+    // backend had already closed (no response byte came back)
+    const stale = conn.connected && conn.reused && !conn.parser.started;
+    const beforeAnyByte = !this.bodyStarted && (!conn.connected || stale);
+    if (beforeAnyByte && this.attempts < MAX_ATTEMPTS) {
+      // a stale pooled connection says nothing about the backend: its other idle connections
+      // are likely stale too (restart, idle timeout); retry it on a fresh connection
+      if (stale) conn.up.dropIdle();
+      else (this.tried ??= []).push(conn.up);
+      this.connectTimedOut = err instanceof ConnectTimeout;
+      return this.attempt();
+    }
+    sendStatus(this.res, err instanceof ConnectTimeout ? 504 : 502);
+  }
+
+  onClientClose(): void {
+    if (this.res.writableFinished) return;
+    this.clientGone = true;
+    clearTimeout(this.timer);
+    if (this.waiting) {
+      this.waiting = false;
+      this.member!.up.cancel(this.onConn);
+      this.uncount();
+    }
+    this.abandon();
+  }
+
+  /** give the current connection up without a report */
+  private abandon(): void {
+    const conn = this.conn;
+    if (!conn) return;
+    this.conn = undefined;
+    this.uncount();
+    conn.detach();
+  }
 }
 
 export function forward(req: IncomingMessage, res: ServerResponse, route: Route, scan: ScannedRequest, settings: ForwardSettings): void {
   const sticky = route.pool.options.sticky ? cookieValue(scan.cookie, STICKY_COOKIE) : undefined;
   const x = new Exchange(req, res, route, scan, settings, sticky);
-  res.once("close", () => {
-    if (res.writableFinished) return;
-    x.clientGone = true;
-    clearTimeout(x.timer);
-    x.upReq?.destroy();
-  });
-  attempt(x);
-}
-
-function attempt(x: Exchange): void {
-  const member = x.route.pool.pick(x.tried, x.stickyId);
-  if (!member) {
-    sendStatus(x.res, x.attempts === 0 ? 503 : x.connectTimedOut ? 504 : 502);
-    return;
-  }
-  x.attempts++;
-  const up = member.up;
-  up.active++;
-  const { req } = x;
-  const upReq = request({
-    host: up.host,
-    port: up.port,
-    method: req.method,
-    path: req.url,
-    headers: x.scan.out,
-    agent: up.agent,
-    setHost: false,
-  });
-  x.upReq = upReq;
-  let connected = false;
-  let connectTimer: NodeJS.Timeout | undefined;
-  const sendBody = () => {
-    connected = true;
-    if (x.scan.hasBody && !x.bodyStarted) {
-      x.bodyStarted = true;
-      req.pipe(upReq);
-    }
-  };
-  upReq.once("socket", (socket) => {
-    if (!socket.connecting) return sendBody();
-    connectTimer = setTimeout(() => upReq.destroy(new ConnectTimeout("connect timeout")), x.settings.connectTimeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(connectTimer);
-      sendBody();
-    });
-  });
-  if (!x.scan.hasBody) upReq.end();
-  upReq.once("finish", () => {
-    if (x.responded || x.clientGone) return;
-    x.timer = setTimeout(() => {
-      x.timedOut = true;
-      upReq.destroy();
-    }, x.settings.responseTimeoutMs);
-  });
-  upReq.on("timeout", () => upReq.destroy()); // upstream socket idle (agent timeout) mid-exchange
-  upReq.once("response", (upRes) => respond(x, member, upRes));
-  upReq.on("error", (err: NodeJS.ErrnoException) => {
-    clearTimeout(connectTimer);
-    clearTimeout(x.timer);
-    if (x.clientGone) return;
-    if (x.responded) {
-      x.res.destroy(); // the response was cut: the client must see it cut too
-      return;
-    }
-    if (x.timedOut) return sendStatus(x.res, 504);
-    const beforeAnyByte = !x.bodyStarted && (!connected || (upReq.reusedSocket && err.code === "ECONNRESET"));
-    if (beforeAnyByte && x.attempts < MAX_ATTEMPTS) {
-      (x.tried ??= []).push(up);
-      x.connectTimedOut = err instanceof ConnectTimeout;
-      return attempt(x);
-    }
-    sendStatus(x.res, err instanceof ConnectTimeout ? 504 : 502);
-  });
-  upReq.once("close", () => {
-    up.active--;
-    clearTimeout(connectTimer);
-  });
-}
-
-function respond(x: Exchange, member: Member, upRes: IncomingMessage): void {
-  x.responded = true;
-  clearTimeout(x.timer);
-  const { res } = x;
-  if (x.clientGone) {
-    upRes.destroy();
-    return;
-  }
-  const headers = filterResponse(upRes.rawHeaders);
-  if (x.route.pool.options.sticky && x.stickyId !== member.id)
-    headers.push("Set-Cookie", `${STICKY_COOKIE}=${encodeURIComponent(member.id)}; Path=/`);
-  try {
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
-  } catch {
-    // a status line or header Node refuses to send (invalid characters): answer 502 instead
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
-    sendStatus(res, 502);
-    upRes.destroy();
-    return;
-  }
-  upRes.on("error", () => res.destroy());
-  upRes.once("aborted", () => res.destroy());
-  relay(upRes, res);
-}
-
-/** upRes → res with backpressure; lighter than pipe() (no unpipe/cleanup listener set per response). */
-function relay(src: IncomingMessage, dst: ServerResponse): void {
-  const resume = () => src.resume();
-  src.on("data", (chunk: Buffer) => {
-    if (!dst.write(chunk)) {
-      src.pause();
-      dst.once("drain", resume);
-    }
-  });
-  src.once("end", () => dst.end());
+  res.once("close", () => x.onClientClose());
+  x.attempt();
 }

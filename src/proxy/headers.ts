@@ -10,6 +10,8 @@ export interface ScannedRequest {
   host: string | undefined;
   /** the request has a body (Content-Length > 0 or Transfer-Encoding) */
   hasBody: boolean;
+  /** the body is chunked (re-framed chunked upstream) */
+  chunked: boolean;
   /** the Cookie header(s), joined */
   cookie: string | undefined;
   /** the Upgrade header asks for a WebSocket */
@@ -90,7 +92,7 @@ export function scanRequest(raw: readonly string[], clientIp: string, proto: "ht
   if (websocket) out.push("Connection", "Upgrade", "Upgrade", "websocket");
   // the body is re-framed upstream; say so explicitly (GET with a chunked body is legal)
   if (chunked) out.push("Transfer-Encoding", "chunked");
-  return { out, host, hasBody, cookie, websocket };
+  return { out, host, hasBody, chunked, cookie, websocket };
 }
 
 /** Response headers for the client: hop-by-hop ones dropped (Node re-frames the body). */

@@ -38,6 +38,7 @@ function settingsOf(dyn: DynamicConfig): TunnelSettings {
     connectTimeoutMs: dyn.proxy_connect_timeout_secs * 1000,
     responseTimeoutMs: dyn.proxy_response_timeout_secs * 1000,
     idleMs: dyn.proxy_idle_timeout_secs * 1000,
+    maxHeaderBytes: dyn.proxy_max_header_bytes,
   };
 }
 
