@@ -102,6 +102,16 @@ export class ResponseParser {
     }
   }
 
+  /** Pass on up to `remaining` body bytes; when they are all through, move to `next` (before the
+   *  sink sees them, so a sink that stops the parser is not overridden). Returns the new offset. */
+  private framedBody(data: Buffer, at: number, next: State): number {
+    const n = Math.min(this.remaining, data.length - at);
+    this.remaining -= n;
+    if (this.remaining === 0) this.state = next;
+    this.sink.onBody(data.subarray(at, at + n));
+    return at + n;
+  }
+
   private run(data: Buffer): void {
     let at = 0;
     while (at < data.length) {
@@ -109,16 +119,10 @@ export class ResponseParser {
         case State.Head:
           at = this.head(data, at);
           break;
-        case State.Length: {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          if (this.remaining === 0) this.state = State.Done;
-          this.sink.onBody(chunk);
-          if (this.state === State.Done) this.sink.onEnd();
+        case State.Length:
+          at = this.framedBody(data, at, State.Done);
+          if ((this.state as State) === State.Done) this.sink.onEnd();
           break;
-        }
         case State.UntilClose:
           this.sink.onBody(at === 0 ? data : data.subarray(at));
           at = data.length;
@@ -126,15 +130,9 @@ export class ResponseParser {
         case State.ChunkLine:
           at = this.chunkLine(data, at);
           break;
-        case State.ChunkData: {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          if (this.remaining === 0) this.state = State.ChunkCrlf;
-          this.sink.onBody(chunk);
+        case State.ChunkData:
+          at = this.framedBody(data, at, State.ChunkCrlf);
           break;
-        }
         case State.ChunkCrlf:
           at = this.chunkCrlf(data, at);
           break;
