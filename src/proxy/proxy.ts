@@ -1,6 +1,6 @@
 // The proxy component: HTTP and HTTPS listeners over the merged routing table.
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { Duplex } from "node:stream";
 import { parseHostPort, type DynamicConfig } from "../config/index.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
@@ -15,8 +15,11 @@ import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
 import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type RouteTable } from "./table.js";
-import { forward, rawStatus, sendStatus, type ForwardSettings } from "./forward.js";
+import { forward, type ForwardSettings } from "./forward.js";
+import { rawStatus, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
+import { ClientConnSet, type Incoming } from "./client-conn.js";
+import type { RequestHead } from "./request-parser.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
@@ -29,6 +32,8 @@ interface Listener {
   proto: Proto;
   address: string;
   server: Server | undefined;
+  /** its client connections (our own HTTP/1.1 server side) */
+  conns: ClientConnSet;
   state: "disabled" | "listening" | "unavailable" | "stopped";
   error?: string;
 }
@@ -72,10 +77,17 @@ export class ProxyComponent implements Component {
     this.health = new HealthChecker({ ...DEFAULT_HEALTH, ...opts.health });
     this.state = getCommandState();
     const st = ctx.config.static;
-    this.endpoints = {
-      http: { proto: "http", address: st.proxy_http_listen, server: undefined, state: "disabled" },
-      https: { proto: "https", address: st.proxy_https_listen, server: undefined, state: "disabled" },
-    };
+    const listener = (proto: Proto, address: string): Listener => ({
+      proto,
+      address,
+      server: undefined,
+      state: "disabled",
+      conns: new ClientConnSet(() => this.settings, {
+        request: (inc) => this.handle(inc, proto),
+        upgrade: (head, socket, rest) => this.upgrade(head, socket, rest, proto),
+      }),
+    });
+    this.endpoints = { http: listener("http", st.proxy_http_listen), https: listener("https", st.proxy_https_listen) };
     if (st.proxy_https_listen) this.httpsPort = parseHostPort(st.proxy_https_listen)?.port;
   }
 
@@ -98,10 +110,10 @@ export class ProxyComponent implements Component {
 
   async stop(graceful: boolean, deadline: number): Promise<void> {
     this.stopping = true;
-    const servers = [this.endpoints.http.server, this.endpoints.https.server].filter((s): s is Server => s !== undefined);
-    for (const s of servers) {
-      s.close();
-      s.closeIdleConnections();
+    const ls = Object.values(this.endpoints);
+    for (const l of ls) {
+      l.server?.close();
+      l.conns.stop(); // idle connections close now, busy ones after their answer
     }
     if (graceful && this.inflight > 0) {
       const wait = deadline - performance.now();
@@ -114,7 +126,7 @@ export class ProxyComponent implements Component {
         clearTimeout(timer);
       }
     }
-    for (const s of servers) s.closeAllConnections();
+    for (const l of ls) l.conns.closeAll();
     for (const t of this.tunnels) t.destroy();
     for (const l of Object.values(this.endpoints)) if (l.state === "listening") l.state = "stopped";
     for (const off of this.unsubscribe.splice(0)) off();
@@ -147,9 +159,9 @@ export class ProxyComponent implements Component {
     this.settings = settingsOf(dyn);
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
-    for (const l of Object.values(this.endpoints)) if (l.server) this.applyLimits(l.server, dyn);
+    for (const l of Object.values(this.endpoints)) if (l.server) l.server.maxConnections = dyn.proxy_max_connections;
     const def = this.certs.default;
-    if (def && this.endpoints.https.server) (this.endpoints.https.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: def.cert, key: def.key });
+    if (def && this.endpoints.https.server) (this.endpoints.https.server as TlsServer).setSecureContext({ cert: def.cert, key: def.key });
     this.markDirty();
   }
 
@@ -212,14 +224,6 @@ export class ProxyComponent implements Component {
 
   // ---- listeners -------------------------------------------------------------------------
 
-  private applyLimits(server: Server, dyn: DynamicConfig): void {
-    // maxHeaderSize is read per new connection (documented only as an option, set as a property)
-    (server as unknown as { maxHeaderSize: number }).maxHeaderSize = dyn.proxy_max_header_bytes;
-    server.maxConnections = dyn.proxy_max_connections;
-    server.keepAliveTimeout = dyn.proxy_idle_timeout_secs * 1000;
-    server.headersTimeout = dyn.proxy_idle_timeout_secs * 1000;
-  }
-
   private async listen(l: Listener): Promise<void> {
     if (!l.address) return;
     const hp = parseHostPort(l.address);
@@ -228,23 +232,13 @@ export class ProxyComponent implements Component {
       l.error = "bad address";
       return;
     }
-    const dyn = this.ctx.dynamic();
-    const options = { maxHeaderSize: dyn.proxy_max_header_bytes, requestTimeout: 0, keepAliveTimeout: dyn.proxy_idle_timeout_secs * 1000, noDelay: true };
-    const server: Server =
-      l.proto === "https"
-        ? (createHttpsServer({ ...options, SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }) as unknown as Server)
-        : createHttpServer(options);
-    this.applyLimits(server, dyn);
-    server.timeout = 0; // idle clients: keepAliveTimeout/headersTimeout; stalled transfers: the upstream idle timeout
     const proto = l.proto;
-    server.on("request", (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, proto));
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, proto));
-    server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable || (socket as unknown as { _httpMessage?: unknown })._httpMessage) return void socket.destroy();
-      if (err.code === "HPE_HEADER_OVERFLOW") socket.end(rawStatus(431, "Request Header Fields Too Large"));
-      else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") socket.end(rawStatus(408, "Request Timeout"));
-      else socket.end(rawStatus(400, "Bad Request"));
-    });
+    // half-open: a client that shuts down its side after the request still gets the answer
+    const server: Server =
+      proto === "https"
+        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, l.conns.accept)
+        : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
+    server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") server.on("tlsClientError", () => {});
     const err = await listenInherited(server, `proxy-${proto}`, l.address).then(
       (inherited) =>
@@ -278,48 +272,45 @@ export class ProxyComponent implements Component {
     return proto === "https" ? t.https : t.http;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, proto: Proto): void {
+  private handle(inc: Incoming, proto: Proto): void {
     this.inflight++;
-    res.once("close", () => this.done());
-    if (this.stopping) res.shouldKeepAlive = false;
-    const scan = scanRequest(req.rawHeaders, clientAddress(req.socket.remoteAddress), proto);
+    inc.onClose(() => this.done());
+    const scan = scanRequest(inc.head.rawHeaders, clientAddress(inc.socket.remoteAddress), proto);
     const host = normalizeHost(scan.host);
-    if (host === undefined) return sendStatus(res, 400);
-    const path = req.url ?? "/";
+    if (host === undefined) return sendStatus(inc, 400);
+    const path = inc.head.url;
     let route = this.table(proto).lookup(host, path);
     if (proto === "http") {
       // an application with https_redirect answers HTTP with 301, also when only its HTTPS front names the host
       const redirect = route ?? this.table("https").lookup(host, path);
-      if (redirect?.pool.options.httpsRedirect && this.httpsPort !== undefined) return this.redirect(res, host, path);
+      if (redirect?.pool.options.httpsRedirect && this.httpsPort !== undefined) return this.redirect(inc, host, path);
     }
-    if (!route) return sendStatus(res, 404);
-    if (route.pool.members.length === 0) return sendStatus(res, 503);
-    forward(req, res, route, scan, this.settings);
+    if (!route) return sendStatus(inc, 404);
+    if (route.pool.members.length === 0) return sendStatus(inc, 503);
+    forward(inc, route, scan, this.settings);
   }
 
-  private redirect(res: ServerResponse, host: string, path: string): void {
+  private redirect(inc: Incoming, host: string, path: string): void {
     const port = this.httpsPort === 443 ? "" : `:${this.httpsPort}`;
-    res.writeHead(301, ["Location", `https://${host}${port}${path}`, "Content-Length", "0"]);
-    res.end();
+    inc.answer(301, "Moved Permanently", ["Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto): void {
+  private upgrade(head: RequestHead, socket: Socket, rest: Buffer, proto: Proto): void {
     socket.on("error", () => socket.destroy());
-    if (this.stopping) return void socket.end(rawStatus(503, "Service Unavailable"));
-    const scan = scanRequest(req.rawHeaders, clientAddress(req.socket.remoteAddress), proto);
+    const answer = (status: number) => void socket.end(rawStatus(status), () => socket.destroy());
+    if (this.stopping) return answer(503);
+    const scan = scanRequest(head.rawHeaders, clientAddress(socket.remoteAddress), proto);
     const host = normalizeHost(scan.host);
-    if (host === undefined || !scan.websocket) return void socket.end(rawStatus(400, "Bad Request"));
-    const route = this.table(proto).lookup(host, req.url ?? "/");
-    if (!route) return void socket.end(rawStatus(404, "Not Found"));
-    if (!route.websocket) return void socket.end(rawStatus(400, "Bad Request"));
-    tunnel(req, socket, head, route, scan, this.settings, this.tunnels);
+    if (host === undefined || !scan.websocket) return answer(400);
+    const route = this.table(proto).lookup(host, head.url);
+    if (!route) return answer(404);
+    if (!route.websocket) return answer(400);
+    tunnel(head, socket, rest, route, scan, this.settings, this.tunnels);
   }
 
   private done(): void {
     this.inflight--;
-    if (!this.stopping) return;
-    for (const l of Object.values(this.endpoints)) l.server?.closeIdleConnections();
-    if (this.inflight === 0) this.drained?.();
+    if (this.stopping && this.inflight === 0) this.drained?.();
   }
 }
 

@@ -1,12 +1,14 @@
 // WebSocket tunnelling: forward the upgrade request, relay the backend's 101 answer, then pipe
 // the two sockets both ways; either end closing (or idling past the timeout) closes both.
-import { request, type IncomingMessage } from "node:http";
+import { request } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { Route } from "./table.js";
 import type { Upstream } from "./upstream.js";
 import { filterResponse, type ScannedRequest } from "./headers.js";
-import { MAX_ATTEMPTS, rawStatus, type ForwardSettings } from "./forward.js";
+import { MAX_ATTEMPTS, type ForwardSettings } from "./forward.js";
+import { rawStatus } from "./answers.js";
+import type { RequestHead } from "./request-parser.js";
 
 export interface TunnelSettings extends ForwardSettings {
   idleMs: number;
@@ -19,7 +21,7 @@ function head(status: number, message: string | undefined, headers: readonly str
 }
 
 /** `tunnels` tracks open client sockets so a stop can close them. */
-export function tunnel(req: IncomingMessage, client: Duplex, first: Buffer, route: Route, scan: ScannedRequest, settings: TunnelSettings, tunnels: Set<Duplex>): void {
+export function tunnel(req: RequestHead, client: Duplex, first: Buffer, route: Route, scan: ScannedRequest, settings: TunnelSettings, tunnels: Set<Duplex>): void {
   let tried: Upstream[] | undefined;
   let attempts = 0;
   let done = false;
@@ -29,14 +31,14 @@ export function tunnel(req: IncomingMessage, client: Duplex, first: Buffer, rout
     tunnels.delete(client);
   });
   client.on("error", () => client.destroy());
-  const fail = (status: number, reason: string) => {
+  const fail = (status: number) => {
     if (done) return;
     done = true;
-    client.end(rawStatus(status, reason));
+    client.end(rawStatus(status));
   };
   const tryNext = () => {
     const member = route.pool.pick(tried, undefined);
-    if (!member) return fail(attempts === 0 ? 503 : 502, attempts === 0 ? "Service Unavailable" : "Bad Gateway");
+    if (!member) return fail(attempts === 0 ? 503 : 502);
     attempts++;
     const up = member.up;
     up.active++;
@@ -54,7 +56,7 @@ export function tunnel(req: IncomingMessage, client: Duplex, first: Buffer, rout
         (tried ??= []).push(up);
         return tryNext();
       }
-      fail(502, "Bad Gateway");
+      fail(502);
     });
     upReq.once("upgrade", (upRes, upSocket, upHead) => {
       clearTimeout(timer);

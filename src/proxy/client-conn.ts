@@ -1,0 +1,410 @@
+// The proxy's own HTTP/1.1 server side: one ClientConn per accepted client connection (plain
+// TCP or TLS), one Incoming per request. node:http's server cost about half of the proxy's time
+// (an IncomingMessage stream, a ServerResponse with its header objects, several writes per
+// answer); here a request is parsed by RequestParser and its answer goes out as one corked write
+// of head + first body bytes.
+//
+// A connection handles one request at a time; pipelined requests wait, held by the parser. When
+// an answer is complete the connection goes on with the next request, or closes when either side
+// asked for it, the answer's length was delimited by the close, or the server is stopping. A
+// request body not consumed when its answer ends is read and dropped (bounded by the idle
+// timeout) so that the connection stays usable.
+import type { Socket } from "node:net";
+import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "./request-parser.js";
+import type { BodySink } from "./http1.js";
+import { sendStatus } from "./answers.js";
+
+/** pipelined bytes held while an answer is in progress before the connection stops reading */
+const MAX_HELD_BYTES = 64 * 1024;
+
+export interface ServerSettings {
+  maxHeaderBytes: number;
+  /** waiting for a request head (keep-alive idle and slow heads), and draining an unread body */
+  idleMs: number;
+}
+
+export interface ClientHandlers {
+  request(inc: Incoming): void;
+  /** an upgrade request: the handler owns the socket from here on (`rest` = bytes after the head) */
+  upgrade(head: RequestHead, socket: Socket, rest: Buffer, remoteAddress: string): void;
+}
+
+/** One request and its answer. */
+export class Incoming {
+  headersSent = false;
+  /** the answer is complete (end called) */
+  ended = false;
+  /** the request body has been read to its end */
+  requestComplete = false;
+  private sink: BodySink | undefined;
+  private queued: Buffer[] | undefined;
+  private pendingHead: string | undefined;
+  private chunked = false;
+  private bodiless = false;
+  keepAlive: boolean;
+  private closeCallbacks: ((completed: boolean) => void)[] = [];
+
+  constructor(
+    readonly head: RequestHead,
+    readonly conn: ClientConn,
+  ) {
+    this.keepAlive = head.keepAlive;
+  }
+
+  get socket(): Socket {
+    return this.conn.socket;
+  }
+
+  // ---- the request body ----
+
+  /** Receive the body (chunks queued so far first). */
+  readBody(sink: BodySink): void {
+    this.sink = sink;
+    const queued = this.queued;
+    this.queued = undefined;
+    if (queued) for (const c of queued) sink.onBody(c);
+    if (this.requestComplete) sink.onEnd();
+    else this.conn.socket.resume();
+  }
+
+  pauseBody(): void {
+    this.conn.socket.pause();
+  }
+
+  resumeBody(): void {
+    this.conn.socket.resume();
+  }
+
+  /** the answer is complete before the body: what is left of it is dropped */
+  discardBody(): void {
+    this.sink = undefined;
+    this.queued = undefined;
+  }
+
+  /** from the parser */
+  body(chunk: Buffer): void {
+    if (this.sink) this.sink.onBody(chunk);
+    else if (!this.ended) (this.queued ??= []).push(chunk);
+  }
+
+  /** from the parser */
+  bodyEnd(): void {
+    this.requestComplete = true;
+    this.sink?.onEnd();
+  }
+
+  // ---- the answer ----
+
+  /** called once: with true when the answer is complete, false when the connection closed before */
+  onClose(cb: (completed: boolean) => void): void {
+    this.closeCallbacks.push(cb);
+  }
+
+  closed(completed: boolean): void {
+    const cbs = this.closeCallbacks;
+    this.closeCallbacks = [];
+    for (const cb of cbs) cb(completed);
+  }
+
+  /**
+   * The status line and headers (name, value, ...; hop-by-hop ones already removed), sent with the
+   * first body bytes. The body is framed by the headers' Content-Length, else chunked (HTTP/1.1
+   * clients), else by closing the connection.
+   */
+  writeHead(status: number, reason: string, headers: string[]): void {
+    if (this.ended) return;
+    this.headersSent = true;
+    const { head } = this;
+    this.bodiless = head.method === "HEAD" || status === 204 || status === 304;
+    let hasLength = false;
+    let s = `HTTP/1.1 ${status} ${reason}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      s += `${name}: ${headers[i + 1]}\r\n`;
+    }
+    if (this.conn.closing) this.keepAlive = false;
+    if (!this.bodiless && !hasLength) {
+      if (!head.http10 && this.keepAlive) {
+        this.chunked = true;
+        s += "Transfer-Encoding: chunked\r\n";
+      } else this.keepAlive = false;
+    }
+    if (!this.keepAlive) s += "Connection: close\r\n";
+    else if (head.http10) s += "Connection: keep-alive\r\n";
+    this.pendingHead = s + "\r\n";
+  }
+
+  /** Body bytes; false = wait for `onDrain`. */
+  write(chunk: Buffer): boolean {
+    if (this.ended || this.bodiless || chunk.length === 0) return true;
+    const sock = this.conn.socket;
+    const head = this.pendingHead;
+    if (head === undefined && !this.chunked) return sock.write(chunk);
+    sock.cork();
+    if (head !== undefined) {
+      this.pendingHead = undefined;
+      sock.write(head, "latin1");
+    }
+    let ok: boolean;
+    if (this.chunked) {
+      sock.write(`${chunk.length.toString(16)}\r\n`, "latin1");
+      sock.write(chunk);
+      ok = sock.write("\r\n", "latin1");
+    } else ok = sock.write(chunk);
+    sock.uncork();
+    return ok;
+  }
+
+  onDrain(cb: () => void): void {
+    this.conn.socket.once("drain", cb);
+  }
+
+  /** The answer is complete. */
+  end(): void {
+    if (this.ended) return;
+    const tail = this.chunked ? "0\r\n\r\n" : "";
+    const head = this.pendingHead;
+    this.pendingHead = undefined;
+    if (head !== undefined || tail) this.conn.socket.write(head === undefined ? tail : head + tail, "latin1");
+    this.ended = true;
+    this.conn.answered(this);
+  }
+
+  /** A complete small answer generated by the proxy itself. */
+  answer(status: number, reason: string, headers: string[], body: Buffer): void {
+    this.writeHead(status, reason, headers);
+    this.write(body);
+    this.end();
+  }
+
+  /** cut the connection (an answer that cannot be completed) */
+  destroy(): void {
+    this.conn.socket.destroy();
+  }
+}
+
+export class ClientConn implements RequestSink {
+  private readonly parser = new RequestParser(this);
+  private current: Incoming | undefined;
+  private upgrading: Incoming | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private peerEnded = false;
+  /** no further request is read: the connection closes after the current answer */
+  closing = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly set: ClientConnSet,
+    private readonly handlers: ClientHandlers,
+  ) {
+    socket.setNoDelay(true);
+    socket.on("data", this.onData);
+    socket.on("end", this.onPeerEnd);
+    socket.on("error", noop);
+    socket.on("close", this.onClose);
+    this.parser.begin(set.settings().maxHeaderBytes);
+    this.closing = set.stopping;
+    this.arm();
+  }
+
+  /** waiting for a request with no byte of it received */
+  get idle(): boolean {
+    return this.current === undefined && this.parser.idle;
+  }
+
+  /** a request is being answered */
+  get busy(): boolean {
+    return this.current !== undefined;
+  }
+
+  // ---- socket events ----
+
+  private onData = (chunk: Buffer): void => {
+    if (this.closing && this.current === undefined) return; // closing: nothing more is read
+    try {
+      this.parser.execute(chunk);
+    } catch (e) {
+      return this.fail(e as Error);
+    }
+    if (this.upgrading) return this.upgrade(this.upgrading);
+    if (this.parser.heldBytes > MAX_HELD_BYTES) this.socket.pause();
+  };
+
+  private onPeerEnd = (): void => {
+    this.peerEnded = true;
+    const cur = this.current;
+    if (cur === undefined) return this.close();
+    // the body was cut short: the request cannot complete
+    if (!cur.requestComplete) return void this.socket.destroy();
+    this.closing = true; // the answer still goes out, then the connection closes
+  };
+
+  private onClose = (): void => {
+    clearTimeout(this.timer);
+    this.set.delete(this);
+    const cur = this.current;
+    this.current = undefined;
+    if (cur && !cur.ended) cur.closed(false);
+  };
+
+  // ---- RequestSink ----
+
+  onRequest(head: RequestHead): void {
+    clearTimeout(this.timer);
+    const inc = new Incoming(head, this);
+    this.current = inc;
+    if (head.method === "CONNECT") return this.refuse(400);
+    if (head.expect !== undefined) {
+      if (head.expect !== "100-continue") return this.refuse(417);
+      if (!head.http10) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+    }
+    if (head.upgrade) {
+      this.upgrading = inc; // after the parser returns: the bytes after the head belong to the new protocol
+      return;
+    }
+    if (head.hasBody) this.socket.pause(); // until the handler reads the body
+    this.handlers.request(inc);
+  }
+
+  onBody(chunk: Buffer): void {
+    this.current?.body(chunk);
+  }
+
+  onEnd(): void {
+    const cur = this.current;
+    if (!cur) return;
+    cur.bodyEnd();
+    // an answer that came before the end of the body: the body is now drained
+    if (cur.ended) this.next();
+  }
+
+  // ---- request lifecycle ----
+
+  /** the current request's answer is complete */
+  answered(inc: Incoming): void {
+    if (inc !== this.current) return;
+    if (!inc.keepAlive) this.closing = true;
+    inc.closed(true);
+    if (this.closing) {
+      this.current = undefined;
+      return this.close();
+    }
+    if (!inc.requestComplete) {
+      // read and drop the rest of the body, then go on; bounded by the idle timeout
+      inc.discardBody();
+      this.socket.resume();
+      return this.arm();
+    }
+    // a pipelined request waiting: parse it on a fresh stack (answers can be synchronous)
+    if (this.parser.heldBytes > 0) setImmediate(() => this.next());
+    else this.next();
+  }
+
+  /** send what is queued, then close */
+  private close(): void {
+    clearTimeout(this.timer);
+    this.socket.end(() => this.socket.destroy());
+  }
+
+  private next(): void {
+    this.current = undefined;
+    if (this.closing) return this.close();
+    if (this.socket.destroyed) return;
+    this.socket.resume();
+    this.arm();
+    try {
+      this.parser.next(this.set.settings().maxHeaderBytes);
+    } catch (e) {
+      return this.fail(e as Error);
+    }
+    if (this.upgrading) this.upgrade(this.upgrading);
+  }
+
+  /** A request the proxy refuses itself: answer and close. */
+  private refuse(status: number): void {
+    this.closing = true;
+    sendStatus(this.current!, status);
+  }
+
+  private fail(err: Error): void {
+    this.closing = true;
+    const cur = this.current;
+    // bad bytes inside a request body being forwarded: cut (its exchange sees the client go)
+    if (cur || !(err instanceof RequestParseError)) return void this.socket.destroy();
+    this.current = new Incoming(PLACEHOLDER, this);
+    this.refuse(err.status);
+  }
+
+  private upgrade(inc: Incoming): void {
+    this.upgrading = undefined;
+    this.current = undefined;
+    clearTimeout(this.timer);
+    const s = this.socket;
+    s.off("data", this.onData);
+    s.off("end", this.onPeerEnd);
+    s.off("close", this.onClose);
+    this.set.delete(this);
+    this.handlers.upgrade(inc.head, s, this.parser.rest(), s.remoteAddress ?? "");
+  }
+
+  /** (re)start the idle timer: a request head must arrive (or an unread body drain) in time */
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onIdle, this.set.settings().idleMs);
+  }
+
+  private onIdle = (): void => {
+    if (this.current === undefined && !this.parser.idle) {
+      // a request head started but did not finish in time
+      this.current = new Incoming(PLACEHOLDER, this);
+      return this.refuse(408);
+    }
+    this.socket.destroy();
+  };
+}
+
+const noop = () => {};
+
+/** stands for a request whose head could not be read (its error answer needs one) */
+const PLACEHOLDER: RequestHead = { method: "GET", url: "/", http10: false, rawHeaders: [], keepAlive: false, upgrade: false, hasBody: false, chunked: false, expect: undefined };
+
+/** The connections of one or more listeners: settings, and closing them at stop. */
+export class ClientConnSet {
+  private conns = new Set<ClientConn>();
+  stopping = false;
+
+  constructor(
+    readonly settings: () => ServerSettings,
+    private readonly handlers: ClientHandlers,
+  ) {}
+
+  accept = (socket: Socket): void => {
+    this.conns.add(new ClientConn(socket, this, this.handlers));
+  };
+
+  delete(conn: ClientConn): void {
+    this.conns.delete(conn);
+  }
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  /** Stop: answers in progress end with Connection: close; idle connections close now. */
+  stop(): void {
+    this.stopping = true;
+    for (const c of this.conns) {
+      c.closing = true;
+      if (!c.busy) c.socket.destroy();
+    }
+  }
+
+  closeIdle(): void {
+    for (const c of this.conns) if (!c.busy) c.socket.destroy();
+  }
+
+  closeAll(): void {
+    for (const c of this.conns) c.socket.destroy();
+  }
+}
