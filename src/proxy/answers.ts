@@ -32,11 +32,25 @@ function bodyOf(status: number): Buffer {
   return body;
 }
 
+let dateSecond = -1;
+let dateValue = "";
+
+/** the Date header of the proxy's own answers (RFC 9110 §6.6.1), formatted once a second */
+export function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(now).toUTCString();
+  }
+  return dateValue;
+}
+
 /** Answer a request with a small text body; an answer already under way is cut instead. */
 export function sendStatus(inc: Incoming, status: number): void {
   if (inc.headersSent) return inc.destroy();
   const body = bodyOf(status);
-  inc.answer(status, reasonOf(status), ["Content-Type", "text/plain; charset=utf-8", "Content-Length", String(body.length), "Cache-Control", "no-store"], body);
+  inc.answer(status, reasonOf(status), ["Date", httpDate(), "Content-Type", "text/plain; charset=utf-8", "Content-Length", String(body.length), "Cache-Control", "no-store"], body);
 }
 
 /** The same answer as raw bytes for a socket that is closed after it (upgrade requests). */

@@ -109,7 +109,7 @@ export class Incoming {
   /**
    * The status line and headers (name, value, ...; hop-by-hop ones already removed), sent with the
    * first body bytes. The body is framed by the headers' Content-Length, else chunked (HTTP/1.1
-   * clients), else by closing the connection.
+   * clients), else (HTTP/1.0) by closing the connection.
    */
   writeHead(status: number, reason: string, headers: string[]): void {
     if (this.ended) return;
@@ -125,7 +125,8 @@ export class Incoming {
     }
     if (this.conn.closing) this.keepAlive = false;
     if (!this.bodiless && !hasLength) {
-      if (!head.http10 && this.keepAlive) {
+      // chunked also when the connection closes after: a cut answer is then visible as cut
+      if (!head.http10) {
         this.chunked = true;
         s += "Transfer-Encoding: chunked\r\n";
       } else this.keepAlive = false;

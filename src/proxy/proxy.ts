@@ -16,7 +16,7 @@ import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type RouteTable } from "./table.js";
 import { forward, type ForwardSettings } from "./forward.js";
-import { rawStatus, sendStatus } from "./answers.js";
+import { httpDate, rawStatus, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
 import { ClientConnSet, type Incoming } from "./client-conn.js";
 import type { RequestHead } from "./request-parser.js";
@@ -292,7 +292,7 @@ export class ProxyComponent implements Component {
 
   private redirect(inc: Incoming, host: string, path: string): void {
     const port = this.httpsPort === 443 ? "" : `:${this.httpsPort}`;
-    inc.answer(301, "Moved Permanently", ["Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
+    inc.answer(301, "Moved Permanently", ["Date", httpDate(), "Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
   }
 
   private upgrade(head: RequestHead, socket: Socket, rest: Buffer, proto: Proto): void {

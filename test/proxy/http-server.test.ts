@@ -800,3 +800,23 @@ test("Connection: close is answered with Connection: close and the connection is
     });
   });
 });
+
+test("the proxy's own answers (404, 301) carry a current Date header", async () => {
+  const b = await be("A");
+  const state = oneFront(b).app("R", { httpsRedirect: true }).front("R", "r.test").backend("R", b.port);
+  const p = await startProxy({ state, https: true });
+  try {
+    for (const host of ["nowhere.test", "r.test"]) {
+      const c = await Conn.open(p.httpPort);
+      await c.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const r = await c.response({ ms: 3000 });
+      assert.equal(r.status, host === "r.test" ? 301 : 404);
+      const date = Date.parse(hdr(r, "date") ?? "");
+      assert.ok(Math.abs(date - Date.now()) < 5000, `Date ${hdr(r, "date")}`);
+    }
+    assert.equal(b.hits, 0);
+  } finally {
+    destroyConns();
+    await p.stop();
+  }
+});
