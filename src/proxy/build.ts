@@ -95,9 +95,11 @@ export function buildTables(input: BuildInput): Tables {
 }
 
 /** The merged table for `stevedore proxy routes` and admin status. */
-export function describeTables(t: Tables): RouteInfo[] {
+/** The routes of the tables of `protocols` (the listeners that are configured). */
+export function describeTables(t: Tables, protocols: readonly ("http" | "https")[] = ["http", "https"]): RouteInfo[] {
   const rows = new Map<string, RouteInfo>();
-  for (const [proto, table] of [["http", t.http], ["https", t.https]] as const) {
+  for (const proto of protocols) {
+    const table = t[proto];
     for (const r of table.routes()) {
       const key = `${r.hostname}\0${r.pathBegin}\0${r.source}\0${r.pool.key}`;
       const row = rows.get(key);

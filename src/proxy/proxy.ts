@@ -146,7 +146,7 @@ export class ProxyComponent implements Component {
     const state = ls.some((l) => l.state === "listening") ? "listening" : ls.every((l) => l.state === "disabled") ? "disabled" : ls.some((l) => l.state === "unavailable") ? "unavailable" : "stopped";
     const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error });
     const t = this.current();
-    return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
+    return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t, this.configured()).length, inflight: this.inflight };
   }
 
   async prepareReload(next: DynamicConfig): Promise<string[]> {
@@ -160,16 +160,22 @@ export class ProxyComponent implements Component {
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
     for (const l of Object.values(this.endpoints)) if (l.server) l.server.maxConnections = dyn.proxy_max_connections;
+    // the context for clients without SNI: the default certificate, or none (their handshake fails)
     const def = this.certs.default;
-    if (def && this.endpoints.https.server) (this.endpoints.https.server as TlsServer).setSecureContext({ cert: def.cert, key: def.key });
+    (this.endpoints.https.server as TlsServer | undefined)?.setSecureContext(def ? { cert: def.cert, key: def.key } : {});
     this.markDirty();
+  }
+
+  /** the protocols whose listener is configured: routes of a disabled listener route nothing */
+  private configured(): Proto[] {
+    return (["http", "https"] as const).filter((p) => this.endpoints[p].address !== "");
   }
 
   *routedHostnames(): Iterable<string> {
     const t = this.current();
     const seen = new Set<string>();
-    for (const table of [t.http, t.https])
-      for (const h of table.hostnames())
+    for (const proto of this.configured())
+      for (const h of t[proto].hostnames())
         if (!seen.has(h)) {
           seen.add(h);
           yield h;
@@ -178,7 +184,7 @@ export class ProxyComponent implements Component {
 
   /** the merged routing table with each route's source (for `stevedore proxy routes`) */
   routes(): RouteInfo[] {
-    return describeTables(this.current());
+    return describeTables(this.current(), this.configured());
   }
 
   // ---- routing table ---------------------------------------------------------------------

@@ -41,9 +41,10 @@ function fingerprint(certPem: string): string {
 }
 
 /** The CN of the certificate the server presents for `servername`, or the handshake error. */
-function presented(port: number, servername: string): Promise<string> {
+function presented(port: number, servername: string | undefined): Promise<string> {
   return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false }, () => {
+    // to an IP address without a servername, node sends no SNI
+    const s = connect({ host: "127.0.0.1", port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false }, () => {
       const cn = s.getPeerCertificate().subject?.CN;
       s.destroy();
       resolve(String(cn));
@@ -118,6 +119,10 @@ test("a reload with a mismatched key fails and changes nothing; a good reload sw
     assert.match(missing.join(";"), /ENOENT/);
     assert.deepEqual(await p.reload(`proxy_default_cert = "${pem.default!.certPath}"\nproxy_default_key = "${pem.default!.keyPath}"\n`), []);
     assert.equal(await presented(p.httpsPort, "b.tls.test"), "default", "the site and its certificate are gone");
+    assert.equal(await presented(p.httpsPort, undefined), "default", "a client without SNI gets the default");
+    assert.deepEqual(await p.reload(""), []);
+    assert.match(await presented(p.httpsPort, "b.tls.test"), /^error: /, "the default is gone");
+    assert.match(await presented(p.httpsPort, undefined), /^error: /, "also for a client without SNI");
   } finally {
     await p.stop();
   }
