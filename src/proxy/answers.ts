@@ -1,5 +1,5 @@
 // The small text answers the proxy generates itself (no route, no backend, bad request, ...).
-import type { Incoming } from "./client-conn.js";
+import { httpDate, type Incoming } from "../http/server-conn.js";
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
@@ -30,20 +30,6 @@ function bodyOf(status: number): Buffer {
   let body = BODIES.get(status);
   if (!body) BODIES.set(status, (body = Buffer.from(`${status} ${reasonOf(status)}${DETAILS[status] ?? ""}\n`)));
   return body;
-}
-
-let dateSecond = -1;
-let dateValue = "";
-
-/** the Date header of the proxy's own answers (RFC 9110 §6.6.1), formatted once a second */
-export function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateValue = new Date(now).toUTCString();
-  }
-  return dateValue;
 }
 
 /** Answer a request with a small text body; an answer already under way is cut instead. */

@@ -95,11 +95,9 @@ export function buildTables(input: BuildInput): Tables {
 }
 
 /** The merged table for `stevedore proxy routes` and admin status. */
-/** The routes of the tables of `protocols` (the listeners that are configured). */
-export function describeTables(t: Tables, protocols: readonly ("http" | "https")[] = ["http", "https"]): RouteInfo[] {
+export function describeTables(t: Tables): RouteInfo[] {
   const rows = new Map<string, RouteInfo>();
-  for (const proto of protocols) {
-    const table = t[proto];
+  for (const [proto, table] of [["http", t.http], ["https", t.https]] as const) {
     for (const r of table.routes()) {
       const key = `${r.hostname}\0${r.pathBegin}\0${r.source}\0${r.pool.key}`;
       const row = rows.get(key);

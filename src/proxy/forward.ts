@@ -2,7 +2,7 @@
 // bodies with backpressure, retry the next backend when the connection failed before any byte
 // of the request was sent, map failures to small 502/503/504 answers.
 import type { Member } from "./pool.js";
-import type { Incoming } from "./client-conn.js";
+import type { Incoming } from "../http/server-conn.js";
 import { sendStatus } from "./answers.js";
 import type { Route } from "./table.js";
 import { ConnectTimeout, type ConnUser, type Upstream, type UpstreamConn } from "./upstream.js";

@@ -16,10 +16,10 @@ import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type RouteTable } from "./table.js";
 import { forward, type ForwardSettings } from "./forward.js";
-import { httpDate, rawStatus, sendStatus } from "./answers.js";
+import { rawStatus, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
-import { ClientConnSet, type Incoming } from "./client-conn.js";
-import type { RequestHead } from "./request-parser.js";
+import { ClientConnSet, httpDate, type Incoming, type ServerSettings } from "../http/server-conn.js";
+import type { RequestHead } from "../http/request-parser.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
@@ -38,18 +38,23 @@ interface Listener {
   error?: string;
 }
 
-function settingsOf(dyn: DynamicConfig): TunnelSettings {
+type Settings = TunnelSettings & ServerSettings;
+
+function settingsOf(dyn: DynamicConfig): Settings {
+  const idleMs = dyn.proxy_idle_timeout_secs * 1000;
   return {
     connectTimeoutMs: dyn.proxy_connect_timeout_secs * 1000,
     responseTimeoutMs: dyn.proxy_response_timeout_secs * 1000,
-    idleMs: dyn.proxy_idle_timeout_secs * 1000,
+    idleMs,
+    headMs: idleMs,
+    answerHalfClosed: true,
     maxHeaderBytes: dyn.proxy_max_header_bytes,
   };
 }
 
 export class ProxyComponent implements Component {
   readonly name = "proxy";
-  private settings: TunnelSettings;
+  private settings: Settings;
   private tables: Tables | undefined;
   private dirty = true;
   private rebuildScheduled = false;
@@ -85,6 +90,7 @@ export class ProxyComponent implements Component {
       conns: new ClientConnSet(() => this.settings, {
         request: (inc) => this.handle(inc, proto),
         upgrade: (head, socket, rest) => this.upgrade(head, socket, rest, proto),
+        refuse: sendStatus,
       }),
     });
     this.endpoints = { http: listener("http", st.proxy_http_listen), https: listener("https", st.proxy_https_listen) };
@@ -146,7 +152,7 @@ export class ProxyComponent implements Component {
     const state = ls.some((l) => l.state === "listening") ? "listening" : ls.every((l) => l.state === "disabled") ? "disabled" : ls.some((l) => l.state === "unavailable") ? "unavailable" : "stopped";
     const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error });
     const t = this.current();
-    return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t, this.configured()).length, inflight: this.inflight };
+    return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
   }
 
   async prepareReload(next: DynamicConfig): Promise<string[]> {
@@ -166,16 +172,11 @@ export class ProxyComponent implements Component {
     this.markDirty();
   }
 
-  /** the protocols whose listener is configured: routes of a disabled listener route nothing */
-  private configured(): Proto[] {
-    return (["http", "https"] as const).filter((p) => this.endpoints[p].address !== "");
-  }
-
   *routedHostnames(): Iterable<string> {
     const t = this.current();
     const seen = new Set<string>();
-    for (const proto of this.configured())
-      for (const h of t[proto].hostnames())
+    for (const table of [t.http, t.https])
+      for (const h of table.hostnames())
         if (!seen.has(h)) {
           seen.add(h);
           yield h;
@@ -184,7 +185,7 @@ export class ProxyComponent implements Component {
 
   /** the merged routing table with each route's source (for `stevedore proxy routes`) */
   routes(): RouteInfo[] {
-    return describeTables(this.current(), this.configured());
+    return describeTables(this.current());
   }
 
   // ---- routing table ---------------------------------------------------------------------

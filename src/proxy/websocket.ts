@@ -8,7 +8,7 @@ import type { Upstream } from "./upstream.js";
 import { filterResponse, type ScannedRequest } from "./headers.js";
 import { MAX_ATTEMPTS, type ForwardSettings } from "./forward.js";
 import { rawStatus } from "./answers.js";
-import type { RequestHead } from "./request-parser.js";
+import type { RequestHead } from "../http/request-parser.js";
 
 export interface TunnelSettings extends ForwardSettings {
   idleMs: number;

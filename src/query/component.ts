@@ -1,5 +1,4 @@
 // The query socket as a daemon component: tokens registry + HTTP server on the Unix path.
-import type { ServerResponse } from "node:http";
 import { listenUnix } from "../http/index.js";
 import { log } from "../log.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
@@ -45,15 +44,13 @@ export function queryComponent(ctx: DaemonContext): Component {
         if (state !== "disabled") state = "stopped";
         return;
       }
+      // answer every pending poll `changed:true` (closing its connection once the answer is
+      // sent) before the socket closes; idle connections close at once
       qs.markStopping();
-      // answer every pending poll `changed:true` before the socket closes, and let those answers
-      // reach the kernel before idle connections are closed
-      const answered = qs.pendingResponses();
       ctx.catalog.releaseWaiters();
-      await untilDeadline(Promise.all(answered.map(flushed)), graceful ? deadline : performance.now() + 1000);
+      await untilDeadline(qs.drained(), graceful ? deadline : performance.now() + 1000);
       const closed = new Promise<void>((resolve) => qs.server.close(() => resolve()));
-      await untilDeadline(closed, graceful ? deadline : performance.now());
-      qs.server.closeAllConnections();
+      qs.closeAllConnections();
       await closed;
       state = "stopped";
     },
@@ -70,14 +67,6 @@ export function queryComponent(ctx: DaemonContext): Component {
       };
     },
   };
-}
-
-function flushed(res: ServerResponse): Promise<void> {
-  if (res.writableFinished || res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    res.once("finish", resolve);
-    res.once("close", resolve);
-  });
 }
 
 async function untilDeadline(p: Promise<unknown>, deadline: number): Promise<void> {

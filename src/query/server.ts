@@ -1,7 +1,8 @@
 // The query socket's HTTP handling: auth before routing, bodies from the per-revision cache,
 // long-polls through the catalog's waiter list. Never a Docker call per request.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { STATUS_CODES } from "node:http";
+import { createServer, type Server, type Socket } from "node:net";
+import { ClientConnSet, httpDate, type Incoming } from "../http/server-conn.js";
 import type { CatalogView, Revision } from "../catalog/types.js";
 import { log } from "../log.js";
 import { isDeploymentName } from "../tokens/index.js";
@@ -19,14 +20,12 @@ export interface QueryServerOptions {
   maxConnections: number;
 }
 
-/** Server limits from the design (long-polls are not cut: requestTimeout only bounds reading the request). */
+/** Server limits from the design; long-polls are not cut (a request is only timed until its head
+ *  is in: the socket reads no request bodies, and one sent anyway drains under the keep-alive timeout). */
 export const LIMITS = {
   headersTimeoutMs: 10_000,
-  requestTimeoutMs: 15_000,
   keepAliveTimeoutMs: 5_000,
   maxHeaderSize: 16 * 1024,
-  /** how often node checks the header/request deadlines (only requests still being received are checked) */
-  checkIntervalMs: 1_000,
 };
 
 const JSON_TYPE = "application/json";
@@ -42,12 +41,20 @@ const DOCKER_DOWN = errorBody("docker unavailable");
 const TOO_MANY = errorBody("too many waiting polls");
 const INTERNAL = errorBody("internal error");
 
-function send(res: ServerResponse, status: number, body: Buffer, extra?: string[]): void {
-  const headers = ["Content-Type", JSON_TYPE, "Content-Length", String(body.length)];
+function send(inc: Incoming, status: number, body: Buffer, extra?: string[]): void {
+  const headers = ["Date", httpDate(), "Content-Type", JSON_TYPE, "Content-Length", String(body.length)];
   if (extra) headers.push(...extra);
-  res.writeHead(status, headers);
-  res.end(res.req.method === "HEAD" ? undefined : body);
+  inc.answer(status, STATUS_CODES[status] ?? "", headers, body); // HEAD: the body is not sent
 }
+
+/** requests the HTTP layer refuses itself, in the socket's JSON error shape */
+const REFUSED: Record<number, Buffer> = {
+  400: errorBody("bad request"),
+  408: errorBody("request timeout"),
+  417: errorBody("expectation failed"),
+  431: errorBody("request headers too large"),
+  501: errorBody("unsupported transfer coding"),
+};
 
 /** The first Authorization header, read from the raw list so node never builds the headers object
  *  (one object less per request, which counts for 10,000 waiting polls). */
@@ -64,47 +71,46 @@ export class QueryServer {
   private bodies: RevisionBodies | undefined;
   private stopping = false;
   /** pending long-polls of this server (each cancels its catalog waiter) */
-  private polls = new Set<ServerResponse>();
+  private polls = new Set<Incoming>();
   private authCache = new WeakMap<Socket, { header: string; deployment: string; generation: number }>();
+  /** our own HTTP/1.1 server side: a waiting poll costs a few KB, not node:http's ~10 */
+  private conns: ClientConnSet;
 
   constructor(private opts: QueryServerOptions) {
-    this.server = createServer({
-      maxHeaderSize: LIMITS.maxHeaderSize,
-      requireHostHeader: false, // a Unix socket has no host; minimal clients (nc -U) omit it
-      keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
-      headersTimeout: LIMITS.headersTimeoutMs,
-      requestTimeout: LIMITS.requestTimeoutMs,
-      connectionsCheckingInterval: LIMITS.checkIntervalMs,
+    // a poll client that half-closes has gone: its waiter leaves at once (as with node:http)
+    const settings = { maxHeaderBytes: LIMITS.maxHeaderSize, idleMs: LIMITS.keepAliveTimeoutMs, headMs: LIMITS.headersTimeoutMs, answerHalfClosed: false };
+    this.conns = new ClientConnSet(() => settings, {
+      request: (inc) => this.request(inc),
+      refuse: (inc, status) => send(inc, status, REFUSED[status] ?? REFUSED[400]!),
     });
-    this.server.keepAliveTimeout = LIMITS.keepAliveTimeoutMs;
-    this.server.headersTimeout = LIMITS.headersTimeoutMs;
-    this.server.requestTimeout = LIMITS.requestTimeoutMs;
+    this.server = createServer({ allowHalfOpen: true }, this.conns.accept);
     this.server.maxConnections = opts.maxConnections;
-    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      try {
-        this.handle(req, res);
-      } catch (err) {
-        log.error("query request failed", { path: req.url, error: (err as Error).message });
-        if (!res.headersSent) send(res, 500, INTERNAL);
-        else res.destroy();
-      }
-    });
-    this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) return socket.destroy();
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      const body = errorBody(status === 431 ? "request headers too large" : status === 408 ? "request timeout" : "bad request");
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    });
+  }
+
+  private request(inc: Incoming): void {
+    try {
+      this.handle(inc);
+    } catch (err) {
+      log.error("query request failed", { path: inc.head.url, error: (err as Error).message });
+      if (!inc.headersSent) send(inc, 500, INTERNAL);
+      else inc.destroy();
+    }
+  }
+
+  /** close every client connection (after the listener stopped) */
+  closeAllConnections(): void {
+    this.conns.closeAll();
+  }
+
+  /** resolves when every client connection is closed */
+  drained(): Promise<void> {
+    return this.conns.empty();
   }
 
   get pendingPolls(): number {
     return this.polls.size;
   }
 
-  /** The responses of the pending polls (to wait for their answers to flush at stop). */
-  pendingResponses(): ServerResponse[] {
-    return [...this.polls];
-  }
 
   private revisionBodies(): RevisionBodies {
     return this.bodiesFor(this.opts.catalog.current());
@@ -118,18 +124,18 @@ export class QueryServer {
     return made;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url ?? "/";
+  private handle(res: Incoming): void {
+    const url = res.head.url;
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
-    const method = req.method;
+    const method = res.head.method;
     const readOnly = method === "GET" || method === "HEAD";
     if (path === "/healthz") {
       if (!readOnly) return send(res, 405, METHOD_NOT_ALLOWED, ["Allow", "GET, HEAD"]);
       return send(res, 200, HEALTHZ);
     }
     // auth before routing: an unauthenticated caller learns nothing about the paths
-    const deployment = this.authenticate(req);
+    const deployment = this.authenticate(res);
     if (deployment === undefined) return send(res, 401, BAD_AUTH, ["WWW-Authenticate", "Bearer"]);
     if (deployment === null) {
       log.debug("query request with an invalid token", { method, path });
@@ -163,8 +169,8 @@ export class QueryServer {
    * A keep-alive connection that repeats the header it authenticated with skips the hashing
    * until the tokens change (the comparison is against what this same client sent before).
    */
-  private authenticate(req: IncomingMessage): string | undefined | null {
-    const header = authorizationHeader(req.rawHeaders);
+  private authenticate(req: Incoming): string | undefined | null {
+    const header = authorizationHeader(req.head.rawHeaders);
     const generation = this.opts.tokensGeneration?.() ?? 0;
     const cached = this.authCache.get(req.socket);
     if (cached !== undefined && cached.header === header && cached.generation === generation) return cached.deployment;
@@ -185,31 +191,35 @@ export class QueryServer {
     return age > this.opts.staleAfterSecs() ? "down" : age;
   }
 
-  private poll(res: ServerResponse, params: Map<string, string>): void {
+  private poll(res: Incoming, params: Map<string, string>): void {
     const { since, timeoutSecs } = parsePollParams(params, this.opts.pollDefaultTimeoutSecs());
-    if (this.stopping) return send(res, 200, this.revisionBodies().pollChanged, ["Connection", "close"]);
+    if (this.stopping) return send(res, 200, this.revisionBodies().pollChanged);
     let answered = false;
+    let gone = false;
     const outcome = this.opts.catalog.wait(since, timeoutSecs * 1000, (result) => {
       answered = true;
       this.polls.delete(res);
-      if (res.destroyed) return;
+      if (gone) return;
       const bodies = this.bodiesFor(result.revision);
-      send(res, 200, result.changed ? bodies.pollChanged : bodies.pollUnchanged, this.stopping ? ["Connection", "close"] : undefined);
+      send(res, 200, result.changed ? bodies.pollChanged : bodies.pollUnchanged);
     });
     if (outcome.kind === "now") return send(res, 200, this.bodiesFor(outcome.revision).pollChanged);
     if (outcome.kind === "full") return send(res, 503, TOO_MANY);
     if (answered) return;
     this.polls.add(res);
     // a client that goes away leaves the waiter list at once
-    res.once("close", () => {
-      if (answered) return;
+    res.onClose((completed) => {
+      if (answered || completed) return;
+      gone = true;
       this.polls.delete(res);
       outcome.cancel();
     });
   }
 
-  /** Stop taking new polls; new ones are answered at once so clients come back to the next daemon. */
+  /** Stop: new polls are answered at once so clients come back to the next daemon, every answer
+   *  closes its connection, idle connections close now. */
   markStopping(): void {
     this.stopping = true;
+    this.conns.stop();
   }
 }

@@ -309,7 +309,6 @@ test("command state changes re-route without a restart; routedHostnames and rout
   const state = new FakeState();
   const p = await startProxy({
     state,
-    https: true,
     config: `[[site]]\nhostname = "site.test"\nbackends = ["127.0.0.1:${b.port}"]\n[[site]]\nhostname = "both.test"\nbackends = ["127.0.0.1:${b.port}"]\n`,
   });
   try {
@@ -327,21 +326,6 @@ test("command state changes re-route without a restart; routedHostnames and rout
     assert.equal((p.proxy.status() as { sites: number }).sites, 3);
     const { listRoutes } = await import("../../src/proxy/state-registry.js");
     assert.equal(listRoutes().length, routes.length);
-  } finally {
-    await p.stop();
-  }
-});
-
-test("routes and sites leave out what only a listener that is not configured would serve", async () => {
-  const a = await be("a");
-  const state = new FakeState().front("h", "plain.test").backend("h", a.port);
-  state.https.push({ appId: "s", hostname: "secure-only.test", pathBegin: "", fingerprint: "0".repeat(64) });
-  state.backend("s", a.port);
-  const p = await startProxy({ state }); // proxy_https_listen = ""
-  try {
-    assert.deepEqual([...p.proxy.routedHostnames()], ["plain.test"]);
-    assert.deepEqual(p.proxy.routes().map((r) => [r.hostname, r.protocols]), [["plain.test", ["http"]]]);
-    assert.equal((p.proxy.status() as { sites: number; routes: number }).sites, 1);
   } finally {
     await p.stop();
   }

@@ -53,7 +53,7 @@ before(async () => {
 
 after(async () => {
   registry.stop();
-  qs.server.closeAllConnections();
+  qs.closeAllConnections();
   await new Promise((r) => qs.server.close(r));
   await rm(dir, { recursive: true, force: true });
 });

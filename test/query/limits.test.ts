@@ -25,7 +25,7 @@ async function server(t: { after: (fn: () => Promise<void>) => void }, over: Par
   assert.ok((await listenUnix(qs.server, sock, 0o666, "query")).ok);
   t.after(async () => {
     catalog.releaseWaiters();
-    qs.server.closeAllConnections();
+    qs.closeAllConnections();
     await new Promise((r) => qs.server.close(r));
     await rm(dir, { recursive: true, force: true });
   });
@@ -55,8 +55,8 @@ test("request headers over 16 KiB → 431 JSON", async (t) => {
   assert.match(ok.text, /^HTTP\/1.1 200 /);
 });
 
-test("headers that never finish are cut at the headers timeout; a long-poll outlives the request timeout", async (t) => {
-  const { sock } = await server(t, { headersTimeoutMs: 300, requestTimeoutMs: 500, checkIntervalMs: 100 });
+test("headers that never finish are cut at the headers timeout; a long-poll outlives it", async (t) => {
+  const { sock } = await server(t, { headersTimeoutMs: 300 });
   const slow = await raw(sock, "GET /services HTTP/1.1\r\nAuthorization: Bearer x");
   assert.match(slow.text, /^HTTP\/1.1 408 /);
   assert.ok(slow.ms < 2000, `cut after ${slow.ms} ms`);
@@ -83,4 +83,32 @@ test("connections beyond query_max_connections are refused", async (t) => {
   assert.equal(third.text, "", "the third connection is closed without an answer");
   held[0]!.destroy();
   await waitFor("a free slot serves again", async () => /^HTTP\/1.1 200 /.test((await raw(sock, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 3000)).text), 2000);
+});
+
+test("malformed requests get 400 (unknown codings 501) in the JSON error shape, then the connection closes", async (t) => {
+  const { sock } = await server(t);
+  for (const [req, status, error] of [
+    ["GET /healthz HTTP/9.9\r\n\r\n", 400, "bad request"],
+    ["GET /healthz HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, "bad request"],
+    ["GET /healthz HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "bad request"],
+    ["POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported transfer coding"],
+  ] as const) {
+    const r = await raw(sock, req, 3000); // resolves when the server closes
+    assert.match(r.text, new RegExp(`^HTTP/1.1 ${status} `), req);
+    assert.match(r.text, /Content-Type: application\/json/);
+    assert.ok(r.text.endsWith(JSON.stringify({ error })), r.text);
+  }
+});
+
+test("a long-poll client that half-closes has gone: its waiter leaves at once", async (t) => {
+  const { sock, catalog } = await server(t);
+  const rev = catalog.publish([]);
+  const s = connect(sock);
+  t.after(() => void s.destroy());
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  s.write(`GET /poll?since=${rev.ts}&timeout=60 HTTP/1.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+  await waitFor("the poll waits", () => catalog.waiterCount() === 1, 2000);
+  s.end();
+  await waitFor("the waiter left", () => catalog.waiterCount() === 0, 1000);
 });

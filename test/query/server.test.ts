@@ -42,7 +42,7 @@ before(async () => {
 after(async () => {
   registry.stop();
   catalog.releaseWaiters();
-  qs.server.closeAllConnections();
+  qs.closeAllConnections();
   await new Promise((r) => qs.server.close(r));
   await rm(dir, { recursive: true, force: true });
 });

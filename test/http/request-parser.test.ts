@@ -4,8 +4,8 @@
 // seeded fuzz (valid pipelined sequences, mutated, split at random points).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "../../src/proxy/request-parser.js";
-import { HttpParseError, MAX_CHUNK_LINE } from "../../src/proxy/http1.js";
+import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "../../src/http/request-parser.js";
+import { HttpParseError, MAX_CHUNK_LINE } from "../../src/http/http1.js";
 import { intRng } from "../helpers/random.js";
 
 const DEFAULT_MAX = 16384;
