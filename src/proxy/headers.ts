@@ -95,7 +95,7 @@ export function scanRequest(raw: readonly string[], clientIp: string, proto: "ht
   return { out, host, hasBody, chunked, cookie, websocket };
 }
 
-/** Response headers for the client: hop-by-hop ones dropped (Node re-frames the body). */
+/** Response headers for the client: hop-by-hop ones dropped (src/http/server-conn.ts re-frames the body). */
 export function filterResponse(raw: readonly string[], keepUpgrade = false): string[] {
   const named = connectionNames(raw);
   const out: string[] = [];
