@@ -214,11 +214,6 @@ export class ClientConn implements RequestSink {
     this.arm(set.settings().idleMs);
   }
 
-  /** waiting for a request with no byte of it received */
-  get idle(): boolean {
-    return this.current === undefined && this.parser.idle;
-  }
-
   /** a request is being answered */
   get busy(): boolean {
     return this.current !== undefined;
@@ -306,7 +301,8 @@ export class ClientConn implements RequestSink {
       this.socket.resume();
       return this.arm(this.set.settings().idleMs);
     }
-    // a pipelined request waiting: parse it on a fresh stack (answers can be synchronous)
+    // a pipelined request waiting: parse it once the caller's stack has unwound (end() may run
+    // inside an upstream connection's handlers); answers made during parsing go on in its loop
     if (this.parser.heldBytes > 0) setImmediate(() => this.next());
     else this.next();
   }
@@ -331,10 +327,10 @@ export class ClientConn implements RequestSink {
     if (this.upgrading) this.upgrade(this.upgrading);
   }
 
-  /** A request the server refuses itself: answer and close. */
+  /** A request the server refuses itself (or one whose head could not be read): answer and close. */
   private refuse(status: number): void {
     this.closing = true;
-    this.handlers.refuse(this.current!, status);
+    this.handlers.refuse((this.current ??= new Incoming(PLACEHOLDER, this)), status);
   }
 
   private fail(err: Error): void {
@@ -342,7 +338,6 @@ export class ClientConn implements RequestSink {
     const cur = this.current;
     // bad bytes inside a request body being forwarded: cut (its exchange sees the client go)
     if (cur || !(err instanceof RequestParseError)) return void this.socket.destroy();
-    this.current = new Incoming(PLACEHOLDER, this);
     this.refuse(err.status);
   }
 
@@ -365,11 +360,8 @@ export class ClientConn implements RequestSink {
   }
 
   private onIdle = (): void => {
-    if (this.current === undefined && !this.parser.idle) {
-      // a request head started but did not finish in time
-      this.current = new Incoming(PLACEHOLDER, this);
-      return this.refuse(408);
-    }
+    // a request head started but did not finish in time
+    if (this.current === undefined && !this.parser.idle) return this.refuse(408);
     this.socket.destroy();
   };
 }
@@ -420,10 +412,6 @@ export class ClientConnSet {
     return new Promise((resolve) => this.emptied.push(resolve));
   }
 
-  get size(): number {
-    return this.conns.size;
-  }
-
   /** Stop: answers in progress end with Connection: close; idle connections close now. */
   stop(): void {
     this.stopping = true;
@@ -431,10 +419,6 @@ export class ClientConnSet {
       c.closing = true;
       if (!c.busy) c.socket.destroy();
     }
-  }
-
-  closeIdle(): void {
-    for (const c of this.conns) if (!c.busy) c.socket.destroy();
   }
 
   closeAll(): void {

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "../../src/http/request-parser.js";
 import { HttpParseError, MAX_CHUNK_LINE } from "../../src/http/http1.js";
-import { intRng } from "../helpers/random.js";
+import { intRng, mutate } from "../helpers/random.js";
 
 const DEFAULT_MAX = 16384;
 
@@ -960,28 +960,7 @@ test("fuzz: 10,000 valid and mutated pipelined sequences in random reads parse c
     const exp = genSequence(rand);
     let buf = exp.bytes;
     const edits = rand(3) === 0 ? 0 : 1 + rand(3);
-    for (let e = 0; e < edits; e++) {
-      const at = rand(buf.length + 1);
-      switch (rand(5)) {
-        case 0: // flip a byte
-          if (buf.length > 0) {
-            buf = Buffer.from(buf);
-            buf[Math.min(at, buf.length - 1)] = rand(256);
-          }
-          break;
-        case 1: // delete a range
-          buf = Buffer.concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rand(8)))]);
-          break;
-        case 2: // insert a structural piece
-          buf = Buffer.concat([buf.subarray(0, at), b(pieces[rand(pieces.length)]!), buf.subarray(at)]);
-          break;
-        case 3: // duplicate a range
-          buf = Buffer.concat([buf.subarray(0, at), buf.subarray(at, at + rand(20)), buf.subarray(at)]);
-          break;
-        default: // truncate
-          buf = buf.subarray(0, at);
-      }
-    }
+    for (let e = 0; e < edits; e++) buf = mutate(buf, rand, pieces);
     const max = rand(4) === 0 ? 64 + rand(256) : DEFAULT_MAX;
     const splits = Array.from({ length: rand(6) }, () => rand(buf.length + 1));
     // run() lets anything but an HttpParseError through, and the recorder fails on body bytes

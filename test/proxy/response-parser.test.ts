@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ResponseParser, ResponseParseError, type ResponseHead } from "../../src/proxy/response-parser.js";
-import { intRng } from "../helpers/random.js";
+import { intRng, mutate } from "../helpers/random.js";
 
 interface Result {
   heads: ResponseHead[];
@@ -178,30 +178,9 @@ test("fuzz: 10,000 mutated responses split at random points parse cleanly or fai
   let failed = 0;
   for (let n = 0; n < 10_000; n++) {
     const base = Buffer.from(corpus[rand(corpus.length)]!, "latin1");
-    let buf = base;
+    let buf: Buffer = base;
     const edits = rand(4);
-    for (let e = 0; e < edits; e++) {
-      const at = rand(buf.length + 1);
-      switch (rand(5)) {
-        case 0: // flip a byte
-          if (buf.length > 0) {
-            buf = Buffer.from(buf);
-            buf[Math.min(at, buf.length - 1)] = rand(256);
-          }
-          break;
-        case 1: // delete a range
-          buf = Buffer.concat([buf.subarray(0, at), buf.subarray(Math.min(buf.length, at + 1 + rand(8)))]);
-          break;
-        case 2: // insert a structural piece
-          buf = Buffer.concat([buf.subarray(0, at), Buffer.from(pieces[rand(pieces.length)]!, "latin1"), buf.subarray(at)]);
-          break;
-        case 3: // duplicate a range
-          buf = Buffer.concat([buf.subarray(0, at), buf.subarray(at, at + rand(20)), buf.subarray(at)]);
-          break;
-        default: // truncate
-          buf = buf.subarray(0, at);
-      }
-    }
+    for (let e = 0; e < edits; e++) buf = mutate(buf, rand, pieces);
     const splits = Array.from({ length: rand(5) }, () => rand(buf.length + 1));
     const head = rand(10) === 0;
     const whole = parse(buf, { head, eof: true });
