@@ -214,8 +214,10 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
     }
   }
 
-  /** Full listing and diff. Events arriving meanwhile stay pending and are re-inspected after. */
+  /** Full listing and diff. Events pending before it are covered by it; events arriving
+   *  meanwhile stay pending and are re-inspected after. */
   private async relist(): Promise<boolean> {
+    this.pending.clear();
     try {
       const list = await this.opts.docker.listContainers();
       const ids = list.filter((s) => membershipOf(s.Labels)).map((s) => s.Id);
@@ -280,7 +282,7 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
   private failed(what: string, err: unknown): void {
     if (this.stopped || (err instanceof DockerUnavailable && !this.stream.up)) return;
     log.warn("catalog update failed, retrying", { what, error: (err as Error).message, retry_ms: RETRY_AFTER_ERROR_MS });
-    if (this.retryTimer || this.stopped) return;
+    if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.requestRelist("retry");
@@ -309,7 +311,7 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
         log.warn("registered deployment source failed", { source, error: (err as Error).message });
       }
     }
-    const deployments = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const deployments = [...names].sort(); // code-point order
     const projection = publicProjection(containers, deployments);
     if (this.rev.seq > 0 && projection === this.projection && !this.forceRevision) return;
     this.forceRevision = false;

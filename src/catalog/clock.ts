@@ -6,21 +6,20 @@ import { writeFileAtomic } from "../store/atomic.js";
 import { log } from "../log.js";
 
 export class RevisionClock {
-  private last: number | undefined;
-  private persisted = 0;
+  /** the latest timestamp handed out, or the persisted one of the previous process */
+  private last: number;
   private readonly path: string;
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
 
   constructor(stateDir: string, private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {
     this.path = join(stateDir, "revision");
-    this.persisted = readPersisted(this.path);
+    this.last = readPersisted(this.path);
   }
 
   /** The next timestamp: max(now, previous + 1); the first one max(now, persisted + 1). */
   next(): number {
-    const floor = (this.last ?? this.persisted) + 1;
-    const ts = Math.max(this.now(), floor);
+    const ts = Math.max(this.now(), this.last + 1);
     this.last = ts;
     this.persist();
     return ts;
@@ -37,7 +36,7 @@ export class RevisionClock {
     this.dirty = true;
     this.writing = this.writing.then(async () => {
       this.dirty = false;
-      const value = this.last!;
+      const value = this.last;
       try {
         await writeFileAtomic(this.path, `${value}\n`, 0o600);
       } catch (err) {

@@ -5,8 +5,6 @@ import { parseIngress } from "./ingress.js";
 import { membershipOf } from "./membership.js";
 import type { ContainerInfo, Health } from "./types.js";
 
-const NEVER = "0001-01-01T00:00:00Z";
-
 /** Docker's nanosecond timestamp → RFC 3339 UTC with whole seconds; null for "never". */
 export function rfc3339(value: string | undefined): string | null {
   if (!value || value.startsWith("0001-01-01")) return null;
@@ -46,7 +44,7 @@ export function toContainerInfo(c: ContainerInspect): Converted | undefined {
     health: healthOf(c.State),
     hasHealthcheck: Array.isArray(test) && test.length > 0 && test[0] !== "NONE",
     exitCode: c.State.ExitCode ?? 0,
-    startedAt: c.State.StartedAt === NEVER ? null : rfc3339(c.State.StartedAt),
+    startedAt: rfc3339(c.State.StartedAt),
     restartPolicy: c.HostConfig?.RestartPolicy?.Name || "no",
     networks,
     labels,

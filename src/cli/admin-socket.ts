@@ -1,7 +1,7 @@
 // Which admin socket the CLI talks to: --socket, else the config's admin_socket_path.
 import { configPath, loadConfig, readConfigText, ConfigError, KEYS } from "../config/index.js";
 import { parseToml } from "../config/toml.js";
-import { adminCall, AdminUnreachable } from "../admin/client.js";
+import { adminCall } from "../admin/client.js";
 import { CommandError } from "./command.js";
 
 export const ADMIN_OPTIONS = {
@@ -39,7 +39,6 @@ export async function callAdmin(socket: string, command: string): Promise<Record
   try {
     return await adminCall(socket, command);
   } catch (err) {
-    if (err instanceof AdminUnreachable) throw new CommandError(err.message);
     throw new CommandError((err as Error).message);
   }
 }

@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { KEYS, SITE_KEYS, type Config, type KeySpec, type Key, type Values, type Site, type StaticConfig, type DynamicConfig } from "./schema.js";
+import { isDeploymentName } from "../catalog/membership.js";
 import { parseToml, MAX_ERRORS, type Entry, type Table } from "./toml.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stevedore/stevedore.conf";
@@ -231,7 +232,7 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   if (!/^0?[0-7]{3}$/.test(values.query_socket_mode)) errors.push(`${at("query_socket_mode")} must be an octal mode like "0666"`);
   if (!["debug", "info", "warn", "error"].includes(values.log_level)) errors.push(`${at("log_level")} must be debug, info, warn or error`);
   if (values.ingress_domain !== "" && !isHostPattern(values.ingress_domain)) errors.push(`${at("ingress_domain")} must be a domain name`);
-  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(values.core_deployment)) errors.push(`${at("core_deployment")} must be a deployment name`);
+  if (!isDeploymentName(values.core_deployment)) errors.push(`${at("core_deployment")} must be a deployment name`);
   for (const [cert, key] of [["core_tls_cert", "core_tls_key"], ["manager_tls_cert", "manager_tls_key"], ["proxy_default_cert", "proxy_default_key"]] as const)
     if ((values[cert] === "") !== (values[key] === ""))
       errors.push(values[cert] ? `${at(cert)} needs ${key} too` : `${at(key)} needs ${cert} too`);

@@ -8,6 +8,7 @@ import { createGunzip } from "node:zlib";
 import { openDownload, limitedBody, type DownloadOptions } from "./download.js";
 import { Extractor, fsSink, type ExtractLimits } from "./extract.js";
 import { ArchiveError } from "./tar.js";
+import { ID_RE } from "./params.js";
 import { log } from "../log.js";
 
 export const MAX_ARCHIVE_ENTRIES = 100_000;
@@ -32,7 +33,7 @@ export class BindDirs {
   /** The dir of one service; ids are validated (no "/", never "." or ".."), checked again here. */
   path(id: string): string {
     const p = join(this.root, id);
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(id) || !p.startsWith(this.root + sep)) throw new Error(`bad service id for a bind dir: ${id}`);
+    if (!ID_RE.test(id) || !p.startsWith(this.root + sep)) throw new Error(`bad service id for a bind dir: ${id}`);
     return p;
   }
 

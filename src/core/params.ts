@@ -1,6 +1,7 @@
 // POST /service bodies: validation (400 naming the field) and the mapping to Docker's create body.
 import { isIP } from "node:net";
 import { HttpError } from "../http/index.js";
+import { DEPLOYMENT_NAME, isDeploymentName } from "../catalog/membership.js";
 
 export interface HostMapEntry {
   HostIp?: string;
@@ -29,8 +30,9 @@ export interface ServiceParams {
   labels?: Record<string, string>;
 }
 
+const REQUIRED = ["id", "image", "bind_dir"];
+
 export const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-const DEPLOYMENT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const PORT_KEY_RE = /^([0-9]{1,5})\/(tcp|udp|sctp)$/;
 const HOST_PORT_RE = /^([0-9]{1,5})?(-[0-9]{1,5})?$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
@@ -150,7 +152,7 @@ const VALIDATORS: Record<keyof ServiceParams, (v: unknown, field: string) => unk
   max_ram: (v, f) => int(v, f, 1, Number.MAX_SAFE_INTEGER),
   deployment: (v, f) => {
     const d = str(v, f, 63);
-    if (!DEPLOYMENT_RE.test(d)) throw bad(`${f} must match ${DEPLOYMENT_RE.source}`);
+    if (!isDeploymentName(d)) throw bad(`${f} must match ${DEPLOYMENT_NAME.source}`);
     return d;
   },
   labels: (v, f) => {
@@ -177,11 +179,11 @@ export function parseCreateBody(body: unknown): ServiceParams {
   if (!isObject(params)) throw bad("params must be an object");
   const unknown = Object.keys(params).filter((k) => !(k in VALIDATORS));
   if (unknown.length) throw bad(`unknown params keys: ${unknown.join(", ")}`);
-  for (const required of ["id", "image", "bind_dir"]) if (params[required] === undefined) throw bad(`params.${required} is required`);
+  for (const required of REQUIRED) if (params[required] === undefined) throw bad(`params.${required} is required`);
   const out: Record<string, unknown> = {};
   for (const [key, validate] of Object.entries(VALIDATORS)) {
     const value = params[key];
-    if (value === undefined || (value === null && !["id", "image", "bind_dir"].includes(key))) continue;
+    if (value === undefined || (value === null && !REQUIRED.includes(key))) continue;
     out[key] = validate(value, `params.${key}`);
   }
   return out as unknown as ServiceParams;

@@ -51,7 +51,7 @@ export class ChunkReader {
   }
 
   private take(n: number): Buffer {
-    const out = this.chunks.length === 1 || this.chunks[0]!.length >= n ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
     const result = out.subarray(0, n);
     const rest = out.subarray(n);
     this.chunks = rest.length ? [rest] : [];
@@ -169,8 +169,7 @@ const TYPES: Record<string, EntryType> = { "0": "file", "\0": "file", "7": "file
 /**
  * Iterate the entries of a tar stream. The consumer must read or skip each entry's data
  * through `reader` (exactly `entry.size` bytes) before asking for the next entry; the
- * padding is handled here. `checkSize` is called with each entry's size before its data
- * is touched (the size limit check).
+ * padding is handled here.
  */
 export async function* tarEntries(reader: ChunkReader, maxEntries: number): AsyncGenerator<TarEntry, void, void> {
   let pax = new Map<string, string>();
@@ -196,7 +195,6 @@ export async function* tarEntries(reader: ChunkReader, maxEntries: number): Asyn
     const flag = String.fromCharCode(block[156]!);
     let size = parseNumber(block, 124, 12, "size");
     const magic = block.subarray(257, 263).toString("latin1");
-    const ustar = magic === "ustar\0" || magic === "ustar ";
 
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
       if (size > MAX_META_BYTES) throw new ArchiveError(`extended header larger than ${MAX_META_BYTES} bytes`);
@@ -215,7 +213,7 @@ export async function* tarEntries(reader: ChunkReader, maxEntries: number): Asyn
     }
 
     let name = cstring(block, 0, 100);
-    if (ustar && magic === "ustar\0") {
+    if (magic === "ustar\0") {
       const prefix = cstring(block, 345, 155);
       if (prefix) name = `${prefix}/${name}`;
     }
@@ -231,7 +229,7 @@ export async function* tarEntries(reader: ChunkReader, maxEntries: number): Asyn
     pax = new Map();
     longName = longLink = undefined;
 
-    if (Buffer.byteLength(name) > MAX_NAME_BYTES || Buffer.byteLength(linkname) > MAX_NAME_BYTES) throw new ArchiveError("name longer than 4096 bytes");
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES || Buffer.byteLength(linkname) > MAX_NAME_BYTES) throw new ArchiveError(`name longer than ${MAX_NAME_BYTES} bytes`);
     const type = TYPES[flag] ?? "other";
     // Only regular files carry data that we read; links and dirs with a size are skipped.
     const entry: TarEntry = { name, type, flag, linkname, size: type === "file" ? size : 0, mode: parseNumber(block, 100, 8, "mode") & 0o7777 };

@@ -1,11 +1,11 @@
 import type { Readable } from "node:stream";
 import { DockerTransport, readAll } from "./client.js";
-import { DockerError } from "./errors.js";
-import type { ContainerInspect, ContainerSummary, CreateContainerBody, NetworkSummary, VersionInfo } from "./types.js";
+import { DockerError, isNotFound } from "./errors.js";
+import type { ContainerInspect, ContainerSummary, CreateContainerBody } from "./types.js";
 
 const id = (s: string) => encodeURIComponent(s);
 
-/** The Docker Engine calls stevedore makes. The one writer to Docker; the catalog is the one reader. */
+/** The Docker Engine calls stevedore makes (catalog reads, core API reads and writes). */
 export class DockerClient {
   readonly transport: DockerTransport;
 
@@ -18,19 +18,14 @@ export class DockerClient {
   }
 
   async ping(): Promise<void> {
-    const { res } = await this.transport.raw("GET", "/_ping", { timeoutMs: 5_000 }, "ping");
+    const res = await this.transport.raw("GET", "/_ping", { timeoutMs: 5_000 }, "ping");
     await readAll(res);
     if (res.statusCode !== 200) throw new DockerError(res.statusCode ?? 0, "ping failed", "ping");
   }
 
-  version(): Promise<VersionInfo> {
-    return this.transport.json("version", "/version");
-  }
-
-  /** All containers (running or not), optionally only those carrying the given labels ("k" or "k=v"). */
-  listContainers(labels: string[] = []): Promise<ContainerSummary[]> {
-    const filters = labels.length ? JSON.stringify({ label: labels }) : undefined;
-    return this.transport.json("list containers", "/containers/json", { query: { all: 1, filters } });
+  /** All containers, running or not. */
+  listContainers(): Promise<ContainerSummary[]> {
+    return this.transport.json("list containers", "/containers/json", { query: { all: 1 } });
   }
 
   inspectContainer(ref: string): Promise<ContainerInspect> {
@@ -110,13 +105,9 @@ export class DockerClient {
       await this.inspectImage(ref);
       return true;
     } catch (err) {
-      if (err instanceof DockerError && err.status === 404) return false;
+      if (isNotFound(err)) return false;
       throw err;
     }
-  }
-
-  listNetworks(): Promise<NetworkSummary[]> {
-    return this.transport.json("list networks", "/networks");
   }
 
   close(): void {

@@ -1,4 +1,4 @@
-import { Agent, request, type IncomingMessage, type ClientRequest } from "node:http";
+import { Agent, request, type IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { DockerError, DockerUnavailable } from "./errors.js";
 
@@ -54,8 +54,14 @@ export class DockerTransport {
 
   private async negotiate(): Promise<string> {
     const res = await this.raw("GET", "/version", { timeoutMs: 10_000 }, "version"); // a hung engine must not stall start-up for long
-    const info = JSON.parse((await readAll(res.res)).toString("utf8")) as { ApiVersion?: string; MinAPIVersion?: string };
-    if (res.res.statusCode !== 200 || !info.ApiVersion) throw new DockerError(res.res.statusCode ?? 0, "unexpected /version answer", "version");
+    const body = (await readAll(res)).toString("utf8");
+    let info: { ApiVersion?: string; MinAPIVersion?: string } | undefined;
+    try {
+      info = res.statusCode === 200 ? JSON.parse(body) : undefined;
+    } catch {
+      // not JSON: reported below
+    }
+    if (!info?.ApiVersion) throw new DockerError(res.statusCode ?? 0, "unexpected /version answer", "version");
     if (compareVersions(info.ApiVersion, MIN_API) < 0)
       throw new DockerError(0, `engine API ${info.ApiVersion} is older than the oldest we support (${MIN_API})`, "version");
     const chosen = compareVersions(info.ApiVersion, MAX_API) < 0 ? info.ApiVersion : MAX_API;
@@ -76,7 +82,7 @@ export class DockerTransport {
   /** A versioned call returning the raw response once its status is known to be a success. */
   async call(operation: string, path: string, opts: RequestOptions = {}, retried = false): Promise<IncomingMessage> {
     const version = await this.version();
-    const { res } = await this.raw(opts.method ?? "GET", `/v${version}${path}`, opts, operation);
+    const res = await this.raw(opts.method ?? "GET", `/v${version}${path}`, opts, operation);
     const status = res.statusCode ?? 0;
     if ((status >= 200 && status < 300) || opts.accept?.includes(status)) return res;
     const message = await errorMessage(res);
@@ -88,7 +94,7 @@ export class DockerTransport {
   }
 
   /** One HTTP exchange; resolves at response headers. Network failures become DockerUnavailable. */
-  raw(method: string, path: string, opts: RequestOptions, operation = path): Promise<{ res: IncomingMessage; req: ClientRequest }> {
+  raw(method: string, path: string, opts: RequestOptions, operation = path): Promise<IncomingMessage> {
     const qs = opts.query ? queryString(opts.query) : "";
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string | number> = { Host: "docker" };
@@ -105,7 +111,7 @@ export class DockerTransport {
       req.once("response", (res) => {
         clearTimeout(connectTimer);
         req.setTimeout(0);
-        resolve({ res, req });
+        resolve(res);
       });
       req.once("error", (err) => {
         clearTimeout(connectTimer);

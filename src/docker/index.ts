@@ -1,4 +1,4 @@
-export { DockerClient, splitImageRef } from "./api.js";
+export { DockerClient } from "./api.js";
 export { DockerTransport, compareVersions, MIN_API, MAX_API } from "./client.js";
 export { DockerError, DockerUnavailable, isNotFound } from "./errors.js";
 export type * from "./types.js";

@@ -37,20 +37,6 @@ export interface ContainerInspect {
   [key: string]: unknown;
 }
 
-export interface VersionInfo {
-  Version: string;
-  ApiVersion: string;
-  MinAPIVersion?: string;
-  Os?: string;
-  Arch?: string;
-}
-
-export interface NetworkSummary {
-  Name: string;
-  Id: string;
-  Driver: string;
-}
-
 export interface DockerEvent {
   Type: string; // "container"
   Action: string; // "start", "health_status: healthy", ...

@@ -3,7 +3,9 @@
 // its limit across reads, strict header lines, and the body framings (Content-Length, chunked
 // with extensions and trailers). Strict means: obs-fold, bare CR or LF, control bytes, bad names,
 // Content-Length with Transfer-Encoding, differing Content-Lengths, an unknown transfer coding
-// and bad chunk framing are errors; the connection is then never reused.
+// and bad chunk framing are errors; the connection is then never reused. Also the writing side
+// of the two framings the proxy produces: message heads and chunks.
+import type { Writable } from "node:stream";
 
 /** Bounds that do not come from the configuration. */
 export const MAX_CHUNK_LINE = 4096;
@@ -282,4 +284,24 @@ export abstract class MessageParser {
       throw new HttpParseError("bad trailer line");
     return next;
   }
+}
+
+/** A message head: the start line and the header lines (name, value, ...), with the blank line. */
+export function headBlock(startLine: string, headers: readonly string[]): string {
+  let s = `${startLine}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return s + "\r\n";
+}
+
+/** the end of a chunked body (no trailers) */
+export const LAST_CHUNK = "0\r\n\r\n";
+
+/** One chunk of a chunked body, in one corked write; false = wait for drain. */
+export function writeChunk(sock: Writable, chunk: Buffer): boolean {
+  sock.cork();
+  sock.write(`${chunk.length.toString(16)}\r\n`, "latin1");
+  sock.write(chunk);
+  const ok = sock.write("\r\n", "latin1");
+  sock.uncork();
+  return ok;
 }

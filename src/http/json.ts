@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
-/** Send a JSON body (already serialized bodies are sent as is, so per-revision caches stay zero-copy). */
+/** Send a JSON body (node:http drops it for HEAD requests). */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const data = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  const data = Buffer.from(JSON.stringify(body));
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": data.length, ...headers });
-  res.end(res.req?.method === "HEAD" ? undefined : data);
+  res.end(data);
 }
 
 export function sendError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {

@@ -11,7 +11,7 @@
 // timeout) so that the connection stays usable.
 import type { Socket } from "node:net";
 import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "./request-parser.js";
-import type { BodySink } from "./http1.js";
+import { LAST_CHUNK, writeChunk, type BodySink } from "./http1.js";
 
 /** pipelined bytes held while an answer is in progress before the connection stops reading */
 const MAX_HELD_BYTES = 64 * 1024;
@@ -154,12 +154,7 @@ export class Incoming {
       this.pendingHead = undefined;
       sock.write(head, "latin1");
     }
-    let ok: boolean;
-    if (this.chunked) {
-      sock.write(`${chunk.length.toString(16)}\r\n`, "latin1");
-      sock.write(chunk);
-      ok = sock.write("\r\n", "latin1");
-    } else ok = sock.write(chunk);
+    const ok = this.chunked ? writeChunk(sock, chunk) : sock.write(chunk);
     sock.uncork();
     return ok;
   }
@@ -171,7 +166,7 @@ export class Incoming {
   /** The answer is complete. */
   end(): void {
     if (this.ended) return;
-    const tail = this.chunked ? "0\r\n\r\n" : "";
+    const tail = this.chunked ? LAST_CHUNK : "";
     const head = this.pendingHead;
     this.pendingHead = undefined;
     if (head !== undefined || tail) this.conn.socket.write(head === undefined ? tail : head + tail, "latin1");
@@ -349,6 +344,7 @@ export class ClientConn implements RequestSink {
     s.off("data", this.onData);
     s.off("end", this.onPeerEnd);
     s.off("close", this.onClose);
+    s.pause(); // until the new owner reads (pipe resumes): nothing the client sends is lost
     this.set.delete(this);
     this.handlers.upgrade!(inc.head, s, this.parser.rest());
   }

@@ -1,17 +1,8 @@
 // The small text answers the proxy generates itself (no route, no backend, bad request, ...).
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import { httpDate, type Incoming } from "../http/server-conn.js";
-
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  404: "Not Found",
-  408: "Request Timeout",
-  417: "Expectation Failed",
-  431: "Request Header Fields Too Large",
-  501: "Not Implemented",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
+import { headBlock } from "../http/http1.js";
 
 const DETAILS: Record<number, string> = {
   404: ": no route for this host and path",
@@ -22,8 +13,8 @@ const DETAILS: Record<number, string> = {
 
 const BODIES = new Map<number, Buffer>();
 
-export function reasonOf(status: number): string {
-  return REASONS[status] ?? "Error";
+function reasonOf(status: number): string {
+  return STATUS_CODES[status] ?? "Error";
 }
 
 function bodyOf(status: number): Buffer {
@@ -39,8 +30,9 @@ export function sendStatus(inc: Incoming, status: number): void {
   inc.answer(status, reasonOf(status), ["Date", httpDate(), "Content-Type", "text/plain; charset=utf-8", "Content-Length", String(body.length), "Cache-Control", "no-store"], body);
 }
 
-/** The same answer as raw bytes for a socket that is closed after it (upgrade requests). */
-export function rawStatus(status: number): string {
+/** The same answer on a raw socket (upgrade requests), which is then closed. */
+export function refuseRaw(socket: Socket, status: number): void {
   const body = bodyOf(status);
-  return `HTTP/1.1 ${status} ${reasonOf(status)}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.toString("latin1")}`;
+  const head = headBlock(`HTTP/1.1 ${status} ${reasonOf(status)}`, ["Content-Type", "text/plain; charset=utf-8", "Content-Length", String(body.length), "Connection", "close"]);
+  socket.end(head + body.toString("latin1"), "latin1", () => socket.destroy());
 }

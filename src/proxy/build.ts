@@ -3,7 +3,7 @@
 import { parseHostPort, type DynamicConfig } from "../config/index.js";
 import type { Revision } from "../catalog/types.js";
 import type { ProxyStateView } from "./types.js";
-import { Pool, type Member, type PoolOptions } from "./pool.js";
+import { Pool, usable, type Member, type PoolOptions } from "./pool.js";
 import { RouteTable } from "./table.js";
 import { deriveIngress } from "./ingress.js";
 import type { UpstreamSet } from "./upstream.js";
@@ -111,7 +111,7 @@ export function describeTables(t: Tables): RouteInfo[] {
         source: r.source,
         protocols: [proto],
         app: r.pool.key.slice(r.pool.key.indexOf(":") + 1),
-        backends: r.pool.members.map((m) => ({ address: m.up.address, up: m.check === undefined || m.check.up })),
+        backends: r.pool.members.map((m) => ({ address: m.up.address, up: usable(m) })),
       });
     }
   }

@@ -4,6 +4,7 @@
 import type { Member } from "./pool.js";
 import type { Incoming } from "../http/server-conn.js";
 import { sendStatus } from "./answers.js";
+import { LAST_CHUNK, headBlock, writeChunk } from "../http/http1.js";
 import type { Route } from "./table.js";
 import { ConnectTimeout, type ConnUser, type Upstream, type UpstreamConn } from "./upstream.js";
 import type { ResponseHead } from "./response-parser.js";
@@ -55,10 +56,7 @@ class Exchange implements ConnUser {
     readonly stickyId: string | undefined,
   ) {
     // the whole request head as one string: one write, one packet
-    let head = `${inc.head.method} ${inc.head.url} HTTP/1.1\r\n`;
-    const out = scan.out;
-    for (let i = 0; i < out.length; i += 2) head += `${out[i]}: ${out[i + 1]}\r\n`;
-    this.head = head + "\r\n";
+    this.head = headBlock(`${inc.head.method} ${inc.head.url} HTTP/1.1`, scan.out);
   }
 
   attempt(): void {
@@ -98,7 +96,7 @@ class Exchange implements ConnUser {
   };
 
   onConnected(): void {
-    if (!this.scan.hasBody) return this.endRequest();
+    if (!this.inc.head.hasBody) return this.endRequest();
     if (this.bodyStarted) return;
     this.bodyStarted = true;
     this.streamBody(this.conn!);
@@ -108,25 +106,17 @@ class Exchange implements ConnUser {
   private streamBody(conn: UpstreamConn): void {
     const { inc } = this;
     const sock = conn.socket;
-    const chunked = this.scan.chunked;
+    const chunked = inc.head.chunked;
     const resume = () => inc.resumeBody();
     inc.readBody({ onBody: (c: Buffer) => {
       if (sock.destroyed || c.length === 0) return;
-      let ok: boolean;
-      if (chunked) {
-        sock.cork();
-        sock.write(`${c.length.toString(16)}\r\n`, "latin1");
-        sock.write(c);
-        ok = sock.write("\r\n", "latin1");
-        sock.uncork();
-      } else ok = sock.write(c);
-      if (!ok) {
+      if (!(chunked ? writeChunk(sock, c) : sock.write(c))) {
         inc.pauseBody();
         sock.once("drain", resume);
       }
     }, onEnd: () => {
       if (sock.destroyed) return;
-      if (chunked) sock.write("0\r\n\r\n", "latin1");
+      if (chunked) sock.write(LAST_CHUNK, "latin1");
       this.endRequest();
     } });
   }

@@ -1,4 +1,4 @@
-// Header rewriting between client and upstream, on Node's raw header arrays (name, value, ...):
+// Header rewriting between client and upstream, on raw header arrays (name, value, ...):
 // one pass, no header objects. Hop-by-hop headers are dropped (Connection and the names it
 // lists, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade), except that a WebSocket
 // upgrade keeps `Connection: Upgrade` + `Upgrade: websocket`.
@@ -8,10 +8,6 @@ export interface ScannedRequest {
   out: string[];
   /** the Host header; undefined when missing or repeated */
   host: string | undefined;
-  /** the request has a body (Content-Length > 0 or Transfer-Encoding) */
-  hasBody: boolean;
-  /** the body is chunked (re-framed chunked upstream) */
-  chunked: boolean;
   /** the Cookie header(s), joined */
   cookie: string | undefined;
   /** the Upgrade header asks for a WebSocket */
@@ -38,7 +34,6 @@ export function scanRequest(raw: readonly string[], clientIp: string, proto: "ht
   const out: string[] = [];
   let host: string | undefined;
   let hostCount = 0;
-  let hasBody = false;
   let chunked = false;
   let cookie: string | undefined;
   let xff: string | undefined;
@@ -53,12 +48,10 @@ export function scanRequest(raw: readonly string[], clientIp: string, proto: "ht
         hostCount++;
         out.push(k, v);
         continue;
-      case "content-length":
-        if (v !== "0") hasBody = true;
+      case "content-length": // framing: kept even if Connection names it
         out.push(k, v);
         continue;
-      case "transfer-encoding":
-        hasBody = true;
+      case "transfer-encoding": // the parser admitted only "chunked"
         chunked = true;
         continue;
       case "cookie":
@@ -92,7 +85,7 @@ export function scanRequest(raw: readonly string[], clientIp: string, proto: "ht
   if (websocket) out.push("Connection", "Upgrade", "Upgrade", "websocket");
   // the body is re-framed upstream; say so explicitly (GET with a chunked body is legal)
   if (chunked) out.push("Transfer-Encoding", "chunked");
-  return { out, host, hasBody, chunked, cookie, websocket };
+  return { out, host, cookie, websocket };
 }
 
 /** Response headers for the client: hop-by-hop ones dropped (src/http/server-conn.ts re-frames the body). */

@@ -118,8 +118,4 @@ export class HealthChecker {
     for (const check of this.checks.values()) check.stop();
     this.checks.clear();
   }
-
-  get size(): number {
-    return this.checks.size;
-  }
 }

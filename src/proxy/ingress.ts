@@ -5,7 +5,6 @@ import type { ContainerInfo, Revision } from "../catalog/types.js";
 export const NETWORK_LABEL = "stevedore.ingress.network";
 
 export interface IngressBackend {
-  container: string;
   ip: string;
   port: number;
   /** active health check path (the `healthcheck` label) */
@@ -54,7 +53,7 @@ export function deriveIngress(rev: Revision, domain: string): IngressRoute[] {
     if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) continue;
     const ip = ingressAddress(c);
     if (!ip) continue;
-    const backend: IngressBackend = { container: c.id, ip, port };
+    const backend: IngressBackend = { ip, port };
     if (ing.healthcheck && ing.healthcheck.startsWith("/")) backend.healthcheck = ing.healthcheck;
     route.backends.push(backend);
   }

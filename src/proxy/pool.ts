@@ -26,13 +26,6 @@ export class Pool {
     readonly members: readonly Member[],
   ) {}
 
-  /** members in rotation (health) */
-  usableCount(): number {
-    let n = 0;
-    for (const m of this.members) if (usable(m)) n++;
-    return n;
-  }
-
   /**
    * The backend for the next request. `tried` holds upstreams that already failed for this
    * request (retries go to the next backend); `stickyId` is the client's SOZUBALANCEID.
@@ -77,7 +70,8 @@ export class Pool {
   }
 }
 
-function usable(m: Member): boolean {
+/** in rotation (no active health check, or it passes) */
+export function usable(m: Member): boolean {
   return m.check === undefined || m.check.up;
 }
 

@@ -15,8 +15,8 @@ import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
 import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type RouteTable } from "./table.js";
-import { forward, type ForwardSettings } from "./forward.js";
-import { rawStatus, sendStatus } from "./answers.js";
+import { forward } from "./forward.js";
+import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
 import { ClientConnSet, httpDate, type Incoming, type ServerSettings } from "../http/server-conn.js";
 import type { RequestHead } from "../http/request-parser.js";
@@ -303,8 +303,7 @@ export class ProxyComponent implements Component {
   }
 
   private upgrade(head: RequestHead, socket: Socket, rest: Buffer, proto: Proto): void {
-    socket.on("error", () => socket.destroy());
-    const answer = (status: number) => void socket.end(rawStatus(status), () => socket.destroy());
+    const answer = (status: number) => refuseRaw(socket, status);
     if (this.stopping) return answer(503);
     const scan = scanRequest(head.rawHeaders, clientAddress(socket.remoteAddress), proto);
     const host = normalizeHost(scan.host);
@@ -324,6 +323,3 @@ export class ProxyComponent implements Component {
 export function createProxy(ctx: DaemonContext, opts?: ProxyOptions): ProxyComponent {
   return new ProxyComponent(ctx, opts);
 }
-
-// ForwardSettings is part of the public surface for tests
-export type { ForwardSettings };

@@ -4,7 +4,7 @@
 // request is an error; bytes after the end of the response mean the connection is not reused.
 import { HttpParseError, MessageParser, State, parseFields, type BodySink } from "../http/http1.js";
 
-export { HttpParseError as ResponseParseError, MAX_CHUNK_HEX, MAX_CHUNK_LINE, MAX_CONTENT_LENGTH_DIGITS } from "../http/http1.js";
+export { HttpParseError as ResponseParseError } from "../http/http1.js";
 
 export interface ResponseHead {
   status: number;

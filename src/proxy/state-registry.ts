@@ -7,7 +7,6 @@ import type { ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView, HttpFron
 
 export type { RouteInfo };
 
-
 class EmptyState extends EventEmitter<{ change: [] }> implements ProxyStateView {
   apps(): ReadonlyMap<string, ProxyApp> { return new Map(); }
   httpFronts(): readonly HttpFront[] { return []; }
@@ -20,7 +19,7 @@ const registry = new EventEmitter<{ state: [ProxyStateView] }>();
 let commandState: ProxyStateView = new EmptyState();
 let routesProvider: (() => RouteInfo[]) | undefined;
 
-/** The command socket calls this once its state is loaded (before or after the proxy starts). */
+/** The command socket registers its state's read view (filled in place when it loads). */
 export function setCommandState(view: ProxyStateView): void {
   commandState = view;
   registry.emit("state", view);
@@ -44,9 +43,4 @@ export function setRoutesProvider(fn: (() => RouteInfo[]) | undefined): void {
 /** The merged routing table with each route's source; `fallback()` (default []) when the data plane does not run. */
 export function listRoutes(fallback: () => RouteInfo[] = () => []): RouteInfo[] {
   return routesProvider ? routesProvider() : fallback();
-}
-
-/** For tests and for a daemon that stops: forget the registered command state. */
-export function resetCommandState(): void {
-  setCommandState(new EmptyState());
 }

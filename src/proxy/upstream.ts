@@ -257,8 +257,4 @@ export class UpstreamSet {
     for (const up of this.map.values()) up.destroyAll();
     this.map.clear();
   }
-
-  get size(): number {
-    return this.map.size;
-  }
 }

@@ -7,21 +7,18 @@ import type { Route } from "./table.js";
 import type { Upstream } from "./upstream.js";
 import { filterResponse, type ScannedRequest } from "./headers.js";
 import { MAX_ATTEMPTS, type ForwardSettings } from "./forward.js";
-import { rawStatus } from "./answers.js";
+import { refuseRaw } from "./answers.js";
+import { headBlock } from "../http/http1.js";
 import type { RequestHead } from "../http/request-parser.js";
 
 export interface TunnelSettings extends ForwardSettings {
   idleMs: number;
 }
 
-function head(status: number, message: string | undefined, headers: readonly string[]): string {
-  let s = `HTTP/1.1 ${status} ${message ?? ""}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return s + "\r\n";
-}
+const statusLine = (status: number, message: string | undefined) => `HTTP/1.1 ${status} ${message ?? ""}`;
 
 /** `tunnels` tracks open client sockets so a stop can close them. */
-export function tunnel(req: RequestHead, client: Duplex, first: Buffer, route: Route, scan: ScannedRequest, settings: TunnelSettings, tunnels: Set<Duplex>): void {
+export function tunnel(req: RequestHead, client: Socket, first: Buffer, route: Route, scan: ScannedRequest, settings: TunnelSettings, tunnels: Set<Duplex>): void {
   let tried: Upstream[] | undefined;
   let attempts = 0;
   let done = false;
@@ -30,11 +27,10 @@ export function tunnel(req: RequestHead, client: Duplex, first: Buffer, route: R
     done = true;
     tunnels.delete(client);
   });
-  client.on("error", () => client.destroy());
   const fail = (status: number) => {
     if (done) return;
     done = true;
-    client.end(rawStatus(status));
+    refuseRaw(client, status);
   };
   const tryNext = () => {
     const member = route.pool.pick(tried, undefined);
@@ -61,7 +57,7 @@ export function tunnel(req: RequestHead, client: Duplex, first: Buffer, route: R
     upReq.once("upgrade", (upRes, upSocket, upHead) => {
       clearTimeout(timer);
       if (done) return upSocket.destroy();
-      client.write(head(101, upRes.statusMessage || "Switching Protocols", filterResponse(upRes.rawHeaders, true)));
+      client.write(headBlock(statusLine(101, upRes.statusMessage || "Switching Protocols"), filterResponse(upRes.rawHeaders, true)));
       if (upHead.length) client.write(upHead);
       if (first.length) upSocket.write(first);
       const close = () => {
@@ -85,7 +81,8 @@ export function tunnel(req: RequestHead, client: Duplex, first: Buffer, route: R
       done = true;
       const headers = filterResponse(upRes.rawHeaders);
       headers.push("Connection", "close");
-      client.write(head(upRes.statusCode ?? 502, upRes.statusMessage, headers));
+      client.write(headBlock(statusLine(upRes.statusCode ?? 502, upRes.statusMessage), headers));
+      client.once("finish", () => client.destroy()); // the listener is half-open: do not wait for the client's end
       upRes.pipe(client);
       upRes.on("error", () => client.destroy());
     });

@@ -2,6 +2,7 @@
 // /status bodies are templates: the only request-time part (uptime in "Up 2h") is filled in per
 // request; a deployment with no running container has its whole body cached.
 import type { ContainerInfo, Revision } from "../catalog/types.js";
+import { compareContainers } from "../catalog/index.js";
 import { deploymentHealth, renderStatus, statusText, type StatusText } from "./status.js";
 
 type Part = string | StatusText;
@@ -62,13 +63,9 @@ export class RevisionBodies {
   }
 }
 
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Deployment, then service, then container name (the catalog sorts too; this keeps us exact regardless). */
 export function sortContainers(list: readonly ContainerInfo[]): ContainerInfo[] {
-  return [...list].sort((a, b) => compare(a.deployment, b.deployment) || compare(a.service, b.service) || compare(a.name, b.name));
+  return [...list].sort(compareContainers);
 }
 
 function ingressJson(c: ContainerInfo): Record<string, unknown> | undefined {

@@ -1,10 +1,9 @@
 import { open, rename, unlink } from "node:fs/promises";
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, unlinkSync } from "node:fs";
-import { ensureDir, ensureDirSync } from "./dirs.js";
+import { ensureDir } from "./dirs.js";
 import { dirname, basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-function tempName(path: string): string {
+export function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
 }
 
@@ -31,24 +30,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(dirname(path));
-}
-
-export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
-  ensureDirSync(dirname(path), 0o755);
-  const tmp = tempName(path);
-  const fd = openSync(tmp, "wx", mode);
-  try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const dfd = openSync(dirname(path), "r");
-  try { fsyncSync(dfd); } finally { closeSync(dfd); }
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

@@ -1,5 +1,4 @@
 import { mkdir, stat } from "node:fs/promises";
-import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 // Node's mkdir({recursive: true}) never returns for a path under /proc (procfs answers ENOENT
@@ -26,19 +25,3 @@ export async function ensureDir(path: string, mode: number): Promise<void> {
   if (!(await stat(path)).isDirectory()) throw notADir(path);
 }
 
-export function ensureDirSync(path: string, mode: number): void {
-  try {
-    mkdirSync(path, { mode });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && dirname(path) !== path) {
-      ensureDirSync(dirname(path), mode);
-      try {
-        mkdirSync(path, { mode });
-      } catch (again) {
-        if ((again as NodeJS.ErrnoException).code !== "EEXIST") throw again;
-      }
-    } else if (code !== "EEXIST") throw err;
-  }
-  if (!statSync(path).isDirectory()) throw notADir(path);
-}

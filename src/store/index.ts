@@ -1,2 +1,2 @@
-export { writeFileAtomic, writeFileAtomicSync, fsyncDir } from "./atomic.js";
-export { ensureDir, ensureDirSync } from "./dirs.js";
+export { writeFileAtomic, fsyncDir, tempName } from "./atomic.js";
+export { ensureDir } from "./dirs.js";

@@ -1,11 +1,13 @@
 // The tokens file: <state_dir>/tokens.json (0600). Parsing is strict: a file we cannot read
 // completely is an error, never "no tokens" (an edit must not drop tokens it did not understand).
 import { randomBytes, createHash } from "node:crypto";
+import { isDeploymentName } from "../catalog/membership.js";
+
+export { DEPLOYMENT_NAME, isDeploymentName } from "../catalog/membership.js";
 
 export const TOKENS_FILE = "tokens.json";
 export const MAX_TOKENS_FILE_BYTES = 4 * 1024 * 1024;
 export const MAX_TOKENS = 10_000;
-export const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const TOKEN = /^[0-9a-f]{64}$/;
 
 export interface TokenEntry {
@@ -19,10 +21,6 @@ export interface TokenEntry {
 export type Tokens = Map<string, TokenEntry>;
 
 export class TokensFileError extends Error {}
-
-export function isDeploymentName(name: string): boolean {
-  return DEPLOYMENT_NAME.test(name);
-}
 
 /** A clear error for a bad deployment name, or undefined when it is valid. */
 export function deploymentNameError(name: string): string | undefined {

@@ -10,6 +10,7 @@ import { link, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { tempName } from "../store/index.js";
 
 export class LockTimeout extends Error {}
 
@@ -90,7 +91,7 @@ async function sweep(lockPath: string): Promise<void> {
 /** Take the lock, waiting up to `timeoutMs`; resolves with the release function. */
 export async function acquireLock(lockPath: string, timeoutMs = 10_000): Promise<() => Promise<void>> {
   const me = `${process.pid} ${processStartTime(process.pid) ?? ""}\n`;
-  const tmp = join(dirname(lockPath), `.${basename(lockPath)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const tmp = tempName(lockPath);
   const fh = await open(tmp, "wx", 0o600);
   try {
     await fh.writeFile(me);

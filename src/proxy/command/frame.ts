@@ -47,11 +47,6 @@ export class FrameReader {
       start = nul + 1;
     }
   }
-
-  /** bytes of an unfinished frame (for tests and status) */
-  get pending(): number {
-    return this.partBytes;
-  }
 }
 
 function decodeFrame(bytes: Uint8Array): FrameEvent {
