@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { request } from "node:http";
 import { backend, get, refusedPort, startProxy, FakeState, type Backend } from "./helpers.js";
+import { waitFor } from "../helpers/docker.js";
 
 const backends: Backend[] = [];
 async function be(name: string, handler?: Parameters<typeof backend>[1]): Promise<Backend> {
@@ -355,7 +356,6 @@ test("graceful stop lets an in-flight request finish, refuses new connections", 
   const state = new FakeState().front("s", "slow.test").backend("s", slow.port);
   const p = await startProxy({ state });
   const inflight = get(p.httpPort, "slow.test");
-  const { waitFor } = await import("../helpers/docker.js");
   await waitFor("request at the backend", () => slow.hits === 1);
   const stopped = p.proxy.stop(true, performance.now() + 5000);
   await assert.rejects(get(p.httpPort, "slow.test"), /ECONNREFUSED/);
@@ -383,6 +383,61 @@ test("proxy_max_connections and proxy_idle_timeout_secs apply; a reload changes 
     assert.ok(idle < 2500, `closed after ${idle.toFixed(0)} ms idle`);
     assert.deepEqual(await p.reload("proxy_max_connections = 10\n"), []);
     assert.match(await raw(p.httpPort, "GET / HTTP/1.1\r\nHost: lim.test\r\nConnection: close\r\n\r\n"), /^HTTP\/1\.1 200 /);
+  } finally {
+    await p.stop();
+  }
+});
+
+test("WebSocket: bytes the client sends before the backend's 101 are not lost", async () => {
+  const wsBackend = await be("ws-late");
+  let answer: (() => void) | undefined;
+  let received = "";
+  wsBackend.server.on("upgrade", (_req, socket) => {
+    socket.on("error", () => {});
+    // the 101 goes out only when the test says so: after the client's early bytes reached the proxy
+    answer = () => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+      socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    };
+  });
+  const state = new FakeState().front("w", "ws.test").backend("w", wsBackend.port);
+  const p = await startProxy({ state });
+  const s = connect(p.httpPort, "127.0.0.1");
+  s.on("error", () => {});
+  try {
+    await new Promise((r) => s.once("connect", r));
+    s.write("GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    await waitFor("the upgrade request at the backend", () => answer !== undefined, 2000);
+    await new Promise<void>((r) => s.write("early-bytes", () => r()));
+    // a full exchange on another connection: the proxy has run its event loop past the early bytes
+    await get(p.httpPort, "nothing.test");
+    answer!();
+    await waitFor("the early bytes reach the backend", () => received === "early-bytes", 2000);
+  } finally {
+    s.destroy();
+    await p.stop();
+  }
+});
+
+test("an upgrade that fails is answered and its socket closed, also for a client that keeps its side open", async () => {
+  const dead = await refusedPort();
+  const p = await startProxy({ state: new FakeState().front("w", "ws.test").backend("w", dead) });
+  try {
+    for (const host of ["nowhere.test", "ws.test"]) {
+      const s = connect({ port: p.httpPort, host: "127.0.0.1", allowHalfOpen: true });
+      let got = "";
+      let closed = false;
+      s.on("error", () => {});
+      s.setEncoding("latin1").on("data", (c: string) => (got += c));
+      s.on("close", () => (closed = true));
+      await new Promise((r) => s.once("connect", r));
+      s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+      await waitFor("the answer and the proxy's end", () => s.readableEnded, 3000);
+      assert.match(got, host === "ws.test" ? /^HTTP\/1\.1 502 / : /^HTTP\/1\.1 404 /);
+      // a proxy that only half-closed takes these writes; a closed socket answers with a reset
+      await waitFor("the socket is gone at the proxy too", () => closed || (s.write("x"), false), 2000);
+      s.destroy();
+    }
   } finally {
     await p.stop();
   }
