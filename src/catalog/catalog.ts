@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import { DockerEventStream, DockerUnavailable, isNotFound, type DockerClient, type DockerEvent } from "../docker/index.js";
 import type { DynamicConfig } from "../config/index.js";
 import { log } from "../log.js";
+import { untilDeadline } from "../deadline.js";
 import { RevisionClock } from "./clock.js";
 import { compareContainers, publicProjection, toContainerInfo } from "./container.js";
 import { isDeploymentName, membershipOf } from "./membership.js";
@@ -74,12 +75,10 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
     this.stopped = false;
     this.clock = new RevisionClock(this.opts.stateDir);
     const first = new Promise<void>((resolve) => (this.firstOutcome = resolve));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.startTimeoutMs ?? 10_000)));
+    const deadline = performance.now() + (this.opts.startTimeoutMs ?? 10_000);
     this.stream.start();
     this.scheduleResync();
-    await Promise.race([first, timeout]);
-    clearTimeout(timer);
+    await untilDeadline(first, deadline);
     this.firstOutcome = undefined;
     if (this.rev.seq === 0 && !this.stopped) this.publish();
   }

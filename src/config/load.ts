@@ -245,6 +245,11 @@ export function isHostPattern(host: string): boolean {
 }
 
 /** "host:port" or "[v6]:port" → parts; undefined when malformed. */
+/** "host:port", IPv6 hosts in brackets: the inverse of parseHostPort. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export function parseHostPort(value: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):([0-9]{1,5})$/.exec(value);
   if (!m) return undefined;

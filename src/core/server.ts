@@ -7,8 +7,9 @@ import { isIP } from "node:net";
 import type { Component, DaemonContext } from "../daemon/context.js";
 import { parseHostPort } from "../config/index.js";
 import { DockerError, DockerUnavailable } from "../docker/index.js";
-import { HttpError, readBody, readJson, sendError, sendJson } from "../http/index.js";
+import { HttpError, listen, readBody, readJson, sendError, sendJson } from "../http/index.js";
 import { log } from "../log.js";
+import { untilDeadline } from "../deadline.js";
 import { listenInherited } from "../daemon/handover.js";
 import { ArchiveError, ArchiveTooLarge } from "./tar.js";
 import { DownloadError, DownloadTooLarge } from "./download.js";
@@ -216,13 +217,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
           : createHttpServer(opts, onRequest);
         server.maxConnections = MAX_CONNECTIONS;
         if (!(await listenInherited(server, "core", config.core_listen)))
-          await new Promise<void>((resolve, reject) => {
-            server!.once("error", reject);
-            server!.listen(hp.port, hp.host, () => {
-              server!.off("error", reject);
-              resolve();
-            });
-          });
+          await listen(server, { port: hp.port, host: hp.host });
         server.on("error", (err) => log.error("core API server error", { error: err.message }));
         const bound = server.address();
         address = typeof bound === "object" && bound ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : config.core_listen;
@@ -244,12 +239,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       }
       const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
       srv.closeIdleConnections();
-      if (graceful) {
-        const left = Math.max(0, deadline - performance.now());
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
-      }
+      if (graceful) await untilDeadline(closed, deadline);
       srv.closeAllConnections();
       await closed;
       server = undefined;

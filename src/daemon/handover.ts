@@ -9,6 +9,7 @@
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
 import { Server } from "node:net";
+import { listen } from "../http/listen.js";
 import { log } from "../log.js";
 import type { Component } from "./context.js";
 
@@ -66,13 +67,7 @@ export async function listenInherited(server: Server, name: string, address: str
   const h = inheritedTable().get(name);
   if (!h || h.address !== address || used.has(name)) return false;
   used.add(name);
-  const err = await new Promise<Error | undefined>((resolve) => {
-    server.once("error", resolve);
-    server.listen({ fd: h.fd }, () => {
-      server.off("error", resolve);
-      resolve(undefined);
-    });
-  });
+  const err = await listen(server, { fd: h.fd }).then(() => undefined, (e: Error) => e);
   if (err) {
     failures.push(`${name}: cannot listen on the inherited socket: ${err.message}`);
     throw err;

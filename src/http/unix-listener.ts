@@ -4,6 +4,7 @@ import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
 import { listenInherited } from "../daemon/handover.js";
+import { listen } from "./listen.js";
 
 /** Set once this process hands its sockets to a new master: the socket paths are its now. */
 let keepPaths = false;
@@ -69,13 +70,7 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
   await unlink(tmp).catch(() => {});
   const oldMask = process.umask(0o077); // the temp socket is born 0600 at most
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(tmp, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(server, { path: tmp });
   } finally {
     process.umask(oldMask);
   }

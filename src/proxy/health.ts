@@ -4,6 +4,7 @@
 // when the routing table is built (an unhealthy container is not a backend at all).
 import { request } from "node:http";
 import { log } from "../log.js";
+import { formatHostPort } from "../config/index.js";
 
 export interface HealthOptions {
   intervalMs: number;
@@ -70,14 +71,14 @@ export class HealthState {
       this.failures = 0;
       if (!this.up) {
         this.up = true;
-        log.info("proxy backend healthy again", { backend: `${this.host}:${this.port}`, path: this.path });
+        log.info("proxy backend healthy again", { backend: formatHostPort(this.host, this.port), path: this.path });
       }
       return;
     }
     this.failures++;
     if (this.up && this.failures >= this.opts.failuresToDown) {
       this.up = false;
-      log.warn("proxy backend failed its health check, out of rotation", { backend: `${this.host}:${this.port}`, path: this.path });
+      log.warn("proxy backend failed its health check, out of rotation", { backend: formatHostPort(this.host, this.port), path: this.path });
     }
   }
 }

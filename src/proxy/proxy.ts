@@ -6,6 +6,7 @@ import { parseHostPort, type DynamicConfig } from "../config/index.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
 import type { Revision } from "../catalog/types.js";
 import { log } from "../log.js";
+import { untilDeadline } from "../deadline.js";
 import { listenInherited, type ListenerMap } from "../daemon/handover.js";
 import type { ProxyStateView } from "./types.js";
 import { getCommandState, onCommandState, setRoutesProvider, type RouteInfo } from "./state-registry.js";
@@ -20,6 +21,7 @@ import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
 import { ClientConnSet, httpDate, type Incoming, type ServerSettings } from "../http/server-conn.js";
 import type { RequestHead } from "../http/request-parser.js";
+import { listen } from "../http/listen.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
@@ -121,17 +123,7 @@ export class ProxyComponent implements Component {
       l.server?.close();
       l.conns.stop(); // idle connections close now, busy ones after their answer
     }
-    if (graceful && this.inflight > 0) {
-      const wait = deadline - performance.now();
-      if (wait > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          new Promise<void>((resolve) => (this.drained = resolve)),
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, wait))),
-        ]);
-        clearTimeout(timer);
-      }
-    }
+    if (graceful && this.inflight > 0) await untilDeadline(new Promise<void>((resolve) => (this.drained = resolve)), deadline);
     for (const l of ls) l.conns.closeAll();
     for (const t of this.tunnels) t.destroy();
     for (const l of Object.values(this.endpoints)) if (l.state === "listening") l.state = "stopped";
@@ -247,19 +239,9 @@ export class ProxyComponent implements Component {
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") server.on("tlsClientError", () => {});
-    const err = await listenInherited(server, `proxy-${proto}`, l.address).then(
-      (inherited) =>
-        inherited
-          ? undefined
-          : new Promise<Error | undefined>((resolve) => {
-              server.once("error", resolve);
-              server.listen(hp.port, hp.host, () => {
-                server.off("error", resolve);
-                resolve(undefined);
-              });
-            }),
-      (e: Error) => e,
-    );
+    const err = await listenInherited(server, `proxy-${proto}`, l.address)
+      .then((inherited) => (inherited ? undefined : listen(server, { port: hp.port, host: hp.host })))
+      .then(() => undefined, (e: Error) => e);
     if (err) {
       l.state = "unavailable";
       l.error = (err as NodeJS.ErrnoException).code ?? err.message;

@@ -8,6 +8,7 @@
 // both sides allowed to keep alive, with nothing left over; anything odd destroys it.
 import { connect, type Socket } from "node:net";
 import { ResponseParser, type ResponseHead, type ResponseSink } from "./response-parser.js";
+import { formatHostPort } from "../config/index.js";
 
 /** Bounds of one upstream's connection pool. */
 export const MAX_SOCKETS_PER_UPSTREAM = 512;
@@ -149,7 +150,7 @@ export class Upstream {
   ) {}
 
   get address(): string {
-    return this.host.includes(":") ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+    return formatHostPort(this.host, this.port);
   }
 
   /** A connection for one exchange: the most recently idle one, a new one, or (at the bound) the next one freed. */

@@ -1,6 +1,7 @@
 // The query socket as a daemon component: tokens registry + HTTP server on the Unix path.
 import { listenUnix } from "../http/index.js";
 import { log } from "../log.js";
+import { untilDeadline } from "../deadline.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
 import { TokenRegistry, tokensPath } from "../tokens/index.js";
 import { QueryServer } from "./server.js";
@@ -67,11 +68,4 @@ export function queryComponent(ctx: DaemonContext): Component {
       };
     },
   };
-}
-
-async function untilDeadline(p: Promise<unknown>, deadline: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))));
-  await Promise.race([p, timeout]);
-  clearTimeout(timer);
 }

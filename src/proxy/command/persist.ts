@@ -5,7 +5,8 @@ import { open } from "node:fs/promises";
 import { writeFileAtomic } from "../../store/atomic.js";
 import { decodeRequest } from "./decode.js";
 import { isStateOrder, type StateOrder } from "./messages.js";
-import { addressOf, type ProxyState } from "./state.js";
+import type { ProxyState } from "./state.js";
+import { formatHostPort } from "../../config/index.js";
 
 export const MAX_STATE_FILE_BYTES = 256 * 1024 * 1024;
 
@@ -29,7 +30,7 @@ function payloadOf(o: StateOrder): unknown {
     case "ADD_BACKEND":
     case "REMOVE_BACKEND": {
       const b = o.backend;
-      return { app_id: b.appId, ...(b.backendId !== undefined && { backend_id: b.backendId }), address: addressOf(b.ip, b.port) };
+      return { app_id: b.appId, ...(b.backendId !== undefined && { backend_id: b.backendId }), address: formatHostPort(b.ip, b.port) };
     }
     case "ADD_CERTIFICATE":
       return { certificate: o.cert.certificate, certificate_chain: o.cert.chain, key: o.cert.key, names: o.cert.names };

@@ -3,6 +3,7 @@
 // backends' health; until it is connected with setRoutesProvider, the table is the command
 // socket's own routes. RouteInfo is defined in src/proxy/types.ts.
 import type { ProxyStateView, RouteInfo } from "../types.js";
+import { formatHostPort } from "../../config/index.js";
 
 export type { RouteInfo };
 
@@ -13,7 +14,7 @@ export function commandRoutes(state: ProxyStateView): RouteInfo[] {
   const backends = new Map<string, { address: string; up: boolean }[]>();
   for (const b of state.backends()) {
     const list = backends.get(b.appId) ?? [];
-    list.push({ address: b.ip.includes(":") ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`, up: true });
+    list.push({ address: formatHostPort(b.ip, b.port), up: true });
     backends.set(b.appId, list);
   }
   const rows = new Map<string, RouteInfo>();

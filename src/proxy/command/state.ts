@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView } from "../types.js";
 import { parseCertificate } from "./certs.js";
 import type { BackendSpec, StateOrder } from "./messages.js";
+import { formatHostPort } from "../../config/index.js";
 
 export const LIMITS = { apps: 10_000, fronts: 50_000, backends: 50_000, certificates: 10_000 };
 
@@ -19,9 +20,6 @@ const ok = (message: string, data?: unknown): Outcome => ({ ok: true, message, c
 const same = (data?: unknown): Outcome => ({ ok: true, message: "already present", changed: false, data });
 const error = (message: string): Outcome => ({ ok: false, message, changed: false });
 
-export function addressOf(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 const frontName = (f: HttpFront) => `${f.hostname}${f.pathBegin || ""} (application ${f.appId})`;
 const sameRoute = (a: HttpFront, b: HttpFront) => a.hostname === b.hostname && a.pathBegin === b.pathBegin;
 
@@ -97,7 +95,7 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
       https_fronts: [...this.https].sort(byFront).map((f) => ({ app_id: f.appId, hostname: f.hostname, path_begin: f.pathBegin, fingerprint: f.fingerprint })),
       backends: [...this.backendList]
         .sort((a, b) => cmp(a.appId, b.appId) || cmp(a.backendId, b.backendId))
-        .map((b) => ({ app_id: b.appId, backend_id: b.backendId, address: addressOf(b.ip, b.port) })),
+        .map((b) => ({ app_id: b.appId, backend_id: b.backendId, address: formatHostPort(b.ip, b.port) })),
       certificates: Object.fromEntries([...this.certMap.values()].sort((a, b) => cmp(a.fingerprint, b.fingerprint)).map((c) => [c.fingerprint, c.names])),
     };
   }
@@ -167,13 +165,13 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
         return this.addBackend(o.backend);
       case "REMOVE_BACKEND": {
         const b = o.backend;
-        const address = addressOf(b.ip, b.port);
+        const address = formatHostPort(b.ip, b.port);
         const i = this.backendList.findIndex((x) =>
           x.appId === b.appId && (b.backendId !== undefined ? x.backendId === b.backendId : x.ip === b.ip && x.port === b.port));
         if (i < 0) return error(`No such backend ${b.backendId ?? address} in application ${b.appId}`);
         const gone = this.backendList[i]!;
         this.backendList = this.backendList.filter((_, j) => j !== i);
-        return ok(`backend ${gone.backendId} (${addressOf(gone.ip, gone.port)}) of application ${b.appId} removed`);
+        return ok(`backend ${gone.backendId} (${formatHostPort(gone.ip, gone.port)}) of application ${b.appId} removed`);
       }
       case "ADD_CERTIFICATE": {
         const cert = parseCertificate(o.cert);
@@ -196,12 +194,12 @@ export class ProxyState extends EventEmitter<{ change: [] }> implements ProxySta
   }
 
   private addBackend(b: BackendSpec): Outcome {
-    const address = addressOf(b.ip, b.port);
+    const address = formatHostPort(b.ip, b.port);
     const backendId = b.backendId ?? address;
     const byId = this.backendList.find((x) => x.appId === b.appId && x.backendId === backendId);
     if (byId) {
       if (byId.ip === b.ip && byId.port === b.port) return same();
-      return error(`backend ${backendId} of application ${b.appId} already exists with address ${addressOf(byId.ip, byId.port)}`);
+      return error(`backend ${backendId} of application ${b.appId} already exists with address ${formatHostPort(byId.ip, byId.port)}`);
     }
     const byAddress = this.backendList.find((x) => x.appId === b.appId && x.ip === b.ip && x.port === b.port);
     if (byAddress) return error(`address ${address} is already backend ${byAddress.backendId} of application ${b.appId}`);
