@@ -1,0 +1,112 @@
+// Live events for GET /api/events (Server-Sent Events): a numbered ring of recent events that a
+// client reconnecting with Last-Event-ID is replayed from, and subscribers with bounded buffers.
+import type { Incoming } from "../http/index.js";
+
+export type EventType = "job" | "task" | "worker" | "log";
+
+/** Recent events kept for replay after a reconnect. */
+const RING_SIZE = 4096;
+/** Bytes a subscriber may fall behind (socket buffer) before it is dropped. */
+const MAX_BEHIND_BYTES = 1024 * 1024;
+/** Most subscribers at once. */
+export const MAX_SUBSCRIBERS = 256;
+/** A comment line now and then keeps proxies and idle timers from closing a quiet stream. */
+const KEEPALIVE_MS = 15_000;
+
+interface Stored {
+  seq: number;
+  type: EventType;
+  /** task id, for log lines (only sent to subscribers that asked for that task) */
+  task: string | undefined;
+  frame: Buffer;
+}
+
+interface Subscriber {
+  inc: Incoming;
+  task: string | undefined;
+}
+
+/**
+ * Ids are `<epoch>-<seq>`: the epoch is this process's start, so a client reconnecting after a
+ * restart (or after falling out of the ring) is told with a `reset` event to fetch the state
+ * again instead of missing changes silently.
+ */
+export class EventHub {
+  private seq = 0;
+  private readonly epoch = Date.now().toString(36);
+  private ring: Stored[] = [];
+  private subs = new Set<Subscriber>();
+  private keepalive: NodeJS.Timeout | undefined;
+
+  get subscribers(): number {
+    return this.subs.size;
+  }
+
+  publish(type: EventType, data: unknown, task?: string): void {
+    if (this.subs.size === 0 && type === "log") return; // log lines are only for live followers
+    const seq = ++this.seq;
+    const frame = Buffer.from(`id: ${this.epoch}-${seq}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    const stored: Stored = { seq, type, task, frame };
+    this.ring.push(stored);
+    if (this.ring.length > RING_SIZE) this.ring.splice(0, this.ring.length - RING_SIZE);
+    for (const s of this.subs) this.send(s, stored);
+  }
+
+  /** Answer `inc` with the stream; false when there are too many subscribers already. */
+  subscribe(inc: Incoming, opts: { lastEventId?: string; task?: string }): boolean {
+    if (this.subs.size >= MAX_SUBSCRIBERS) return false;
+    const sub: Subscriber = { inc, task: opts.task };
+    inc.writeHead(200, "OK", [
+      "Content-Type", "text/event-stream",
+      "Cache-Control", "no-store",
+      "X-Accel-Buffering", "no",
+    ]);
+    inc.write(Buffer.from(`retry: 2000\n: ${this.epoch}-${this.seq}\n\n`));
+    this.replay(sub, opts.lastEventId);
+    this.subs.add(sub);
+    inc.onClose(() => this.unsubscribe(sub));
+    this.keepalive ??= setInterval(() => this.ping(), KEEPALIVE_MS).unref();
+    return true;
+  }
+
+  /** End every stream (daemon stop). */
+  close(): void {
+    for (const s of this.subs) s.inc.end();
+    this.subs.clear();
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
+  }
+
+  private replay(sub: Subscriber, lastEventId: string | undefined): void {
+    if (lastEventId === undefined) return;
+    const m = /^([0-9a-z]+)-(\d+)$/.exec(lastEventId);
+    const oldest = this.ring[0]?.seq ?? this.seq + 1;
+    const last = m ? Number(m[2]) : NaN;
+    // another process's ids, or older than what the ring holds: the client must reload
+    if (!m || m[1] !== this.epoch || last > this.seq || last + 1 < oldest) {
+      sub.inc.write(Buffer.from(`id: ${this.epoch}-${this.seq}\nevent: reset\ndata: {}\n\n`));
+      return;
+    }
+    for (const e of this.ring) if (e.seq > last) this.send(sub, e);
+  }
+
+  private send(sub: Subscriber, e: Stored): void {
+    if (e.type === "log" && e.task !== sub.task) return;
+    sub.inc.write(e.frame);
+    if (sub.inc.socket.writableLength > MAX_BEHIND_BYTES) sub.inc.destroy(); // too slow: it reconnects and replays
+  }
+
+  private ping(): void {
+    if (this.subs.size === 0) {
+      clearInterval(this.keepalive);
+      this.keepalive = undefined;
+      return;
+    }
+    const frame = Buffer.from(": keepalive\n\n");
+    for (const s of this.subs) s.inc.write(frame);
+  }
+
+  private unsubscribe(sub: Subscriber): void {
+    this.subs.delete(sub);
+  }
+}
