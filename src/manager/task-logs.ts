@@ -145,6 +145,7 @@ export class TaskLogs {
   /** Up to `maxBytes` from `offset` (fewer at the end); undefined when there is no log. For tails: read from the last size(). */
   async readRange(jobId: string, taskId: string, offset: number, maxBytes: number): Promise<Buffer | undefined> {
     const path = this.path(jobId, taskId);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError("offset and maxBytes must be whole numbers >= 0");
     if (maxBytes > this.maxReadBytes) throw new TaskLogError(413, `read larger than ${this.maxReadBytes} bytes`);
     const fh = await open(path, "r").catch(notFound);
     if (!fh) return undefined;

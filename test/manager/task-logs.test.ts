@@ -125,6 +125,7 @@ test("a tail: size() then readRange() from that offset returns only what was add
   assert.equal((await logs.readRange(JOB, TASK, offset, 1024))!.toString(), "two\nthree\n");
   assert.equal((await logs.readRange(JOB, TASK, 1000, 10))!.length, 0);
   assert.equal(await logs.readRange(JOB, TASK2, 0, 10), undefined);
+  for (const [o, n] of [[-1, 10], [0, -1], [0.5, 10], [0, Infinity]]) await assert.rejects(logs.readRange(JOB, TASK, o!, n!), RangeError);
 
   const s = (await logs.stream(JOB, TASK))!;
   await logs.append(JOB, TASK, "four"); // after the snapshot: not in the stream
