@@ -1,0 +1,69 @@
+// Who may call what on the manager listener: registration (open or HS256 JWT), workers (Basic
+// auth against their scrypt hash), users (ES256 JWT in a Bearer header or the jwtToken cookie).
+import type { KeyObject } from "node:crypto";
+import { HttpError, type ApiRequest, type ApiResponse } from "../http/index.js";
+import { verifyHs256 } from "../tokens/index.js";
+import { parseBasicAuth, userFromRequest, type WorkerAuth } from "./auth.js";
+import { OBJECT_ID_RE } from "./ids.js";
+
+export type Caller = { kind: "open" } | { kind: "worker"; id: string } | { kind: "user"; subject: string };
+
+export interface AccessDeps {
+  workerAuth: WorkerAuth;
+  /** the stored scrypt hash of a worker, undefined when unknown */
+  secretHash(workerId: string): string | undefined;
+  /** the trusted user keys now */
+  userKeys(): readonly KeyObject[];
+  /** manager_registration_secret ("" = registration is open) */
+  registrationSecret(): string;
+}
+
+const UNAUTHORIZED = { "WWW-Authenticate": 'Basic realm="stevedore manager"' };
+
+/** paths for users (the job API, the dashboard's data, task logs, Shaman) */
+function isUserPath(path: string): boolean {
+  return path.startsWith("/api/") || path.startsWith("/logfile/") || path.startsWith("/files/") || path.startsWith("/checkout/");
+}
+
+/** The `before` hook of the API server: sets req.user to the Caller, or answers 401/403/498. */
+export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<ApiResponse | void> {
+  return async (req) => {
+    if (req.path === "/register-worker") {
+      checkRegistration(req, deps.registrationSecret());
+      req.user = { kind: "open" } satisfies Caller;
+      return;
+    }
+    if (isUserPath(req.path)) {
+      const r = userFromRequest(req.header("authorization"), req.header("cookie"), deps.userKeys(), Date.now());
+      if (!r.ok) throw new HttpError(r.status, r.message);
+      req.user = { kind: "user", subject: r.subject } satisfies Caller;
+      return;
+    }
+    const basic = parseBasicAuth(req.header("authorization"));
+    if (!basic || !OBJECT_ID_RE.test(basic.id)) throw new HttpError(401, "worker credentials required", UNAUTHORIZED);
+    const hash = deps.secretHash(basic.id);
+    if (hash === undefined || !(await deps.workerAuth.verify(basic.id, basic.secret, hash))) throw new HttpError(401, "unknown worker or wrong secret", UNAUTHORIZED);
+    req.user = { kind: "worker", id: basic.id } satisfies Caller;
+  };
+}
+
+function checkRegistration(req: ApiRequest, secret: string): void {
+  if (secret === "") return;
+  const m = /^Bearer +(\S+)$/i.exec(req.header("authorization") ?? "");
+  if (!m) throw new HttpError(403, "registration needs a Bearer token signed with the registration secret");
+  // invalid and expired alike: the design answers 403 to both
+  const r = verifyHs256(m[1], secret, Date.now());
+  if (!r.ok) throw new HttpError(403, `registration token refused: ${r.message}`);
+}
+
+export function workerOf(req: ApiRequest): string {
+  const c = req.user as Caller | undefined;
+  if (c?.kind !== "worker") throw new HttpError(401, "worker credentials required", UNAUTHORIZED);
+  return c.id;
+}
+
+export function userOf(req: ApiRequest): string {
+  const c = req.user as Caller | undefined;
+  if (c?.kind !== "user") throw new HttpError(401, "user token required");
+  return c.subject;
+}
