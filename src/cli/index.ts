@@ -9,6 +9,7 @@ import { proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
 import { servicesCommand } from "./services.js";
 import { deploymentsCommand, deploymentCommand } from "./deployments.js";
+import { workerCommand } from "./worker.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -50,6 +51,7 @@ const COMMANDS: Command[] = [
   servicesCommand,
   deploymentsCommand,
   deploymentCommand,
+  workerCommand,
   versionCommand,
   helpCommand,
 ];
