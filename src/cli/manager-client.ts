@@ -13,6 +13,8 @@ import { CommandError, UsageError } from "./command.js";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+/** events kept while the state is read at (re)connect */
+const MAX_HELD_EVENTS = 10_000;
 /** tokens the job commands mint for themselves live this long */
 export const CLI_TOKEN_TTL_SECS = 300;
 export const MAX_TOKEN_TTL_SECS = 366 * 86400;
@@ -298,17 +300,25 @@ async function readEvents<T>(
       res.destroy();
       resolve(r);
     };
-    const parser = new SseParser((e) => {
+    // events that arrive while onOpen() reads the state wait for it, so they are handled after it
+    let held: SseEvent[] | undefined = [];
+    const take = (e: SseEvent) => {
       if (finished) return;
       if (e.id) setId(e.id);
       const v = handle(e);
       if (v !== undefined) finish({ done: true, value: v });
-    });
+    };
+    const parser = new SseParser((e) => (held ? held.length < MAX_HELD_EVENTS && held.push(e) : take(e)));
     res.setEncoding("utf8");
     res.on("data", (chunk: string) => parser.push(chunk));
     res.once("close", () => finish({ done: false }));
     res.once("error", () => finish({ done: false }));
-    onOpen().then((v) => v !== undefined && finish({ done: true, value: v }), (err) => {
+    onOpen().then((v) => {
+      if (v !== undefined) return finish({ done: true, value: v });
+      const events = held ?? [];
+      held = undefined;
+      for (const e of events) take(e);
+    }, (err) => {
       if (finished) return;
       finished = true;
       res.destroy();
