@@ -52,13 +52,16 @@ export const workerCommand: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    // read once and removed, so that exec commands never inherit the secret
+    const registrationSecret = process.env.STEVEDORE_WORKER_REGISTRATION_SECRET || undefined;
+    delete process.env.STEVEDORE_WORKER_REGISTRATION_SECRET;
     const dockerHost = process.env.DOCKER_HOST?.startsWith("unix://") ? process.env.DOCKER_HOST.slice(7) : undefined;
     const worker = new Worker({
       manager,
       taskTypes,
       nickname: values.nickname || defaultNickname(),
       stateFile: values.state || defaultStateFile(),
-      registrationSecret: process.env.STEVEDORE_WORKER_REGISTRATION_SECRET || undefined,
+      registrationSecret,
       dockerSocket: values["docker-socket"] || dockerHost || "/var/run/docker.sock",
       intervals,
     });

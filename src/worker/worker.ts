@@ -284,12 +284,13 @@ export class Worker {
       log.warn("task taken away by the manager (404/409 on update); dropped", { task: task._id });
       return;
     }
-    if (outcome.ok && !cause) {
+    if (outcome.ok) {
+      // every command ran: a stop that came too late changes nothing
       reporter.log("task completed");
       final = { task_status: "completed", activity: "completed", task_progress_percentage: 100, command_progress_percentage: 100 };
     } else if (!cause) {
-      reporter.log(outcome.ok ? "failed" : outcome.message);
-      final = { task_status: "failed", activity: `failed: ${outcome.ok ? "" : outcome.message}`.slice(0, 500) };
+      reporter.log(outcome.message);
+      final = { task_status: "failed", activity: `failed: ${outcome.message}`.slice(0, 500) };
     } else if (cause.kind === "refused") {
       reporter.log(`stopped: the manager says the task may not keep running (${cause.reason})`);
       final = { task_status: "canceled", activity: `stopped: ${cause.reason}`.slice(0, 500) };

@@ -145,10 +145,10 @@ test("echo, sleep and exec run in order and report completed with timestamped lo
     const t = task([
       { name: "echo", settings: { message: "hello\nworld" } },
       { name: "sleep", settings: { time_in_seconds: 0.2 } },
-      { name: "exec", settings: { cmd: [process.execPath, "-e", "console.log('out ' + process.env.GREETING + ' ' + process.cwd()); console.error('err')"], cwd: dir, env: { GREETING: "hi" } } },
+      { name: "exec", settings: { cmd: [process.execPath, "-e", "console.log('out ' + process.env.GREETING + ' ' + process.cwd()); console.error('err'); console.log('secret=' + process.env.STEVEDORE_WORKER_REGISTRATION_SECRET)"], cwd: dir, env: { GREETING: "hi" } } },
     ]);
     fm.queue.push(t);
-    const w = startWorker(fm.url, state);
+    const w = startWorker(fm.url, state, [], { STEVEDORE_WORKER_REGISTRATION_SECRET: "s3cret" });
     await waitFor("completed", () => fm.finalOf(t._id), 10_000);
     const final = fm.finalOf(t._id)!;
     assert.equal(final.task_status, "completed");
@@ -160,6 +160,7 @@ test("echo, sleep and exec run in order and report completed with timestamped lo
     const order = ["hello", "world", "sleeping 0.2 s", `out hi ${dir}`, "err", "task completed"].map((s) => text.indexOf(s));
     assert.ok(order.every((i) => i >= 0), `every line in: ${text.join(" | ")}`);
     assert.ok(order[0]! < order[2]! && order[2]! < order[3]! && order[3]! < order[5]!, "in order");
+    assert.match(log, /: secret=undefined\n/, "the registration secret is not passed on");
     const idx = new Set((fm.updates.get(t._id) ?? []).map((u) => u.current_command_idx).filter((v) => v !== undefined));
     assert.ok(idx.has(2), "reports the command index");
     assert.equal(fm.updates.get(t._id)!.at(-1), final, "the final status is the last update");
