@@ -184,7 +184,7 @@ function readNumber(buf: Buffer, p: number, end: number, into: "seq" | "idx"): n
 
 /** Verifies the frame in buf[start, end) (end = its LF); returns undefined or why it is not valid. */
 function verifyFrame(buf: Buffer, start: number, end: number): string | undefined {
-  if (end - start < 15) return "malformed frame";
+  if (end - start < 14) return "malformed frame"; // "crc32hex 0 0 0"
   let crc = 0;
   for (let i = 0; i < 8; i++) {
     const h = HEX_VALUE[buf[start + i]!]!;
@@ -255,6 +255,7 @@ async function scanLog(path: string, firstSeq: number, maxLineBytes: number): Pr
             validEnd = bufOffset + nl + 1;
           } else {
             cut = { offset: bufOffset + start, reason: reason ?? `seq ${frameSeq} where ${expected} was expected`, seq: expected };
+            afterCut(bufOffset + start, reason); // a whole line out of place may itself prove a later group
           }
         } else {
           afterCut(bufOffset + start, verifyFrame(buf, start, nl));
