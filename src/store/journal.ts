@@ -217,7 +217,7 @@ interface Scan {
 }
 
 /** Streams a log in big chunks, verifying and parsing each line; see "Damage at open" above. */
-async function scanLog(path: string, firstSeq: number, maxLineBytes: number): Promise<Scan> {
+async function scanLog(fh: FileHandle, path: string, firstSeq: number, maxLineBytes: number): Promise<Scan> {
   const records: unknown[] = [];
   let expected = firstSeq;
   let validEnd = 0;
@@ -232,9 +232,9 @@ async function scanLog(path: string, firstSeq: number, maxLineBytes: number): Pr
       );
     }
   };
-  const fh = await open(path, "r");
-  try {
-    let buf = Buffer.allocUnsafe(READ_CHUNK);
+  {
+    // Big chunks for big logs; a small log gets a buffer its size (+1, so reading it all is not "full").
+    let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, (await fh.stat()).size + 1));
     let len = 0; // bytes held in buf
     let bufOffset = 0; // file offset of buf[0]
     let skipping = false; // discarding an over-long line up to its LF
@@ -290,8 +290,6 @@ async function scanLog(path: string, firstSeq: number, maxLineBytes: number): Pr
     }
     const size = bufOffset + len;
     return { records, validEnd, nextSeq: expected, cut: cut && { offset: cut.offset, reason: cut.reason }, size };
-  } finally {
-    await fh.close();
   }
 }
 
@@ -335,11 +333,15 @@ export async function openJournal(dir: string, options: JournalOptions = {}): Pr
 type Settings = Required<Omit<JournalOptions, "onCompactStep">> & Pick<JournalOptions, "onCompactStep">;
 
 async function load(dir: string, settings: Settings): Promise<OpenedJournal> {
-  await ensureDir(dir, 0o700);
+  const names = await readdir(dir).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+    await ensureDir(dir, 0o700);
+    return [];
+  });
   const snapshots: number[] = [];
   const logs: number[] = [];
   const temps: string[] = [];
-  for (const name of await readdir(dir)) {
+  for (const name of names) {
     const m = NAME_RE.exec(name);
     if (m) (m[1] === "log" ? logs : snapshots).push(Number(m[2]));
     else if (TEMP_RE.test(name)) temps.push(name);
@@ -363,11 +365,17 @@ async function load(dir: string, settings: Settings): Promise<OpenedJournal> {
   const logPath = join(dir, logName(gen));
   const hasLog = logs.includes(gen);
   const maxLineBytes = settings.maxRecordBytes + FRAME_OVERHEAD;
-  const scan = hasLog ? await scanLog(logPath, firstSeq, maxLineBytes) : undefined;
+  let scan: Scan | undefined;
   let cut: JournalCut | undefined;
   let fh: FileHandle;
-  if (scan) {
+  if (hasLog) {
     fh = await open(logPath, "r+");
+    try {
+      scan = await scanLog(fh, logPath, firstSeq, maxLineBytes);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
     if (scan.cut) {
       cut = { file: logPath, offset: scan.cut.offset, reason: scan.cut.reason, bytes: scan.size - scan.cut.offset };
       log.warn("journal: cut a torn or corrupt tail", { file: logPath, offset: cut.offset, reason: cut.reason, bytes: cut.bytes });
