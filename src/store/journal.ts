@@ -232,65 +232,63 @@ async function scanLog(fh: FileHandle, path: string, firstSeq: number, maxLineBy
       );
     }
   };
-  {
-    // Big chunks for big logs; a small log gets a buffer its size (+1, so reading it all is not "full").
-    let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, (await fh.stat()).size + 1));
-    let len = 0; // bytes held in buf
-    let bufOffset = 0; // file offset of buf[0]
-    let skipping = false; // discarding an over-long line up to its LF
+  // Big chunks for big logs; a small log gets a buffer its size (+1, so reading it all is not "full").
+  let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, (await fh.stat()).size + 1));
+  let len = 0; // bytes held in buf
+  let bufOffset = 0; // file offset of buf[0]
+  let skipping = false; // discarding an over-long line up to its LF
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
+    len += bytesRead;
+    let start = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
-      len += bytesRead;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(10, start);
-        if (nl === -1 || nl >= len) break;
-        if (skipping) {
-          skipping = false;
-        } else if (cut === undefined) {
-          const reason = verifyFrame(buf, start, nl);
-          if (reason === undefined && frameSeq === expected) {
-            records.push(frameValue);
-            expected++;
-            validEnd = bufOffset + nl + 1;
-          } else {
-            cut = { offset: bufOffset + start, reason: reason ?? `seq ${frameSeq} where ${expected} was expected`, seq: expected };
-            afterCut(bufOffset + start, reason); // a whole line out of place may itself prove a later group
-          }
+      const nl = buf.indexOf(10, start);
+      if (nl === -1 || nl >= len) break;
+      if (skipping) {
+        skipping = false;
+      } else if (cut === undefined) {
+        const reason = verifyFrame(buf, start, nl);
+        if (reason === undefined && frameSeq === expected) {
+          records.push(frameValue);
+          expected++;
+          validEnd = bufOffset + nl + 1;
         } else {
-          afterCut(bufOffset + start, verifyFrame(buf, start, nl));
+          cut = { offset: bufOffset + start, reason: reason ?? `seq ${frameSeq} where ${expected} was expected`, seq: expected };
+          afterCut(bufOffset + start, reason); // a whole line out of place may itself prove a later group
         }
-        start = nl + 1;
+      } else {
+        afterCut(bufOffset + start, verifyFrame(buf, start, nl));
       }
-      if (bytesRead === 0) {
-        // End of file: what is left has no LF - a torn last line.
-        if (len > start && !skipping && cut === undefined) {
-          cut = { offset: bufOffset + start, reason: "no newline at end of file", seq: expected };
-        }
-        break;
+      start = nl + 1;
+    }
+    if (bytesRead === 0) {
+      // End of file: what is left has no LF - a torn last line.
+      if (len > start && !skipping && cut === undefined) {
+        cut = { offset: bufOffset + start, reason: "no newline at end of file", seq: expected };
       }
-      buf.copyWithin(0, start, len);
-      bufOffset += start;
-      len -= start;
-      if (len === buf.length) {
-        // A line fills the whole buffer: grow up to the longest valid line, then give up on it.
-        if (buf.length < maxLineBytes) {
-          const bigger = Buffer.allocUnsafe(Math.min(maxLineBytes, buf.length * 2));
-          buf.copy(bigger, 0, 0, len);
-          buf = bigger;
-        } else {
-          if (!skipping && cut === undefined) {
-            cut = { offset: bufOffset, reason: `line longer than ${maxLineBytes} bytes`, seq: expected };
-          }
-          skipping = true;
-          bufOffset += len;
-          len = 0;
+      break;
+    }
+    buf.copyWithin(0, start, len);
+    bufOffset += start;
+    len -= start;
+    if (len === buf.length) {
+      // A line fills the whole buffer: grow up to the longest valid line, then give up on it.
+      if (buf.length < maxLineBytes) {
+        const bigger = Buffer.allocUnsafe(Math.min(maxLineBytes, buf.length * 2));
+        buf.copy(bigger, 0, 0, len);
+        buf = bigger;
+      } else {
+        if (!skipping && cut === undefined) {
+          cut = { offset: bufOffset, reason: `line longer than ${maxLineBytes} bytes`, seq: expected };
         }
+        skipping = true;
+        bufOffset += len;
+        len = 0;
       }
     }
-    const size = bufOffset + len;
-    return { records, validEnd, nextSeq: expected, cut: cut && { offset: cut.offset, reason: cut.reason }, size };
   }
+  const size = bufOffset + len;
+  return { records, validEnd, nextSeq: expected, cut: cut && { offset: cut.offset, reason: cut.reason }, size };
 }
 
 async function readSnapshot(path: string, gen: number): Promise<{ state: unknown; nextSeq: number }> {
