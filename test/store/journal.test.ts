@@ -177,13 +177,11 @@ for (const fromGen of [0, 1]) {
     for (const [i, crashAt] of STEPS.entries()) {
       const dir = join(root, `live-${crashAt}`);
       const crashed = join(root, `crash-${crashAt}`);
-      let prefix = 0;
       if (fromGen === 1) {
         const { journal } = await openJournal(dir);
         await journal.append("p");
         await journal.compact({ old: "p" });
         await journal.close();
-        prefix = 1;
       }
       const { journal } = await openJournal(dir, {
         // The directory as a kill -9 at this step would leave it (the page cache survives that).
@@ -210,7 +208,6 @@ for (const fromGen of [0, 1]) {
       const reread = await openJournal(crashed);
       assert.deepEqual(reread.records, [...(i < NEW_FROM ? oldState.records : []), "d"]);
       await reread.journal.close();
-      void prefix;
     }
   });
 }
