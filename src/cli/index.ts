@@ -9,6 +9,10 @@ import { proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
 import { servicesCommand } from "./services.js";
 import { deploymentsCommand, deploymentCommand } from "./deployments.js";
+import { workerCommand } from "./worker.js";
+import { jobsCommand } from "./jobs.js";
+import { workersCommand } from "./workers.js";
+import { managerCommand } from "./manager.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -50,6 +54,10 @@ const COMMANDS: Command[] = [
   servicesCommand,
   deploymentsCommand,
   deploymentCommand,
+  jobsCommand,
+  workersCommand,
+  managerCommand,
+  workerCommand,
   versionCommand,
   helpCommand,
 ];

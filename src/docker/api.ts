@@ -73,6 +73,21 @@ export class DockerClient {
     });
   }
 
+  /** Block until the container exits; resolves with its exit code. Docker answers the headers at
+   *  once and the body at exit, so only the connect and header phase is timed out here. */
+  async waitContainer(ref: string): Promise<number> {
+    const res = await this.transport.call("wait container", `/containers/${id(ref)}/wait`, { method: "POST", timeoutMs: 60_000 });
+    const body = JSON.parse((await readAll(res, 1024 * 1024)).toString("utf8") || "{}") as { StatusCode?: number; Error?: { Message?: string } | null };
+    if (body.Error?.Message) throw new DockerError(500, body.Error.Message, "wait container");
+    return typeof body.StatusCode === "number" ? body.StatusCode : -1;
+  }
+
+  /** The container's stdout and stderr as Docker's multiplexed stream (no TTY); with `follow`
+   *  it ends when the container stops. Demultiplex with `demuxLogs`. */
+  containerLogs(ref: string, follow: boolean): Promise<import("node:http").IncomingMessage> {
+    return this.transport.call("container logs", `/containers/${id(ref)}/logs`, { query: { follow, stdout: 1, stderr: 1 } });
+  }
+
   /** One stats sample in Docker's own shape. */
   stats(ref: string): Promise<Record<string, unknown>> {
     return this.transport.json("container stats", `/containers/${id(ref)}/stats`, { query: { stream: false, "one-shot": true } });

@@ -1,2 +1,4 @@
 export { writeFileAtomic, fsyncDir, tempName } from "./atomic.js";
 export { ensureDir } from "./dirs.js";
+export { openJournal, Journal, JournalError } from "./journal.js";
+export type { JournalOptions, OpenedJournal, JournalCut, JournalStats, CompactStep } from "./journal.js";
