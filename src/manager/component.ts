@@ -1,0 +1,127 @@
+// The manager as a daemon component: the durable farm, task logs, auth and events on the JSON
+// API server at manager_listen, and the one timer that expires silent workers and tasks.
+import type { KeyObject } from "node:crypto";
+import type { Component, DaemonContext } from "../component/index.js";
+import { createApiServer, HttpError, type ApiErrorStatus, type ApiServer } from "../http/index.js";
+import { JournalError } from "../store/index.js";
+import { log } from "../log.js";
+import { authenticate } from "./access.js";
+import { AuthBusyError, ensureKeyPair, loadUserKeys, WorkerAuth } from "./auth.js";
+import type { ManagerDeps } from "./deps.js";
+import { EventHub } from "./events.js";
+import { OBJECT_ID_RE } from "./ids.js";
+import { FarmError, type FarmSettings, type LogAppend } from "./model.js";
+import { FarmStore, JournalFailed } from "./store.js";
+import { TaskLogError, TaskLogs } from "./task-logs.js";
+import { userRoutes } from "./user-routes.js";
+import { workerRoutes } from "./worker-routes.js";
+
+const MiB = 1024 * 1024;
+const LIMITS = { maxBodyBytes: 16 * MiB, maxConnections: 4096, headMs: 10_000, idleMs: 30_000, maxHeaderBytes: 16 * 1024 };
+/** how often due worker and task time-outs are expired (a heap pop each, not a scan) */
+const EXPIRE_EVERY_MS = 1000;
+
+function errorStatus(err: unknown): ApiErrorStatus | undefined {
+  if (err instanceof FarmError) return { status: err.status, message: err.message };
+  if (err instanceof TaskLogError) return { status: err.status, message: err.message };
+  if (err instanceof AuthBusyError) return { status: 503, message: err.message, headers: { "Retry-After": "1" } };
+  if (err instanceof JournalFailed || err instanceof JournalError) return { status: 503, message: err.message };
+  return undefined;
+}
+
+export function managerComponent(ctx: DaemonContext): Component {
+  const cfg = ctx.config.static;
+  const settings = (): FarmSettings => ctx.dynamic();
+  const workerAuth = new WorkerAuth();
+  const logs = new TaskLogs(cfg.state_dir);
+  const hub = new EventHub();
+  let store: FarmStore | undefined;
+  let userKeys: KeyObject[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe = () => {};
+  let failure = "";
+  let server: ApiServer | undefined;
+
+  async function writeLogs(appends: readonly LogAppend[]): Promise<void> {
+    for (const a of appends) {
+      if (a.rotate) await logs.rotate(a.job_id, a.task_id);
+      await logs.append(a.job_id, a.task_id, a.text);
+      hub.publish("log", { job: a.job_id, task: a.task_id, text: a.text }, a.task_id);
+    }
+  }
+
+  function expire(): void {
+    if (!store || store.failed) return;
+    const appends = store.farm.expire(Date.now());
+    if (appends.length) void writeLogs(appends).catch((err: Error) => log.error("task log write failed", { error: err.message }));
+  }
+
+  return {
+    name: "manager",
+    async start() {
+      if (cfg.manager_listen === "") return;
+      try {
+        store = await FarmStore.open(cfg.state_dir, settings);
+        const { created } = await ensureKeyPair(cfg.state_dir);
+        if (created) log.info("manager user key pair created", { dir: `${cfg.state_dir}/jwt` });
+        userKeys = await loadUserKeys(cfg.state_dir, cfg.manager_jwt_keys_dir);
+      } catch (err) {
+        failure = (err as Error).message;
+        store = undefined;
+        log.error("manager unavailable", { error: failure });
+        return;
+      }
+      const farm = store.farm;
+      const deps: ManagerDeps = { store, logs, hub, now: Date.now, writeLogs };
+      const auth = authenticate({
+        workerAuth,
+        secretHash: (id) => farm.workerSecretHash(id),
+        userKeys: () => userKeys,
+        registrationSecret: () => cfg.manager_registration_secret,
+      });
+      const durable = store;
+      server = createApiServer({
+        name: "manager",
+        listen: cfg.manager_listen,
+        tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key } : undefined,
+        routes: [...workerRoutes(deps), ...userRoutes(deps)],
+        params: { task: OBJECT_ID_RE, job: OBJECT_ID_RE, worker: OBJECT_ID_RE, status: /^[a-z-]{1,32}$/ },
+        before: (req) => {
+          if (durable.failed) throw new HttpError(503, "manager journal failed; restart the daemon");
+          return auth(req);
+        },
+        errorStatus,
+        limits: () => LIMITS,
+        inherit: ctx.inherit,
+      });
+      unsubscribe = farm.onEvent((e) => hub.publish(e.type, e.doc));
+      timer = setInterval(expire, EXPIRE_EVERY_MS).unref();
+      await server.start();
+    },
+    async stop(graceful, deadline) {
+      clearInterval(timer);
+      hub.close();
+      await server?.stop(graceful, deadline);
+      unsubscribe();
+      await logs.close();
+      await store?.close();
+    },
+    listeners: () => server?.listeners() ?? new Map(),
+    status() {
+      if (cfg.manager_listen === "") return { state: "disabled" };
+      if (!store || !server) return { state: failure ? "unavailable" : "stopped", address: cfg.manager_listen, ...(failure ? { reason: failure } : {}) };
+      const s = server.status();
+      const counts = store.farm.counts();
+      return { ...s, workers: counts.workers, jobs: counts.jobs, ...(store.failed ? { state: "unavailable", reason: "journal write failed" } : {}) };
+    },
+    async prepareReload() {
+      // trusted user keys may have been added or removed
+      try {
+        userKeys = await loadUserKeys(cfg.state_dir, cfg.manager_jwt_keys_dir);
+        return [];
+      } catch (err) {
+        return [`manager: cannot load user keys: ${(err as Error).message}`];
+      }
+    },
+  };
+}

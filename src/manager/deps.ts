@@ -1,0 +1,15 @@
+// What the manager's route handlers share: the durable farm, task log files, the event hub, the clock.
+import type { FarmStore } from "./store.js";
+import type { TaskLogs } from "./task-logs.js";
+import type { EventHub } from "./events.js";
+import type { LogAppend } from "./model.js";
+
+export interface ManagerDeps {
+  store: FarmStore;
+  logs: TaskLogs;
+  hub: EventHub;
+  /** wall-clock ms (ids and the times users read are wall clock) */
+  now(): number;
+  /** append the farm's log text to the task logs (rotating first on a new activation), durably */
+  writeLogs(appends: readonly LogAppend[]): Promise<void>;
+}

@@ -1,0 +1,122 @@
+// The user side of the manager (see stevedore(8), MANAGER API): the job API, workers and their
+// status requests, the live event stream and the task logs. Callers carry a user JWT.
+import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
+import { userOf } from "./access.js";
+import type { ManagerDeps } from "./deps.js";
+
+function objectBody(body: unknown, what: string): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, `body must be a JSON object ${what}`);
+  return body as Record<string, unknown>;
+}
+
+/** A JSON body that may be empty (an action without options). */
+async function optionalObject(req: ApiRequest, what: string): Promise<Record<string, unknown>> {
+  const raw = await req.body();
+  if (raw.length === 0) return {};
+  try {
+    return objectBody(JSON.parse(raw.toString("utf8")), what);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function userRoutes(deps: ManagerDeps): ApiRoute[] {
+  const { store, now } = deps;
+  const farm = store.farm;
+  /** answers carry the token's subject, as the v2 manager's did */
+  const answer = (req: ApiRequest, status: number, body?: unknown): ApiResponse => ({ status, body, headers: { "X-User-Id-From-Token": userOf(req) } });
+  const job = (id: string) => {
+    const doc = farm.getJob(id);
+    if (!doc) throw new HttpError(404, "no such job");
+    return doc;
+  };
+
+  /** a job action: apply, make it durable, answer with the job */
+  const jobAction = (fn: (id: string, body: Record<string, unknown>) => unknown) => async (req: ApiRequest) => {
+    const body = await optionalObject(req, "");
+    const doc = fn(req.params.job!, body);
+    await store.durable();
+    return answer(req, 200, doc);
+  };
+
+  return [
+    {
+      method: "POST",
+      path: "/api/jobs",
+      handler: async (req) => {
+        const doc = farm.submitJob(await req.json(), now());
+        await store.durable();
+        return answer(req, 201, doc);
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/jobs",
+      handler: async (req) => {
+        await store.durable();
+        return answer(req, 200, { jobs: farm.listJobs(req.query.get("status") ?? undefined) });
+      },
+    },
+    { method: "GET", path: "/api/jobs/:job", handler: async (req) => (await store.durable(), answer(req, 200, job(req.params.job!))) },
+    { method: "POST", path: "/api/jobs/:job/cancel", handler: jobAction((id) => farm.cancelJob(id, now())) },
+    { method: "POST", path: "/api/jobs/:job/requeue", handler: jobAction((id, b) => farm.requeueJob(id, b.failed_only === true, now())) },
+    { method: "POST", path: "/api/jobs/:job/pause", handler: jobAction((id) => farm.pauseJob(id, now())) },
+    { method: "POST", path: "/api/jobs/:job/resume", handler: jobAction((id) => farm.resumeJob(id, now())) },
+    { method: "POST", path: "/api/jobs/:job/priority", handler: jobAction((id, b) => farm.setJobPriority(id, b.priority, now())) },
+    {
+      method: "GET",
+      path: "/api/workers",
+      handler: async (req) => (await store.durable(), answer(req, 200, { workers: farm.listWorkers() })),
+    },
+    {
+      method: "GET",
+      path: "/api/workers/:worker",
+      handler: async (req) => {
+        await store.durable();
+        const doc = farm.getWorker(req.params.worker!);
+        if (!doc) throw new HttpError(404, "no such worker");
+        return answer(req, 200, doc);
+      },
+    },
+    {
+      method: "POST",
+      path: "/api/workers/:worker/status-request",
+      handler: async (req) => {
+        const b = objectBody(await req.json(), "{status, lazy}");
+        farm.requestStatus(req.params.worker!, b.status as string, b.lazy ?? false, now());
+        await store.durable();
+        return answer(req, 204);
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/api/workers/:worker/blacklist",
+      handler: async (req) => {
+        const b = objectBody(await req.json(), "{job, task_type}");
+        if (typeof b.job !== "string" || typeof b.task_type !== "string") throw new HttpError(400, "job and task_type must be strings");
+        farm.forgetBlacklist(req.params.worker!, b.job, b.task_type, now());
+        await store.durable();
+        return answer(req, 204);
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/events",
+      handler: (req) => {
+        userOf(req);
+        const task = req.query.get("task") ?? undefined;
+        if (!deps.hub.subscribe(req.inc, { lastEventId: req.header("last-event-id"), task })) throw new HttpError(503, "too many event streams");
+      },
+    },
+    {
+      method: "GET",
+      path: "/logfile/:job/:task",
+      handler: async (req) => {
+        const text = await deps.logs.read(req.params.job!, req.params.task!);
+        if (text === undefined) throw new HttpError(404, "no log for this task");
+        return { ...answer(req, 200, text), headers: { "Content-Type": "text/plain; charset=utf-8", "X-User-Id-From-Token": userOf(req) } };
+      },
+    },
+  ];
+}
