@@ -1,4 +1,4 @@
-import { deploymentNameError } from "../tokens/index.js";
+import { deploymentNameError } from "../base/index.js";
 import { UsageError, parse, table, type Command } from "./command.js";
 import { QUERY_OPTIONS, QUERY_OPTIONS_HELP } from "./query-common.js";
 import { fetchQuery, printJson } from "./services.js";

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { isIP } from "node:net";
 import type { Component, DaemonContext } from "../daemon/context.js";
-import { parseHostPort } from "../config/index.js";
+import { parseHostPort } from "../base/index.js";
 import { DockerError, DockerUnavailable } from "../docker/index.js";
 import { HttpError, listen, readBody, readJson, sendError, sendJson } from "../http/index.js";
 import { log } from "../log.js";

@@ -1,6 +1,7 @@
 // Build the two routing tables (HTTP and HTTPS listeners) from the three sources, in priority
 // order: command-socket state, then config [[site]] entries, then catalog ingress routes.
-import { parseHostPort, type DynamicConfig } from "../config/index.js";
+import { parseHostPort } from "../base/index.js";
+import { type DynamicConfig } from "../config/index.js";
 import type { Revision } from "../catalog/types.js";
 import type { ProxyStateView } from "./types.js";
 import { Pool, usable, type Member, type PoolOptions } from "./pool.js";

@@ -2,7 +2,8 @@
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { Duplex } from "node:stream";
-import { parseHostPort, type DynamicConfig } from "../config/index.js";
+import { parseHostPort } from "../base/index.js";
+import { type DynamicConfig } from "../config/index.js";
 import type { Component, DaemonContext } from "../daemon/context.js";
 import type { Revision } from "../catalog/types.js";
 import { log } from "../log.js";

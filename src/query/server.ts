@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { ClientConnSet, httpDate, type Incoming } from "../http/server-conn.js";
 import type { CatalogView, Revision } from "../catalog/types.js";
 import { log } from "../log.js";
-import { isDeploymentName } from "../tokens/index.js";
+import { isDeploymentName } from "../base/index.js";
 import { RevisionBodies } from "./bodies.js";
 import { BadRequest, parseAuthorization, parseIngressParam, parsePollParams, parseQuery } from "./request.js";
 

@@ -1,4 +1,4 @@
 export { TokenRegistry } from "./registry.js";
 export { getToken, regenerateToken, revokeToken, listTokens, readTokens, tokensPath, TokenStoreError } from "./store.js";
-export { parseTokens, serializeTokens, hashToken, newToken, isDeploymentName, deploymentNameError, TokensFileError, DEPLOYMENT_NAME, type Tokens, type TokenEntry } from "./file.js";
+export { parseTokens, serializeTokens, hashToken, newToken, TokensFileError, type Tokens, type TokenEntry } from "./file.js";
 export { acquireLock, withLock, LockTimeout } from "./lock.js";

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Component, DaemonContext } from "../../daemon/context.js";
 import { launchSuccessor, stopAccepting, type LaunchResult, type ListenerMap } from "../../daemon/handover.js";
 import { keepSocketPathsOnClose, listenUnix } from "../../http/unix-listener.js";
+import { Serializer } from "../../base/index.js";
 import { log } from "../../log.js";
 import type { HandlerHost } from "./handler.js";
 import { mergeOrders, readStateFile } from "./persist.js";
@@ -31,7 +32,7 @@ export class CommandComponent implements Component {
   private stopping = false;
   private readonly softStopOks: (() => void)[] = [];
   private routes: RoutesProvider = () => commandRoutes(this.state);
-  private fileChain: Promise<unknown> = Promise.resolve();
+  private readonly fileOrders = new Serializer();
 
   /** a new master is starting, or has taken over: the state must not change here any more */
   private upgradeRunning = false;
@@ -113,11 +114,7 @@ export class CommandComponent implements Component {
       runState: () => (this.stopping ? "STOPPING" : "RUNNING"),
       upgrading: () => this.upgradeRunning,
       upgrade: () => this.upgrade(),
-      exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
-        const next = this.fileChain.then(fn);
-        this.fileChain = next.catch(() => {});
-        return next;
-      },
+      exclusive: <T>(fn: () => Promise<T>): Promise<T> => this.fileOrders.run(fn),
     };
   }
 
