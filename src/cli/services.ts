@@ -1,4 +1,4 @@
-import { queryGet, QueryClientError } from "../query/client.js";
+import { queryGet, QueryClientError } from "../query/index.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 import { QUERY_OPTIONS, QUERY_OPTIONS_HELP, findToken, loadCliConfig, querySocket } from "./query-common.js";
 

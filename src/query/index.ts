@@ -1,3 +1,4 @@
 export { queryComponent } from "./component.js";
 export { QueryServer, LIMITS, type QueryServerOptions } from "./server.js";
 export { RevisionBodies } from "./bodies.js";
+export { queryGet, QueryClientError } from "./client.js";
