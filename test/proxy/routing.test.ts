@@ -337,7 +337,7 @@ test("a listener that cannot bind is reported in status, not thrown", async () =
   const { ProxyComponent } = await import("../../src/proxy/proxy.js");
   const { FakeCatalog } = await import("./helpers.js");
   const config = parseConfig(`proxy_http_listen = "127.0.0.1:${taken.port}"\nproxy_https_listen = ""\n`, "t", {});
-  const proxy = new ProxyComponent({ config, dynamic: () => config.dynamic, catalog: new FakeCatalog() } as never);
+  const proxy = new ProxyComponent({ config, dynamic: () => config.dynamic, catalog: new FakeCatalog(), inherit: async () => false } as never);
   await proxy.start();
   const st = proxy.status() as { state: string; http: { state: string; error: string }; https: { state: string } };
   assert.equal(st.http.state, "unavailable");
