@@ -1,3 +1,4 @@
+// The catalog's entry: the live view of deployments and services built from Docker.
 export type * from "./types.js";
 export { Catalog, type CatalogOptions } from "./catalog.js";
 export { WaiterList, type WaitResult, type WaitOutcome } from "./waiters.js";

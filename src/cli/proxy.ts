@@ -1,4 +1,4 @@
-// `stevedore proxy ...`: the command socket from the shell (design/proxy.md "CLI").
+// `stevedore proxy ...`: the command socket from the shell (stevedore(8), COMMANDS).
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { configPath, loadConfig, ConfigError } from "../config/index.js";

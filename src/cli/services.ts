@@ -1,3 +1,4 @@
+// `stevedore services`: a deployment's services through the query socket, and the shared query fetch.
 import { queryGet, QueryClientError } from "../query/index.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 import { QUERY_OPTIONS, QUERY_OPTIONS_HELP, findToken, loadCliConfig, querySocket } from "./query-common.js";

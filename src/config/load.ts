@@ -1,3 +1,4 @@
+// Loading the config file: locate it, read it bounded, parse, apply the schema and environment, validate.
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { KEYS, SITE_KEYS, type Config, type KeySpec, type Key, type Values, type Site, type StaticConfig, type DynamicConfig } from "./schema.js";

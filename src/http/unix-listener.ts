@@ -1,3 +1,4 @@
+// Unix-socket listeners: the stale-socket rules, the mode set without a window, hand-over of the path.
 import { lstat, unlink, chmod, rename } from "node:fs/promises";
 import { ensureDir } from "../store/index.js";
 import { connect, type Server } from "node:net";

@@ -1,2 +1,3 @@
+// The store's entry: atomic files and directories with the right mode.
 export { writeFileAtomic, fsyncDir, tempName } from "./atomic.js";
 export { ensureDir } from "./dirs.js";

@@ -1,4 +1,4 @@
-// Decode one command frame into an Order, accepting every shape design/proxy.md lists:
+// Decode one command frame into an Order, accepting every shape stevedore(8) lists (PROXY, Command socket):
 //  - spec shape: {id, version, data: {type: ORDER, data: {...}}} (no outer type);
 //  - wire shape: {id, version, type: "PROXY", data: {type: ORDER, data: {...}}};
 //  - {id, version, type: ORDER, data: {...}} (the spec's generic form; master orders use it);
