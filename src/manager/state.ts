@@ -69,8 +69,10 @@ export class TaskState {
     readonly name: string,
     readonly priority: number,
     readonly commands: Command[],
-    readonly parents: readonly TaskState[] = NO_TASKS,
   ) {}
+
+  /** set once, right after the job's tasks are made */
+  parents: readonly TaskState[] = NO_TASKS;
 }
 
 export class JobState {
