@@ -79,35 +79,45 @@ function task(value: unknown, index: number): Omit<ValidTask, "parents"> & { par
 /** Resolves parent names to indexes; throws on an unknown or repeated parent. */
 function linkParents(tasks: ReturnType<typeof task>[]): ValidTask[] {
   const byName = new Map<string, number>();
-  tasks.forEach((t, i) => {
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
     if (byName.has(t.name)) fail(`task ${JSON.stringify(t.name)}: `, "name", "another task of this job has the same name");
     byName.set(t.name, i);
-  });
-  return tasks.map(({ parentNames, ...t }) => {
-    const where = `task ${JSON.stringify(t.name)}: `;
-    const parents = parentNames.map((parent) => {
+  }
+  const out: ValidTask[] = new Array(tasks.length);
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
+    const parents: number[] = [];
+    for (const parent of t.parentNames) {
       const at = byName.get(parent);
-      if (at === undefined) fail(where, "parents", `${JSON.stringify(parent)} is not a task of this job`);
-      return at;
-    });
-    if (new Set(parents).size !== parents.length) fail(where, "parents", "a parent is named twice");
-    return { ...t, parents };
-  });
+      if (at === undefined) fail(`task ${JSON.stringify(t.name)}: `, "parents", `${JSON.stringify(parent)} is not a task of this job`);
+      if (parents.includes(at)) fail(`task ${JSON.stringify(t.name)}: `, "parents", "a parent is named twice");
+      parents.push(at);
+    }
+    out[i] = { name: t.name, task_type: t.task_type, priority: t.priority, commands: t.commands, parents };
+  }
+  return out;
 }
 
 /** Throws naming a task on a cycle (Kahn's algorithm; what it cannot order holds a cycle). */
 function checkAcyclic(tasks: ValidTask[]): void {
-  const waiting = tasks.map((t) => t.parents.length);
-  const children: number[][] = tasks.map(() => []);
-  tasks.forEach((t, i) => t.parents.forEach((p) => children[p]!.push(i)));
-  const ready = waiting.flatMap((n, i) => (n === 0 ? [i] : []));
+  const n = tasks.length;
+  const waiting = new Int32Array(n);
+  const children: (number[] | undefined)[] = new Array(n);
+  const ready: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const parents = tasks[i]!.parents;
+    waiting[i] = parents.length;
+    if (parents.length === 0) ready.push(i);
+    for (const p of parents) (children[p] ??= []).push(i);
+  }
   let ordered = 0;
   while (ready.length > 0) {
     const i = ready.pop()!;
     ordered++;
-    for (const child of children[i]!) if (--waiting[child]! === 0) ready.push(child);
+    for (const child of children[i] ?? []) if (--waiting[child]! === 0) ready.push(child);
   }
-  if (ordered === tasks.length) return;
+  if (ordered === n) return;
   // Walk up unordered parents from an unordered task until one repeats: that one is on a cycle.
   let at = waiting.findIndex((n) => n > 0);
   const seen = new Set<number>();

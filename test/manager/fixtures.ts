@@ -8,7 +8,7 @@ export const CMD = [{ name: "echo", settings: { message: "hi" } }];
 export interface Fixture {
   farm: Farm;
   records: FarmRecord[];
-  settings: FarmSettings;
+  settings: { -readonly [K in keyof FarmSettings]: FarmSettings[K] }; // tests change them (a reload)
 }
 
 export function newFarm(overrides: Partial<FarmSettings> = {}): Fixture {
