@@ -32,7 +32,7 @@ import {
   type WorkerFields,
   type WorkerStatus,
 } from "./model.js";
-import { ReadyQueue, type Exclusions } from "./ready-queue.js";
+import { ReadyQueue } from "./ready-queue.js";
 import { Bucket, JobState, runnableStatus, schedulable, TaskState, WorkerState, zeroCounts } from "./state.js";
 
 export interface FarmOptions {
@@ -233,7 +233,7 @@ export class Farm {
       if (worker.status !== "awake") this.commit({ t: "worker-ready", at: now, worker: worker.id });
       return { status: 200, task: workerTaskDoc(current) };
     }
-    const task = this.ready.pick(worker.types, this.exclusionsFor(worker));
+    const task = this.ready.pick(worker.types, worker.id);
     if (!task) {
       if (worker.status !== "awake" || current) this.commit({ t: "worker-ready", at: now, worker: worker.id });
       this.touch(worker, now);
@@ -551,14 +551,6 @@ export class Farm {
     if (job.status !== "queued" && job.status !== "active" && job.status !== "paused") return false;
     const failed = job.counts.failed + moreFailed;
     return failed > 0 && failed * 100 >= this.settings().manager_job_fail_percentage * job.tasks.length;
-  }
-
-  private exclusionsFor(worker: WorkerState): Exclusions {
-    const id = worker.id;
-    return {
-      bucketBanned: (bucket) => bucket.banned !== undefined && bucket.banned.has(id),
-      taskExcluded: (task) => task.failedBy !== undefined && task.failedBy.includes(id),
-    };
   }
 
   /** The log line for the task a worker lets go of (re-queued, or canceled if cancel-requested). */

@@ -36,6 +36,11 @@ export class IndexedHeap<T extends Positioned> {
     this.fix(last);
   }
 
+  clear(): void {
+    for (const item of this.items) item.pos = -1;
+    this.items.length = 0;
+  }
+
   /** Restores order after `item`'s key changed. */
   fix(item: T): void {
     if (!this.up(item.pos)) this.down(item.pos);

@@ -16,20 +16,24 @@ function bucketBefore(a: Bucket, b: Bucket): boolean {
 }
 
 /** One frontier entry: a bucket node of a type heap, or a task node of a bucket heap. */
-interface Candidate {
-  key: TaskState; // the best task under this node (the node's own task for a task node)
-  types: IndexedHeap<Bucket> | undefined; // set for a bucket node
-  bucket: Bucket | undefined; // set for a task node
-  at: number;
+class Candidate {
+  pos = -1;
+  constructor(
+    readonly key: TaskState, // the best task under this node (the node's own task for a task node)
+    readonly types: IndexedHeap<Bucket> | undefined, // set for a bucket node
+    readonly bucket: Bucket | undefined, // set for a task node
+    readonly at: number,
+  ) {}
 }
 
-export interface Exclusions {
-  bucketBanned(bucket: Bucket): boolean;
-  taskExcluded(task: TaskState): boolean;
+function candidateBefore(a: Candidate, b: Candidate): boolean {
+  return taskBefore(a.key, b.key);
 }
 
 export class ReadyQueue {
   private readonly byType = new Map<string, IndexedHeap<Bucket>>();
+  /** the best-first walk's frontier, reused (empty between picks) */
+  private readonly frontier = new IndexedHeap<Candidate>(candidateBefore);
   /** entries skipped by the last pick (for tests and the benchmark) */
   lastSkipped = 0;
 
@@ -58,13 +62,23 @@ export class ReadyQueue {
     else this.typeHeap(bucket.type).fix(bucket);
   }
 
-  /** The best ready task of one of `types` that `ex` does not exclude. */
-  pick(types: readonly string[], ex: Exclusions): TaskState | undefined {
-    const frontier = new IndexedHeap<Candidate & { pos: number }>((a, b) => taskBefore(a.key, b.key));
+  /**
+   * The best ready task of one of `types` for worker `workerId`: not in a bucket that blacklists
+   * the worker, not a task it failed.
+   */
+  pick(types: readonly string[], workerId: string): TaskState | undefined {
+    const frontier = this.frontier;
     for (const type of types) {
       const heap = this.byType.get(type);
-      if (heap && heap.size > 0) frontier.push({ key: heap.items[0]!.heap.items[0]!, types: heap, bucket: undefined, at: 0, pos: -1 });
+      if (heap && heap.size > 0) frontier.push(new Candidate(heap.items[0]!.heap.items[0]!, heap, undefined, 0));
     }
+    const found = this.walk(workerId);
+    frontier.clear();
+    return found;
+  }
+
+  private walk(workerId: string): TaskState | undefined {
+    const frontier = this.frontier;
     let skipped = 0;
     for (;;) {
       const best = frontier.peek();
@@ -74,20 +88,21 @@ export class ReadyQueue {
         const heap = best.types;
         const bucket = heap.items[best.at]!;
         for (let child = 2 * best.at + 1; child <= 2 * best.at + 2 && child < heap.size; child++) {
-          frontier.push({ key: heap.items[child]!.heap.items[0]!, types: heap, bucket: undefined, at: child, pos: -1 });
+          frontier.push(new Candidate(heap.items[child]!.heap.items[0]!, heap, undefined, child));
         }
-        if (ex.bucketBanned(bucket)) skipped++;
-        else frontier.push({ key: best.key, types: undefined, bucket, at: 0, pos: -1 });
+        if (bucket.banned !== undefined && bucket.banned.has(workerId)) skipped++;
+        else frontier.push(new Candidate(best.key, undefined, bucket, 0));
         continue;
       }
       const tasks = best.bucket!.heap;
-      if (!ex.taskExcluded(best.key)) {
+      const failedBy = best.key.failedBy;
+      if (failedBy === undefined || !failedBy.includes(workerId)) {
         this.lastSkipped = skipped;
         return best.key;
       }
       skipped++;
       for (let child = 2 * best.at + 1; child <= 2 * best.at + 2 && child < tasks.size; child++) {
-        frontier.push({ key: tasks.items[child]!, types: undefined, bucket: best.bucket, at: child, pos: -1 });
+        frontier.push(new Candidate(tasks.items[child]!, undefined, best.bucket, child));
       }
     }
     this.lastSkipped = skipped;

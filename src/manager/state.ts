@@ -33,7 +33,7 @@ export class WorkerState {
 export class Bucket {
   /** index in its task type's heap of buckets; -1 when empty or its job is not schedulable */
   pos = -1;
-  readonly heap = new IndexedHeap<TaskState>(taskBefore);
+  readonly heap = new IndexedHeap<TaskState>(sameJobTaskBefore);
   /** workers blacklisted for this (job, task type) */
   banned: Set<string> | undefined = undefined;
   /** failures per worker on this (job, task type), for the blacklist threshold */
@@ -103,6 +103,12 @@ export function taskBefore(a: TaskState, b: TaskState): boolean {
   const jobA = a.job.priority;
   const jobB = b.job.priority;
   if (jobA !== jobB) return jobA > jobB;
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  return a.id < b.id;
+}
+
+/** taskBefore for tasks of one job (a bucket): the job priority is the same. */
+function sameJobTaskBefore(a: TaskState, b: TaskState): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority;
   return a.id < b.id;
 }
