@@ -33,7 +33,7 @@ import {
   type WorkerStatus,
 } from "./model.js";
 import { ReadyQueue } from "./ready-queue.js";
-import { Bucket, JobState, runnableStatus, schedulable, TaskState, WorkerState, zeroCounts } from "./state.js";
+import { Bucket, bucketKey, JobState, runnableStatus, schedulable, TaskState, WorkerState, zeroCounts } from "./state.js";
 
 export interface FarmOptions {
   /** called with every record after it is applied (the HTTP layer journals it before replying) */
@@ -130,6 +130,8 @@ export class Farm {
   private readonly taskDeadlines = new DeadlineHeap<TaskState>();
   private readonly listeners = new Set<(event: FarmEvent) => void>();
   private dirty: Set<Dirty> | undefined;
+  /** the next task's creation sequence number (derived; ties in scheduling go to the lower) */
+  private nextSeq = 0;
   private readonly persist: (record: FarmRecord) => void;
   private readonly settings: () => FarmSettings;
 
@@ -697,6 +699,7 @@ export class Farm {
       let bucket = job.buckets.get(spec.task_type);
       if (!bucket) job.buckets.set(spec.task_type, (bucket = new Bucket(job, spec.task_type)));
       const task = new TaskState(spec.id, job, bucket, spec.name, spec.priority, spec.commands);
+      task.seq = this.nextSeq++;
       job.tasks.push(task);
       this.tasks.set(task.id, task);
     }
@@ -704,7 +707,7 @@ export class Farm {
       if (spec.parents.length > 0) this.link(job.tasks[i]!, spec.parents.map((p) => job.tasks[p]!));
     });
     job.counts.queued = job.tasks.length;
-    for (const task of job.tasks) if (task.pending === 0) task.bucket.heap.push(task);
+    for (const task of job.tasks) if (task.pending === 0) task.bucket.heap.push(task, bucketKey(task));
     for (const bucket of job.buckets.values()) this.ready.sync(bucket, true);
     this.mark(job);
     for (const task of job.tasks) this.mark(task);
@@ -926,6 +929,7 @@ export class Farm {
         let bucket = job.buckets.get(t.task_type);
         if (!bucket) job.buckets.set(t.task_type, (bucket = new Bucket(job, t.task_type)));
         const task = new TaskState(t.id, job, bucket, t.name, t.priority, t.commands);
+        task.seq = this.nextSeq++;
         task.status = t.status;
         task.worker = t.worker ? this.workers.get(t.worker) : undefined;
         task.activity = t.activity;
@@ -943,7 +947,7 @@ export class Farm {
         if (b.banned.length > 0) bucket.banned = new Set(b.banned);
         if (b.fail_counts.length > 0) bucket.failCounts = new Map(b.fail_counts);
       }
-      for (const task of job.tasks) if (task.pending === 0 && runnableStatus(task.status)) task.bucket.heap.push(task);
+      for (const task of job.tasks) if (task.pending === 0 && runnableStatus(task.status)) task.bucket.heap.push(task, bucketKey(task));
       const open = schedulable(job.status);
       for (const bucket of job.buckets.values()) this.ready.sync(bucket, open);
     }

@@ -82,3 +82,59 @@ export class IndexedHeap<T extends Positioned> {
     item.pos = at;
   }
 }
+
+/**
+ * A min-heap of items by a number key kept in the heap itself, so sifting reads one array and
+ * not the items (with 100,000 tasks most items are cache misses). Keys never change in place.
+ */
+export class KeyedHeap<T extends Positioned> {
+  readonly items: T[] = [];
+  private readonly keys: number[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(item: T, key: number): void {
+    this.items.push(item);
+    this.keys.push(key);
+    this.place(this.items.length - 1, item, key);
+  }
+
+  remove(item: T): void {
+    const at = item.pos;
+    const last = this.items.pop()!;
+    const lastKey = this.keys.pop()!;
+    item.pos = -1;
+    if (last === item) return;
+    this.place(at, last, lastKey);
+  }
+
+  /** Puts (item, key) at `at` and sifts it up or down to its place. */
+  private place(at: number, item: T, key: number): void {
+    const items = this.items;
+    const keys = this.keys;
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (keys[parent]! <= key) break;
+      items[at] = items[parent]!;
+      keys[at] = keys[parent]!;
+      items[at]!.pos = at;
+      at = parent;
+    }
+    const n = items.length;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= n) break;
+      if (child + 1 < n && keys[child + 1]! < keys[child]!) child++;
+      if (keys[child]! >= key) break;
+      items[at] = items[child]!;
+      keys[at] = keys[child]!;
+      items[at]!.pos = at;
+      at = child;
+    }
+    items[at] = item;
+    keys[at] = key;
+    item.pos = at;
+  }
+}

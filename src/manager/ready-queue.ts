@@ -9,7 +9,7 @@
 // at most blacklist_threshold - 1 failed tasks per bucket it is not blacklisted from). It does not
 // grow with the number of queued tasks.
 import { IndexedHeap } from "./heap.js";
-import { Bucket, taskBefore, type TaskState } from "./state.js";
+import { Bucket, bucketKey, taskBefore, type TaskState } from "./state.js";
 
 function bucketBefore(a: Bucket, b: Bucket): boolean {
   return taskBefore(a.heap.items[0]!, b.heap.items[0]!);
@@ -34,12 +34,10 @@ export class ReadyQueue {
   private readonly byType = new Map<string, IndexedHeap<Bucket>>();
   /** the best-first walk's frontier, reused (empty between picks) */
   private readonly frontier = new IndexedHeap<Candidate>(candidateBefore);
-  /** entries skipped by the last pick (for tests and the benchmark) */
-  lastSkipped = 0;
 
   /** Puts `task` in its bucket (it became ready); `open`: its job is schedulable. */
   add(task: TaskState, open: boolean): void {
-    task.bucket.heap.push(task);
+    task.bucket.heap.push(task, bucketKey(task));
     this.sync(task.bucket, open);
   }
 
@@ -79,7 +77,6 @@ export class ReadyQueue {
 
   private walk(workerId: string): TaskState | undefined {
     const frontier = this.frontier;
-    let skipped = 0;
     for (;;) {
       const best = frontier.peek();
       if (!best) break;
@@ -90,30 +87,18 @@ export class ReadyQueue {
         for (let child = 2 * best.at + 1; child <= 2 * best.at + 2 && child < heap.size; child++) {
           frontier.push(new Candidate(heap.items[child]!.heap.items[0]!, heap, undefined, child));
         }
-        if (bucket.banned !== undefined && bucket.banned.has(workerId)) skipped++;
-        else frontier.push(new Candidate(best.key, undefined, bucket, 0));
+        const banned = bucket.banned !== undefined && bucket.banned.has(workerId);
+        if (!banned) frontier.push(new Candidate(best.key, undefined, bucket, 0));
         continue;
       }
       const tasks = best.bucket!.heap;
       const failedBy = best.key.failedBy;
-      if (failedBy === undefined || !failedBy.includes(workerId)) {
-        this.lastSkipped = skipped;
-        return best.key;
-      }
-      skipped++;
+      if (failedBy === undefined || !failedBy.includes(workerId)) return best.key;
       for (let child = 2 * best.at + 1; child <= 2 * best.at + 2 && child < tasks.size; child++) {
         frontier.push(new Candidate(tasks.items[child]!, undefined, best.bucket, child));
       }
     }
-    this.lastSkipped = skipped;
     return undefined;
-  }
-
-  /** Ready tasks of `type` in schedulable jobs (tests). */
-  readyCount(type: string): number {
-    let n = 0;
-    for (const bucket of this.byType.get(type)?.items ?? []) n += bucket.heap.size;
-    return n;
   }
 
   private typeHeap(type: string): IndexedHeap<Bucket> {

@@ -1,6 +1,6 @@
 // The Farm's in-memory objects. Kept lean (one queued task should cost well under 2 KB) and
 // shaped by classes so V8 gives every instance the same compact layout.
-import { IndexedHeap } from "./heap.js";
+import { KeyedHeap } from "./heap.js";
 import type { Command, JobStatus, RequestableStatus, TaskStatus, WorkerStatus } from "./model.js";
 import { TASK_STATUSES } from "./model.js";
 
@@ -33,7 +33,8 @@ export class WorkerState {
 export class Bucket {
   /** index in its task type's heap of buckets; -1 when empty or its job is not schedulable */
   pos = -1;
-  readonly heap = new IndexedHeap<TaskState>(sameJobTaskBefore);
+  /** ready tasks by bucketKey() */
+  readonly heap = new KeyedHeap<TaskState>();
   /** workers blacklisted for this (job, task type) */
   banned: Set<string> | undefined = undefined;
   /** failures per worker on this (job, task type), for the blacklist threshold */
@@ -61,6 +62,8 @@ export class TaskState {
   pingAt = 0;
   /** has an entry in the task deadline heap */
   dl = false;
+  /** creation order in this farm (derived: records and snapshots keep tasks in creation order) */
+  seq = 0;
 
   constructor(
     readonly id: string,
@@ -98,19 +101,22 @@ export function zeroCounts(): Record<TaskStatus, number> {
   return counts;
 }
 
-/** Scheduling order: higher job priority, then higher task priority, then older (smaller) id. */
+/**
+ * Scheduling order: higher job priority, then higher task priority, then older. "Older" is
+ * creation order, which is id order (ids are made in creation order) except across a clock step
+ * back or a wrap of the id counter.
+ */
 export function taskBefore(a: TaskState, b: TaskState): boolean {
   const jobA = a.job.priority;
   const jobB = b.job.priority;
   if (jobA !== jobB) return jobA > jobB;
   if (a.priority !== b.priority) return a.priority > b.priority;
-  return a.id < b.id;
+  return a.seq < b.seq;
 }
 
-/** taskBefore for tasks of one job (a bucket): the job priority is the same. */
-function sameJobTaskBefore(a: TaskState, b: TaskState): boolean {
-  if (a.priority !== b.priority) return a.priority > b.priority;
-  return a.id < b.id;
+/** A task's place among the ready tasks of its job (a bucket): higher priority, then older. */
+export function bucketKey(task: TaskState): number {
+  return (101 - task.priority) * 2 ** 40 + task.seq; // exact: < 2^47, seq < 2^40
 }
 
 /** A job whose ready tasks may be handed out. */

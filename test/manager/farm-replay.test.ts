@@ -17,17 +17,20 @@ const coverage = { banned: 0, failedBy: 0 };
 /** The best eligible task for a worker, by scanning a snapshot: the scheduler's specification. */
 function oracle(snap: FarmSnapshot, workerId: string, ignore: { banned?: boolean; failedBy?: boolean } = {}): string | undefined {
   const worker = snap.workers.find((w) => w.id === workerId)!;
-  let best: { jp: number; tp: number; id: string } | undefined;
+  // age: creation order, which the snapshot keeps (jobs, then their tasks, in creation order)
+  let best: { jp: number; tp: number; age: number; id: string } | undefined;
+  let age = 0;
   for (const job of snap.jobs) {
     if (job.status !== "queued" && job.status !== "active") continue;
     for (const task of job.tasks) {
+      age++;
       if (task.status !== "queued" && task.status !== "soft-failed") continue;
       if (!worker.supported_task_types.includes(task.task_type)) continue;
       if (task.parents.some((p) => job.tasks[p]!.status !== "completed")) continue;
       if (!ignore.failedBy && task.failed_by.includes(workerId)) continue;
       if (!ignore.banned && job.blacklists.some((b) => b.task_type === task.task_type && b.banned.includes(workerId))) continue;
-      const key = { jp: job.priority, tp: task.priority, id: task.id };
-      if (!best || key.jp > best.jp || (key.jp === best.jp && (key.tp > best.tp || (key.tp === best.tp && key.id < best.id)))) best = key;
+      const key = { jp: job.priority, tp: task.priority, age, id: task.id };
+      if (!best || key.jp > best.jp || (key.jp === best.jp && (key.tp > best.tp || (key.tp === best.tp && key.age < best.age)))) best = key;
     }
   }
   return best?.id;
