@@ -1,3 +1,4 @@
+// The program's entry: hands the arguments to the command line (src/cli).
 import { main } from "./cli/index.js";
 
 main(process.argv.slice(2)).then(

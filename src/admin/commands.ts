@@ -1,5 +1,5 @@
 // The admin commands: `reload` and `status`.
-import type { DaemonContext } from "../daemon/context.js";
+import type { DaemonContext } from "../component/index.js";
 import type { DynamicConfig } from "../config/index.js";
 import { VERSION } from "../version.js";
 import { INVALID_INPUT, type Handler, type Reply } from "./protocol.js";

@@ -1,4 +1,4 @@
-// The admin socket protocol (specs/admin-socket.md): one newline-terminated command per
+// The admin socket protocol (stevedore(8), ADMIN SOCKET): one newline-terminated command per
 // connection, one newline-terminated JSON reply. This module is pure (no sockets) so the
 // framing and the command dispatch can be fuzzed in-process.
 

@@ -1,9 +1,10 @@
 // The admin socket component: a Unix socket (mode 0600) answering one command per connection.
 import { createServer, type Server, type Socket } from "node:net";
-import type { Component, DaemonContext } from "../daemon/context.js";
-import type { ListenerMap } from "../daemon/handover.js";
-import { listenUnix } from "../http/unix-listener.js";
+import type { Component, DaemonContext } from "../component/index.js";
+import type { ListenerMap } from "../component/index.js";
+import { listenUnix, type UnixHandover } from "../http/index.js";
 import { log } from "../log.js";
+import { untilDeadline } from "../deadline.js";
 import { adminHandlers } from "./commands.js";
 import { dispatch, encodeReply, INVALID_INPUT, LINE_TIMEOUT_MS, LineReader, type Handler, type Reply } from "./protocol.js";
 
@@ -22,9 +23,16 @@ export class AdminSocket implements Component {
   private readonly open = new Set<Socket>();
   /** connections whose command is being answered (a reload may wait for the lock) */
   private readonly busy = new Set<Socket>();
+  /** a graceful stop waiting for the busy connections to be answered */
+  private onIdle: (() => void) | undefined;
   private readonly handlers: Record<string, Handler>;
 
-  constructor(private readonly path: string, handlers: Record<string, Handler>) {
+  constructor(
+    private readonly path: string,
+    handlers: Record<string, Handler>,
+    /** the daemon's listener hand-over (UPGRADE_MASTER); none in tests */
+    private readonly handover: UnixHandover = {},
+  ) {
     this.handlers = handlers;
   }
 
@@ -40,7 +48,7 @@ export class AdminSocket implements Component {
     server.on("error", (err) => log.error("admin socket error", { error: err.message }));
     let result;
     try {
-      result = await listenUnix(server, this.path, 0o600, "admin");
+      result = await listenUnix(server, this.path, 0o600, "admin", this.handover);
     } catch (err) {
       result = { ok: false as const, message: `admin socket ${this.path}: ${(err as Error).message}` };
       log.error("admin socket unavailable", { path: this.path, error: (err as Error).message });
@@ -64,7 +72,8 @@ export class AdminSocket implements Component {
     // Connections still sending their line are dropped; commands being answered (a reload
     // waiting for the lock) finish until the deadline when the stop is graceful.
     for (const sock of this.open) if (!this.busy.has(sock)) sock.destroy();
-    if (graceful) while (this.busy.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (graceful && this.busy.size) await untilDeadline(new Promise<void>((resolve) => (this.onIdle = resolve)), deadline);
+    this.onIdle = undefined;
     for (const sock of this.open) sock.destroy();
     await closed;
   }
@@ -103,6 +112,7 @@ export class AdminSocket implements Component {
       void dispatch(line, this.handlers, (err) => log.error("admin command failed", { error: (err as Error)?.message ?? String(err) })).then((r) => {
         this.busy.delete(sock);
         this.reply(sock, r);
+        if (this.busy.size === 0) this.onIdle?.();
       });
     };
     const onData = (chunk: Buffer) => {
@@ -129,5 +139,5 @@ export class AdminSocket implements Component {
 }
 
 export function adminComponent(ctx: DaemonContext): Component {
-  return new AdminSocket(ctx.config.static.admin_socket_path, adminHandlers(ctx));
+  return new AdminSocket(ctx.config.static.admin_socket_path, adminHandlers(ctx), ctx);
 }

@@ -5,11 +5,12 @@
 import { EventEmitter } from "node:events";
 import { DockerEventStream, DockerUnavailable, isNotFound, type DockerClient, type DockerEvent } from "../docker/index.js";
 import type { DynamicConfig } from "../config/index.js";
+import { isDeploymentName, mapLimit } from "../base/index.js";
 import { log } from "../log.js";
 import { untilDeadline } from "../deadline.js";
 import { RevisionClock } from "./clock.js";
 import { compareContainers, publicProjection, toContainerInfo } from "./container.js";
-import { isDeploymentName, membershipOf } from "./membership.js";
+import { membershipOf } from "./membership.js";
 import type { CatalogEvents, CatalogView, ContainerInfo, DockerState, Revision } from "./types.js";
 import { WaiterList, type WaitResult, type WaitOutcome } from "./waiters.js";
 
@@ -325,25 +326,4 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
     this.waiters.notify(this.rev);
     this.emit("revision", this.rev);
   }
-}
-
-/** Run `fn` over `items` with at most `limit` in flight; results in input order. After a
- *  failure no new item starts; it settles every lane, then rejects with the first error. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let error: { err: unknown } | undefined;
-  const lane = async () => {
-    while (next < items.length && !error) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!);
-      } catch (err) {
-        error ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (error) throw error.err;
-  return out;
 }

@@ -2,15 +2,15 @@
 // restarts (the last one is persisted in <state_dir>/revision).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../store/atomic.js";
+import { Serializer } from "../base/index.js";
+import { writeFileAtomic } from "../store/index.js";
 import { log } from "../log.js";
 
 export class RevisionClock {
   /** the latest timestamp handed out, or the persisted one of the previous process */
   private last: number;
   private readonly path: string;
-  private writing: Promise<void> = Promise.resolve();
-  private dirty = false;
+  private readonly writes = new Serializer();
 
   constructor(stateDir: string, private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {
     this.path = join(stateDir, "revision");
@@ -27,15 +27,12 @@ export class RevisionClock {
 
   /** resolves once the latest timestamp is on disk */
   flushed(): Promise<void> {
-    return this.writing;
+    return this.writes.idle();
   }
 
   // Writes are serialized; a burst collapses into writing the latest value.
   private persist(): void {
-    if (this.dirty) return;
-    this.dirty = true;
-    this.writing = this.writing.then(async () => {
-      this.dirty = false;
+    void this.writes.coalesce(async () => {
       const value = this.last;
       try {
         await writeFileAtomic(this.path, `${value}\n`, 0o600);

@@ -1,17 +1,13 @@
 // Which deployment and service a container belongs to, from its labels alone (labels never change
 // on a container, so membership is fixed for its lifetime).
+import { isDeploymentName } from "../base/index.js";
 
-export const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const MAX_SERVICE_NAME = 255;
 const COMPOSE_PREFIX = "stevedore-";
 
 export interface Membership {
   deployment: string;
   service: string;
-}
-
-export function isDeploymentName(name: string): boolean {
-  return DEPLOYMENT_NAME.test(name);
 }
 
 const validService = (s: string | undefined): s is string => typeof s === "string" && s.length > 0 && s.length <= MAX_SERVICE_NAME;

@@ -1,6 +1,5 @@
 // The catalog's public shape: what every read interface (query, proxy, admin, core) consumes.
 import type { EventEmitter } from "node:events";
-import type { WaitOutcome, WaitResult } from "./waiters.js";
 
 export interface Ingress {
   enabled: boolean;
@@ -75,3 +74,11 @@ export interface CatalogView extends EventEmitter<CatalogEvents> {
   /** answer every pending wait `changed` (daemon stop) */
   releaseWaiters(): void;
 }
+
+/** How a wait ended: a newer revision (changed), the deadline (not changed), or the daemon stopping (changed). */
+export type WaitResult = { changed: boolean; revision: Revision };
+
+export type WaitOutcome =
+  | { kind: "now"; revision: Revision } // a newer revision already exists: answer at once
+  | { kind: "full" } // the waiter limit is reached
+  | { kind: "waiting"; cancel: () => void }; // registered; `done` fires exactly once unless cancelled

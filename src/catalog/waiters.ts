@@ -1,12 +1,8 @@
-import type { Revision } from "./types.js";
+// The long-poll waiters: bounded, woken by a newer revision, a deadline, or the daemon stopping.
+import type { Revision, WaitOutcome, WaitResult } from "./types.js";
 
-/** How a wait ended: a newer revision (changed), the deadline (not changed), or the daemon stopping (changed). */
-export type WaitResult = { changed: boolean; revision: Revision };
+export type { WaitOutcome, WaitResult };
 
-export type WaitOutcome =
-  | { kind: "now"; revision: Revision } // a newer revision already exists: answer at once
-  | { kind: "full" } // the waiter limit is reached
-  | { kind: "waiting"; cancel: () => void }; // registered; `done` fires exactly once unless cancelled
 
 interface Waiter {
   done: (r: WaitResult) => void;

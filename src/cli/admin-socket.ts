@@ -1,7 +1,7 @@
 // Which admin socket the CLI talks to: --socket, else the config's admin_socket_path.
 import { configPath, loadConfig, readConfigText, ConfigError, KEYS } from "../config/index.js";
-import { parseToml } from "../config/toml.js";
-import { adminCall } from "../admin/client.js";
+import { parseToml } from "../config/index.js";
+import { adminCall } from "../admin/index.js";
 import { CommandError } from "./command.js";
 
 export const ADMIN_OPTIONS = {

@@ -1,3 +1,4 @@
+// `stevedore check-config`: load and validate a config file without starting the daemon.
 import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { parse, type Command } from "./command.js";
 

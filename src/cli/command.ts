@@ -1,3 +1,4 @@
+// What every CLI command shares: the Command shape, argument parsing, usage errors, tables.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** One CLI command (or command group). `run` resolves with the exit code. */

@@ -1,3 +1,4 @@
+// `stevedore core key`: core API helpers (the core key).
 import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { keyPath, readKey } from "../core/index.js";
 import { CommandError, UsageError, parse, type Command } from "./command.js";

@@ -1,3 +1,4 @@
+// `stevedore daemon`: run the daemon in the foreground.
 import { runDaemon } from "../daemon/index.js";
 import { parse, type Command } from "./command.js";
 

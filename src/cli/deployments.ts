@@ -1,4 +1,5 @@
-import { deploymentNameError } from "../tokens/index.js";
+// `stevedore deployments` and `stevedore deployment`: the catalog through the query socket.
+import { deploymentNameError } from "../base/index.js";
 import { UsageError, parse, table, type Command } from "./command.js";
 import { QUERY_OPTIONS, QUERY_OPTIONS_HELP } from "./query-common.js";
 import { fetchQuery, printJson } from "./services.js";

@@ -1,3 +1,4 @@
+// The command line: dispatches `stevedore <command>` to the command groups (see stevedore(8)).
 import { VERSION } from "../version.js";
 import { CommandError, UsageError, type Command } from "./command.js";
 import { daemonCommand } from "./daemon.js";

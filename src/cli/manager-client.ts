@@ -1,13 +1,13 @@
 // What the manager's user-side commands (jobs, workers, manager token) share: the manager's URL from
 // the config, a user JWT minted with the local private key, JSON calls and the /api/events stream.
-// userToken() is a stand-in for mintUserToken() of src/manager/auth.ts (same key, same claims).
-import { createPrivateKey, sign } from "node:crypto";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { formatHostPort, parseHostPort, type Config } from "../config/index.js";
+import { formatHostPort, parseHostPort } from "../base/index.js";
+import type { Config } from "../config/index.js";
+import { signEs256 } from "../tokens/index.js";
 import { VERSION } from "../version.js";
 import { CommandError, UsageError } from "./command.js";
 
@@ -39,12 +39,6 @@ export async function userToken(stateDir: string, opts: { subject: string; ttlSe
   return signEs256({ sub: opts.subject, iat: now, exp: now + opts.ttlSecs }, pem);
 }
 
-export function signEs256(claims: Record<string, unknown>, privateKeyPem: string): string {
-  const enc = (v: object) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const input = `${enc({ alg: "ES256", typ: "JWT" })}.${enc(claims)}`;
-  const signature = sign("sha256", Buffer.from(input), { key: createPrivateKey(privateKeyPem), dsaEncoding: "ieee-p1363" });
-  return `${input}.${signature.toString("base64url")}`;
-}
 
 export function defaultSubject(): string {
   try {

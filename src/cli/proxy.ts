@@ -1,11 +1,8 @@
-// `stevedore proxy ...`: the command socket from the shell (design/proxy.md "CLI").
+// `stevedore proxy ...`: the command socket from the shell (stevedore(8), COMMANDS).
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { configPath, loadConfig, ConfigError } from "../config/index.js";
-import { CommandClient } from "../proxy/command/client.js";
-import type { Answer } from "../proxy/command/messages.js";
-import type { StateDump } from "../proxy/command/state.js";
-import type { RouteInfo } from "../proxy/command/routes.js";
+import { CommandClient, type Answer, type RouteInfo, type StateDump } from "../proxy/index.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 
 const USAGE = `usage: stevedore proxy [--config FILE] [--socket PATH] SUBCOMMAND

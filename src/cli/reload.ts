@@ -1,3 +1,4 @@
+// `stevedore reload`: reload the config over the admin socket.
 import { ADMIN_OPTIONS, adminSocketPath, callAdmin } from "./admin-socket.js";
 import { CommandError, parse, type Command } from "./command.js";
 

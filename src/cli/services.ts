@@ -1,4 +1,5 @@
-import { queryGet, QueryClientError } from "../query/client.js";
+// `stevedore services`: a deployment's services through the query socket, and the shared query fetch.
+import { queryGet, QueryClientError } from "../query/index.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 import { QUERY_OPTIONS, QUERY_OPTIONS_HELP, findToken, loadCliConfig, querySocket } from "./query-common.js";
 

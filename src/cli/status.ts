@@ -1,3 +1,4 @@
+// `stevedore status`: the daemon's status over the admin socket.
 import { ADMIN_OPTIONS, adminSocketPath, callAdmin } from "./admin-socket.js";
 import { CommandError, parse, table, type Command } from "./command.js";
 

@@ -1,3 +1,4 @@
+// `stevedore token`: query tokens in the state directory (get, regenerate, revoke, list).
 import { getToken, listTokens, regenerateToken, revokeToken, TokenStoreError, LockTimeout } from "../tokens/index.js";
 import { CommandError, UsageError, parse, table, type Command } from "./command.js";
 import { loadCliConfig } from "./query-common.js";

@@ -1,7 +1,8 @@
+// Loading the config file: locate it, read it bounded, parse, apply the schema and environment, validate.
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { KEYS, SITE_KEYS, type Config, type KeySpec, type Key, type Values, type Site, type StaticConfig, type DynamicConfig } from "./schema.js";
-import { isDeploymentName } from "../catalog/membership.js";
+import { isDeploymentName, isHostPattern, parseHostPort } from "../base/index.js";
 import { parseToml, MAX_ERRORS, type Entry, type Table } from "./toml.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stevedore/stevedore.conf";
@@ -236,24 +237,4 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   for (const [cert, key] of [["core_tls_cert", "core_tls_key"], ["manager_tls_cert", "manager_tls_key"], ["proxy_default_cert", "proxy_default_key"]] as const)
     if ((values[cert] === "") !== (values[key] === ""))
       errors.push(values[cert] ? `${at(cert)} needs ${key} too` : `${at(key)} needs ${cert} too`);
-}
-
-const LABEL = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
-const HOST = new RegExp(`^(\\*\\.)?${LABEL}(\\.${LABEL})*$`, "i");
-export function isHostPattern(host: string): boolean {
-  return host.length <= 253 && HOST.test(host);
-}
-
-/** "host:port" or "[v6]:port" → parts; undefined when malformed. */
-/** "host:port", IPv6 hosts in brackets: the inverse of parseHostPort. */
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-export function parseHostPort(value: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):([0-9]{1,5})$/.exec(value);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port < 0 || port > 65535) return undefined;
-  return { host: m[1] ?? m[2]!, port };
 }

@@ -1,2 +1,3 @@
+// The core API's entry: its Component and the core key.
 export { createCoreComponent } from "./server.js";
 export { keyPath, readKey } from "./key.js";

@@ -1,7 +1,7 @@
 // POST /service bodies: validation (400 naming the field) and the mapping to Docker's create body.
 import { isIP } from "node:net";
 import { HttpError } from "../http/index.js";
-import { DEPLOYMENT_NAME, isDeploymentName } from "../catalog/membership.js";
+import { DEPLOYMENT_NAME, isDeploymentName } from "../base/index.js";
 
 export interface HostMapEntry {
   HostIp?: string;

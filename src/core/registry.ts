@@ -1,6 +1,7 @@
 // The registry of core services (create parameters, env), persisted atomically in the state dir.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Serializer } from "../base/index.js";
 import { writeFileAtomic } from "../store/index.js";
 import type { ServiceParams } from "./params.js";
 
@@ -22,7 +23,7 @@ interface FileShape {
 
 export class Registry {
   private readonly services = new Map<string, ServiceRecord>();
-  private writing: Promise<void> = Promise.resolve();
+  private readonly writes = new Serializer();
   readonly file: string;
 
   constructor(stateDir: string) {
@@ -62,9 +63,7 @@ export class Registry {
   async set(id: string, rec: ServiceRecord | undefined): Promise<void> {
     if (rec) this.services.set(id, rec);
     else this.services.delete(id);
-    const write = this.writing.then(() => this.flush());
-    this.writing = write.catch(() => {});
-    await write;
+    await this.writes.run(() => this.flush());
   }
 
   private async flush(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import type { DockerClient, ContainerInspect } from "../docker/index.js";
 import { DockerError, isNotFound } from "../docker/index.js";
 import { HttpError } from "../http/index.js";
+import { KeyedLock } from "../base/index.js";
 import { log } from "../log.js";
 import { BindDirs } from "./binds.js";
 import { createBody, type ServiceParams } from "./params.js";
@@ -17,22 +18,6 @@ export interface ServiceLimits {
   stopTimeoutSecs: number;
 }
 
-/** Runs `fn` after every earlier call for the same key finished (one operation per service at a time). */
-class KeyedLock {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.tails.get(key) ?? Promise.resolve();
-    const mine = before.then(fn, fn);
-    const tail = mine.catch(() => {});
-    this.tails.set(key, tail);
-    try {
-      return await mine;
-    } finally {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
 const sameEnv = (a: Record<string, string>, b: Record<string, string>) => {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && b[k] === a[k]);
@@ -41,6 +26,7 @@ const sameEnv = (a: Record<string, string>, b: Record<string, string>) => {
 export class CoreServices {
   readonly registry: Registry;
   readonly binds: BindDirs;
+  /** one operation per service at a time */
   private readonly lock = new KeyedLock();
   /** ids whose create is in progress (a second create of the same id is a 409 at once) */
   private readonly creating = new Set<string>();

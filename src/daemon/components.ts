@@ -1,23 +1,16 @@
-// The daemon's interfaces, in start order. Each area adds its factory here.
-import type { ComponentFactory } from "./context.js";
+// The daemon's interfaces, in start order, and the wiring between them. Each interface adds its line here.
+import type { Component, DaemonContext } from "../component/index.js";
 import { adminComponent } from "../admin/index.js";
 import { createCoreComponent } from "../core/index.js";
-import { commandComponent, commandRoutes } from "../proxy/command/index.js";
-import { createProxy, listRoutes, setCommandState } from "../proxy/index.js";
+import { commandComponent, commandRoutes, createProxy } from "../proxy/index.js";
 import { queryComponent } from "../query/index.js";
 
-export const COMPONENTS: ComponentFactory[] = [
-  // first: the proxy's run-time state is loaded before the data plane starts routing.
-  // The data plane reads that state through the registry, and answers `proxy routes` with its
-  // merged table (command > config > ingress) while it runs.
-  (ctx) => {
-    const command = commandComponent(ctx);
-    setCommandState(command.state);
-    command.setRoutesProvider(() => listRoutes(() => commandRoutes(command.state)));
-    return command;
-  },
-  adminComponent,
-  createCoreComponent,
-  queryComponent,
-  (ctx) => createProxy(ctx),
-];
+export function createComponents(ctx: DaemonContext): Component[] {
+  // The command socket first: the proxy's run-time state is loaded before the data plane starts
+  // routing on it. `stevedore proxy routes` answers the data plane's merged table (command >
+  // config > ingress) while it runs, the command state's own routes otherwise.
+  const command = commandComponent(ctx);
+  const proxy = createProxy(ctx, { commandState: command.state });
+  command.setRoutesProvider(() => proxy.runningRoutes() ?? commandRoutes(command.state));
+  return [command, adminComponent(ctx), createCoreComponent(ctx), queryComponent(ctx), proxy];
+}

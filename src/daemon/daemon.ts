@@ -1,13 +1,14 @@
+// The daemon: load the config, start the components, serve until a stop, then drain and stop.
 import { ensureDir } from "../store/index.js";
 import { configPath, loadConfig, ConfigError, type Config, type DynamicConfig } from "../config/index.js";
 import { DockerClient } from "../docker/index.js";
 import { Catalog } from "../catalog/index.js";
 import { log, setLogLevel, type Level } from "../log.js";
 import { VERSION } from "../version.js";
-import { COMPONENTS } from "./components.js";
-import type { Component, DaemonContext } from "./context.js";
+import { setProcessInherit, type Component, type DaemonContext } from "../component/index.js";
+import { createComponents } from "./components.js";
 import { Reloader } from "./reload.js";
-import { reportReady } from "./handover.js";
+import { Handover, stopAccepting } from "./handover.js";
 
 /** Run the daemon in the foreground until SIGTERM/SIGINT or a stop request. Resolves with the exit code. */
 export async function runDaemon(configFlag: string | undefined): Promise<number> {
@@ -34,6 +35,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   let drainedResolve: () => void = () => {};
   const drained = new Promise<void>((resolve) => (drainedResolve = resolve));
 
+  const handover = new Handover();
   const ctx: DaemonContext = {
     config,
     dynamic: () => reloader.dynamic,
@@ -46,12 +48,17 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
       return drained;
     },
     reload: () => reloader.reload(),
+    inherit: handover.inherit,
+    handedOver: handover.handedOver,
+    launchSuccessor: () => handover.launchSuccessor(components),
+    stopAccepting: () => stopAccepting(components),
   };
+  setProcessInherit(ctx.inherit); // transitional, for the core API (see src/component/process-inherit.ts)
   reloader.onSwap((dyn: DynamicConfig) => {
     setLogLevel(dyn.log_level as Level);
     for (const c of components) c.reloaded?.(dyn);
   });
-  for (const factory of COMPONENTS) components.push(factory(ctx));
+  components.push(...createComponents(ctx));
 
   // Signals are handled from here on (before the "starting" line, so whoever sees it may signal):
   // a stop during start-up (Docker slow to answer) is clean too.
@@ -70,7 +77,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
   for (const c of components) await c.start();
   // a new master (UPGRADE_MASTER) that could not take every socket over gives up: the old one keeps serving
-  if (!(await reportReady())) stopRequested?.(false);
+  if (!(await handover.reportReady())) stopRequested?.(false);
   log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
   // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable
@@ -89,6 +96,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   process.off("SIGHUP", onHup);
+  setProcessInherit(undefined);
   log.info("stopped");
   return 0;
 }

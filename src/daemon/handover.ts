@@ -6,12 +6,13 @@
 // on the inherited descriptors, loads the state from disk as any start does, reports "ready" over
 // IPC and disconnects; the old one then closes its copies (never unlinking a Unix socket path)
 // and drains. Names: "query", "admin", "command", "core", "proxy-http", "proxy-https".
+// Components see this through DaemonContext (inherit, handedOver, launchSuccessor, stopAccepting).
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
 import { Server } from "node:net";
-import { listen } from "../http/listen.js";
+import { listen } from "../http/index.js";
 import { log } from "../log.js";
-import type { Component } from "./context.js";
+import type { Component, InheritFn, LaunchResult } from "../component/index.js";
 
 /** The env variable that tells a new master which descriptors it inherits: {name: {fd, address}}. */
 export const HANDOVER_ENV = "STEVEDORE_HANDOVER";
@@ -30,61 +31,76 @@ interface Inherited {
   address: string;
 }
 
-// ---- the new master's side -------------------------------------------------------------------
-
-let inherited: Map<string, Inherited> | undefined;
-const used = new Set<string>();
-const failures: string[] = [];
-
-function inheritedTable(): Map<string, Inherited> {
-  if (inherited) return inherited;
-  inherited = new Map();
-  const text = process.env[HANDOVER_ENV];
-  delete process.env[HANDOVER_ENV]; // not for processes this one starts
-  if (!text || !process.send) return inherited;
-  try {
-    const parsed = JSON.parse(text) as Record<string, Inherited>;
-    for (const [name, v] of Object.entries(parsed).slice(0, MAX_LISTENERS)) {
-      if (Number.isInteger(v?.fd) && v.fd >= FIRST_FD && typeof v.address === "string") inherited.set(name, { fd: v.fd, address: v.address });
-    }
-  } catch {
-    failures.push(`${HANDOVER_ENV} is not valid JSON`);
-  }
-  return inherited;
-}
-
-/** Is this process a new master taking over from an old one? */
-export function isSuccessor(): boolean {
-  return inheritedTable().size > 0 || failures.length > 0;
-}
+type Proc = Pick<NodeJS.Process, "env" | "send" | "disconnect">;
 
 /**
- * Listen on the socket inherited under `name`, when this process is a new master and the old one
- * listened on the same `address`. False when nothing was inherited (bind as usual). A failure is
- * remembered: the new master then reports it instead of "ready", and the old one keeps serving.
+ * One daemon's hand-over state. The new master's side: the descriptors it inherits (read once
+ * from the environment), which listeners took theirs, what failed. The old master's side: whether
+ * its sockets are the new master's now.
  */
-export async function listenInherited(server: Server, name: string, address: string): Promise<boolean> {
-  const h = inheritedTable().get(name);
-  if (!h || h.address !== address || used.has(name)) return false;
-  used.add(name);
-  const err = await listen(server, { fd: h.fd }).then(() => undefined, (e: Error) => e);
-  if (err) {
-    failures.push(`${name}: cannot listen on the inherited socket: ${err.message}`);
-    throw err;
-  }
-  log.info("listening on the socket handed over", { listener: name, address });
-  return true;
-}
+export class Handover {
+  private readonly inherited = new Map<string, Inherited>();
+  private readonly used = new Set<string>();
+  private readonly failures: string[] = [];
+  private handed = false;
 
-/** After start: tell the old master we are ready (or why not: then exit). No-op on a normal start. */
-export async function reportReady(): Promise<boolean> {
-  if (!isSuccessor()) return true;
-  // descriptors whose listener the new config moved or disabled are not ours to keep open
-  for (const [name, h] of inheritedTable()) if (!used.has(name)) closeSafely(h.fd);
-  const message = failures.length ? { type: "failed", reason: failures.join("; ") } : { type: "ready" };
-  await new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()));
-  process.disconnect?.();
-  return failures.length === 0;
+  constructor(private readonly proc: Proc = process) {
+    const text = proc.env[HANDOVER_ENV];
+    delete proc.env[HANDOVER_ENV]; // not for processes this one starts
+    if (!text || !proc.send) return;
+    try {
+      const parsed = JSON.parse(text) as Record<string, Inherited>;
+      for (const [name, v] of Object.entries(parsed).slice(0, MAX_LISTENERS)) {
+        if (Number.isInteger(v?.fd) && v.fd >= FIRST_FD && typeof v.address === "string") this.inherited.set(name, { fd: v.fd, address: v.address });
+      }
+    } catch {
+      this.failures.push(`${HANDOVER_ENV} is not valid JSON`);
+    }
+  }
+
+  /** Is this process a new master taking over from an old one? */
+  isSuccessor(): boolean {
+    return this.inherited.size > 0 || this.failures.length > 0;
+  }
+
+  /**
+   * Listen on the socket inherited under `name`, when this process is a new master and the old one
+   * listened on the same `address`. False when nothing was inherited (bind as usual). A failure is
+   * remembered: the new master then reports it instead of "ready", and the old one keeps serving.
+   */
+  readonly inherit: InheritFn = async (server, name, address) => {
+    const h = this.inherited.get(name);
+    if (!h || h.address !== address || this.used.has(name)) return false;
+    this.used.add(name);
+    const err = await listen(server, { fd: h.fd }).then(() => undefined, (e: Error) => e);
+    if (err) {
+      this.failures.push(`${name}: cannot listen on the inherited socket: ${err.message}`);
+      throw err;
+    }
+    log.info("listening on the socket handed over", { listener: name, address });
+    return true;
+  };
+
+  /** After start: tell the old master we are ready (or why not: then exit). No-op on a normal start. */
+  async reportReady(): Promise<boolean> {
+    if (!this.isSuccessor()) return true;
+    // descriptors whose listener the new config moved or disabled are not ours to keep open
+    for (const [name, h] of this.inherited) if (!this.used.has(name)) closeSafely(h.fd);
+    const message = this.failures.length ? { type: "failed", reason: this.failures.join("; ") } : { type: "ready" };
+    await new Promise<void>((resolve) => this.proc.send!(message, undefined, {}, () => resolve()));
+    this.proc.disconnect?.();
+    return this.failures.length === 0;
+  }
+
+  /** The old master: true once a new master took the listening sockets. */
+  readonly handedOver = (): boolean => this.handed;
+
+  /** The old master: start the new master and hand it the listening sockets (launchSuccessor). */
+  async launchSuccessor(components: readonly Component[], timeoutMs = HANDOVER_TIMEOUT_MS): Promise<LaunchResult> {
+    const r = await launchSuccessor(components, timeoutMs);
+    if (r.ok) this.handed = true; // the new master serves on the same socket files
+    return r;
+  }
 }
 
 function closeSafely(fd: number): void {
@@ -96,11 +112,6 @@ function closeSafely(fd: number): void {
 }
 
 // ---- the old master's side -------------------------------------------------------------------
-
-export type LaunchResult = { ok: true; pid: number } | { ok: false; reason: string };
-
-/** Every listening socket of the components, with the address it listens on. */
-export type ListenerMap = Map<string, { server: Server; address: string }>;
 
 function listeningSockets(components: readonly Component[]): Map<string, { fd: number; address: string }> {
   const out = new Map<string, { fd: number; address: string }>();

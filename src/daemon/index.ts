@@ -1,2 +1,2 @@
+// The daemon's entry: runDaemon (wiring, lifecycle, signals, reload, hand-over).
 export { runDaemon } from "./daemon.js";
-export type { DaemonContext, Component, ComponentFactory } from "./context.js";

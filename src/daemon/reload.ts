@@ -1,28 +1,7 @@
+// The one reload path: read, validate, prepare and swap the dynamic config under one lock.
 import { loadConfigAsync, ConfigError, KEYS, type Config, type DynamicConfig, type KeySpec } from "../config/index.js";
+import { Serializer } from "../base/index.js";
 import { log } from "../log.js";
-
-/** A FIFO async mutex: run(fn) starts fn only after every earlier run has settled. */
-export class AsyncMutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  private held = 0;
-
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(async () => {
-      this.held++;
-      try {
-        return await fn();
-      } finally {
-        this.held--;
-      }
-    });
-    this.tail = result.catch(() => {});
-    return result;
-  }
-
-  get locked(): boolean {
-    return this.held > 0;
-  }
-}
 
 /**
  * The one reload path (SIGHUP and the admin `reload`). Under one async mutex (`reloadLock`):
@@ -34,7 +13,7 @@ export class AsyncMutex {
 export class Reloader {
   private current: DynamicConfig;
   private listeners: ((dyn: DynamicConfig) => void)[] = [];
-  private readonly reloadLock = new AsyncMutex();
+  private readonly reloadLock = new Serializer();
   private seq = 0;
 
   constructor(

@@ -1,3 +1,4 @@
+// The Docker Engine API calls stevedore makes (containers, images, events, version).
 import type { Readable } from "node:stream";
 import { DockerTransport, readAll } from "./client.js";
 import { DockerError, isNotFound } from "./errors.js";

@@ -1,3 +1,4 @@
+// The Docker transport: HTTP/1.1 over the Unix socket, API version negotiation, bounded requests.
 import { Agent, request, type IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { DockerError, DockerUnavailable } from "./errors.js";

@@ -1,3 +1,4 @@
+// Docker errors: the Engine's answers (DockerError) and an unreachable Engine (DockerUnavailable).
 /** Docker answered with an error status; `status` and Docker's own `message` are kept for callers. */
 export class DockerError extends Error {
   constructor(readonly status: number, readonly dockerMessage: string, readonly operation: string) {

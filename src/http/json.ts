@@ -1,3 +1,4 @@
+// JSON replies and errors for node:http handlers, and bounded request bodies (HttpError).
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** Send a JSON body (node:http drops it for HEAD requests). */

@@ -1,18 +1,22 @@
+// Unix-socket listeners: the stale-socket rules, the mode set without a window, hand-over of the path.
 import { lstat, unlink, chmod, rename } from "node:fs/promises";
 import { ensureDir } from "../store/index.js";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
-import { listenInherited } from "../daemon/handover.js";
 import { listen } from "./listen.js";
 
-/** Set once this process hands its sockets to a new master: the socket paths are its now. */
-let keepPaths = false;
-export function keepSocketPathsOnClose(): void {
-  keepPaths = true;
+/** The daemon's listener hand-over (UPGRADE_MASTER), as a Unix listener needs it; a
+ *  DaemonContext is one. Without it: no socket is inherited, the path is unlinked on close. */
+export interface UnixHandover {
+  /** listen on the socket the old master handed over under `name` at `path`; false: bind as usual */
+  inherit?(server: Server, name: string, path: string): Promise<boolean>;
+  /** true once this process handed its sockets to a new master: the socket paths are its now */
+  handedOver?(): boolean;
 }
-function unlinkOnClose(server: Server, path: string): void {
-  server.once("close", () => void (keepPaths ? undefined : unlink(path).catch(() => {})));
+
+function unlinkOnClose(server: Server, path: string, handover: UnixHandover): void {
+  server.once("close", () => void (handover.handedOver?.() ? undefined : unlink(path).catch(() => {})));
 }
 
 export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket"; message: string };
@@ -39,11 +43,11 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
  * The socket gets `mode` with no window of other permissions: it is bound under a temporary
  * name in the same directory, chmod-ed, then renamed into place.
  */
-export async function listenUnix(server: Server, path: string, mode: number, what: string): Promise<UnixListenResult> {
+export async function listenUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover = {}): Promise<UnixListenResult> {
   // a new master takes the old one's socket as is: same file, same inode, no window without it
-  if (await listenInherited(server, what, path)) {
+  if (await handover.inherit?.(server, what, path)) {
     await chmod(path, mode).catch(() => {});
-    unlinkOnClose(server, path);
+    unlinkOnClose(server, path, handover);
     return { ok: true };
   }
   await ensureDir(dirname(path), 0o755);
@@ -77,6 +81,6 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
   await chmod(tmp, mode);
   await rename(tmp, path);
   // node unlinks the bound name on close; remember the real one so stop removes it
-  unlinkOnClose(server, path);
+  unlinkOnClose(server, path, handover);
   return { ok: true };
 }

@@ -1,8 +1,8 @@
 // The small text answers the proxy generates itself (no route, no backend, bad request, ...).
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
-import { httpDate, type Incoming } from "../http/server-conn.js";
-import { headBlock } from "../http/http1.js";
+import { httpDate, type Incoming } from "../http/index.js";
+import { headBlock } from "../http/index.js";
 
 const DETAILS: Record<number, string> = {
   404: ": no route for this host and path",

@@ -1,14 +1,15 @@
 // Build the two routing tables (HTTP and HTTPS listeners) from the three sources, in priority
 // order: command-socket state, then config [[site]] entries, then catalog ingress routes.
-import { parseHostPort, type DynamicConfig } from "../config/index.js";
-import type { Revision } from "../catalog/types.js";
+import { parseHostPort } from "../base/index.js";
+import { type DynamicConfig } from "../config/index.js";
+import type { Revision } from "../catalog/index.js";
 import type { ProxyStateView } from "./types.js";
 import { Pool, usable, type Member, type PoolOptions } from "./pool.js";
 import { RouteTable } from "./table.js";
 import { deriveIngress } from "./ingress.js";
 import type { UpstreamSet } from "./upstream.js";
 import type { HealthChecker } from "./health.js";
-import type { RouteInfo } from "./state-registry.js";
+import type { RouteInfo } from "./types.js";
 
 export interface Tables {
   http: RouteTable;

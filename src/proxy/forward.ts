@@ -2,9 +2,9 @@
 // bodies with backpressure, retry the next backend when the connection failed before any byte
 // of the request was sent, map failures to small 502/503/504 answers.
 import type { Member } from "./pool.js";
-import type { Incoming } from "../http/server-conn.js";
+import type { Incoming } from "../http/index.js";
 import { sendStatus } from "./answers.js";
-import { LAST_CHUNK, headBlock, writeChunk } from "../http/http1.js";
+import { LAST_CHUNK, headBlock, writeChunk } from "../http/index.js";
 import type { Route } from "./table.js";
 import { ConnectTimeout, type ConnUser, type Upstream, type UpstreamConn } from "./upstream.js";
 import type { ResponseHead } from "./response-parser.js";

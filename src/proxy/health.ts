@@ -4,7 +4,7 @@
 // when the routing table is built (an unhealthy container is not a backend at all).
 import { request } from "node:http";
 import { log } from "../log.js";
-import { formatHostPort } from "../config/index.js";
+import { formatHostPort } from "../base/index.js";
 
 export interface HealthOptions {
   intervalMs: number;

@@ -1,6 +1,6 @@
 // Ingress routes derived from a catalog revision: every running container with ingress enabled
 // and a valid port is a backend of `<subdomain>.<ingress_domain>` (or `<subdomain>`), path "/".
-import type { ContainerInfo, Revision } from "../catalog/types.js";
+import type { ContainerInfo, Revision } from "../catalog/index.js";
 
 export const NETWORK_LABEL = "stevedore.ingress.network";
 

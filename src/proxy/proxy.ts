@@ -2,14 +2,14 @@
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { Duplex } from "node:stream";
-import { parseHostPort, type DynamicConfig } from "../config/index.js";
-import type { Component, DaemonContext } from "../daemon/context.js";
-import type { Revision } from "../catalog/types.js";
+import { EventEmitter } from "node:events";
+import { parseHostPort } from "../base/index.js";
+import type { DynamicConfig } from "../config/index.js";
+import type { Component, DaemonContext, ListenerMap } from "../component/index.js";
+import type { Revision } from "../catalog/index.js";
 import { log } from "../log.js";
 import { untilDeadline } from "../deadline.js";
-import { listenInherited, type ListenerMap } from "../daemon/handover.js";
-import type { ProxyStateView } from "./types.js";
-import { getCommandState, onCommandState, setRoutesProvider, type RouteInfo } from "./state-registry.js";
+import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView, RouteInfo } from "./types.js";
 import { buildTables, describeTables, type Tables } from "./build.js";
 import { UpstreamSet } from "./upstream.js";
 import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
@@ -19,13 +19,22 @@ import { normalizeHost, type RouteTable } from "./table.js";
 import { forward } from "./forward.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
-import { ClientConnSet, httpDate, type Incoming, type ServerSettings } from "../http/server-conn.js";
-import type { RequestHead } from "../http/request-parser.js";
-import { listen } from "../http/listen.js";
+import { ClientConnSet, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
   health?: Partial<HealthOptions>;
+  /** the command socket's run-time state (filled in place when it loads); none: empty */
+  commandState?: ProxyStateView;
+}
+
+/** The command state when no command socket runs: no apps, fronts, backends or certificates. */
+class EmptyState extends EventEmitter<{ change: [] }> implements ProxyStateView {
+  apps(): ReadonlyMap<string, ProxyApp> { return new Map(); }
+  httpFronts(): readonly HttpFront[] { return []; }
+  httpsFronts(): readonly HttpsFront[] { return []; }
+  backends(): readonly ProxyBackend[] { return []; }
+  certificates(): ReadonlyMap<string, ProxyCertificate> { return new Map(); }
 }
 
 type Proto = "http" | "https";
@@ -73,6 +82,8 @@ export class ProxyComponent implements Component {
   private stopping = false;
   private drained: (() => void) | undefined;
   private tunnels = new Set<Duplex>();
+  /** between start and stop: `proxy routes` answers this table */
+  private routing = false;
 
   constructor(
     private ctx: DaemonContext,
@@ -82,7 +93,7 @@ export class ProxyComponent implements Component {
     this.settings = settingsOf(dyn);
     this.upstreams = new UpstreamSet(() => this.settings.idleMs);
     this.health = new HealthChecker({ ...DEFAULT_HEALTH, ...opts.health });
-    this.state = getCommandState();
+    this.state = opts.commandState ?? new EmptyState();
     const st = ctx.config.static;
     const listener = (proto: Proto, address: string): Listener => ({
       proto,
@@ -105,13 +116,12 @@ export class ProxyComponent implements Component {
     const { certs, errors } = await loadConfigCerts(this.ctx.dynamic());
     for (const e of errors) log.error("proxy certificate not loaded", { error: e });
     this.certs = certs;
-    this.follow(this.state);
-    const onState = onCommandState((view) => this.follow(view));
+    this.state.on("change", this.onStateChange);
     const onRevision = () => this.markDirty();
     this.ctx.catalog.on("revision", onRevision);
-    this.unsubscribe.push(onState, () => this.ctx.catalog.off("revision", onRevision), () => this.state.off("change", this.onStateChange));
+    this.unsubscribe.push(() => this.ctx.catalog.off("revision", onRevision), () => this.state.off("change", this.onStateChange));
     this.rebuild();
-    setRoutesProvider(() => this.routes());
+    this.routing = true;
     await this.listen(this.endpoints.http);
     await this.listen(this.endpoints.https);
   }
@@ -130,7 +140,7 @@ export class ProxyComponent implements Component {
     for (const off of this.unsubscribe.splice(0)) off();
     this.health.stopAll();
     this.upstreams.closeAll();
-    setRoutesProvider(undefined);
+    this.routing = false;
   }
 
   listeners(): ListenerMap {
@@ -180,16 +190,14 @@ export class ProxyComponent implements Component {
     return describeTables(this.current());
   }
 
+  /** routes() while the data plane runs (started, not stopped); undefined otherwise */
+  runningRoutes(): RouteInfo[] | undefined {
+    return this.routing ? this.routes() : undefined;
+  }
+
   // ---- routing table ---------------------------------------------------------------------
 
   private onStateChange = () => this.markDirty();
-
-  private follow(view: ProxyStateView): void {
-    this.state.off("change", this.onStateChange);
-    this.state = view;
-    view.on("change", this.onStateChange);
-    this.markDirty();
-  }
 
   /** Sources changed: rebuild soon (once per burst), or at the next lookup if that comes first. */
   private markDirty(): void {
@@ -239,7 +247,7 @@ export class ProxyComponent implements Component {
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") server.on("tlsClientError", () => {});
-    const err = await listenInherited(server, `proxy-${proto}`, l.address)
+    const err = await this.ctx.inherit(server, `proxy-${proto}`, l.address)
       .then((inherited) => (inherited ? undefined : listen(server, { port: hp.port, host: hp.host })))
       .then(() => undefined, (e: Error) => e);
     if (err) {

@@ -2,9 +2,9 @@
 // Fed the bytes of one upstream connection; calls back with the final response head, body chunks
 // (de-chunked) and the end of the message. 1xx interim responses are skipped; a 101 to a plain
 // request is an error; bytes after the end of the response mean the connection is not reused.
-import { HttpParseError, MessageParser, State, parseFields, type BodySink } from "../http/http1.js";
+import { HttpParseError, MessageParser, State, parseFields, type BodySink } from "../http/index.js";
 
-export { HttpParseError as ResponseParseError } from "../http/http1.js";
+export { HttpParseError as ResponseParseError } from "../http/index.js";
 
 export interface ResponseHead {
   status: number;

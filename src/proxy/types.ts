@@ -1,5 +1,5 @@
 // The proxy's run-time state as the command socket keeps it (src/proxy/command) and the data
-// plane reads it (src/proxy). Names follow the command protocol (specs/proxy-command-socket.md).
+// plane reads it (src/proxy). Names follow the command protocol (stevedore(8), PROXY, Command socket).
 import type { EventEmitter } from "node:events";
 
 export type LoadBalancing = "roundrobin" | "random" | "leastconnections";

@@ -8,7 +8,7 @@
 // both sides allowed to keep alive, with nothing left over; anything odd destroys it.
 import { connect, type Socket } from "node:net";
 import { ResponseParser, type ResponseHead, type ResponseSink } from "./response-parser.js";
-import { formatHostPort } from "../config/index.js";
+import { formatHostPort } from "../base/index.js";
 
 /** Bounds of one upstream's connection pool. */
 export const MAX_SOCKETS_PER_UPSTREAM = 512;

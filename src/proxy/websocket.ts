@@ -8,8 +8,8 @@ import type { Upstream } from "./upstream.js";
 import { filterResponse, type ScannedRequest } from "./headers.js";
 import { MAX_ATTEMPTS, type ForwardSettings } from "./forward.js";
 import { refuseRaw } from "./answers.js";
-import { headBlock } from "../http/http1.js";
-import type { RequestHead } from "../http/request-parser.js";
+import { headBlock } from "../http/index.js";
+import type { RequestHead } from "../http/index.js";
 
 export interface TunnelSettings extends ForwardSettings {
   idleMs: number;

@@ -1,7 +1,7 @@
 // Every response body of one catalog revision, serialized once and reused as the same Buffer.
 // /status bodies are templates: the only request-time part (uptime in "Up 2h") is filled in per
 // request; a deployment with no running container has its whole body cached.
-import type { ContainerInfo, Revision } from "../catalog/types.js";
+import type { ContainerInfo, Revision } from "../catalog/index.js";
 import { compareContainers } from "../catalog/index.js";
 import { deploymentHealth, renderStatus, statusText, type StatusText } from "./status.js";
 

@@ -2,7 +2,7 @@
 import { listenUnix } from "../http/index.js";
 import { log } from "../log.js";
 import { untilDeadline } from "../deadline.js";
-import type { Component, DaemonContext } from "../daemon/context.js";
+import type { Component, DaemonContext } from "../component/index.js";
 import { TokenRegistry, tokensPath } from "../tokens/index.js";
 import { QueryServer } from "./server.js";
 
@@ -30,7 +30,7 @@ export function queryComponent(ctx: DaemonContext): Component {
       tokens.start();
       ctx.catalog.refreshRegistered();
       if (path === "") return;
-      const r = await listenUnix(qs.server, path, parseInt(modeText, 8), "query");
+      const r = await listenUnix(qs.server, path, parseInt(modeText, 8), "query", ctx);
       if (r.ok) {
         state = "listening";
         log.info("query socket listening", { path, mode: modeText });

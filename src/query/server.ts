@@ -2,10 +2,10 @@
 // long-polls through the catalog's waiter list. Never a Docker call per request.
 import { STATUS_CODES } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
-import { ClientConnSet, httpDate, type Incoming } from "../http/server-conn.js";
-import type { CatalogView, Revision } from "../catalog/types.js";
+import { ClientConnSet, httpDate, type Incoming } from "../http/index.js";
+import type { CatalogView, Revision } from "../catalog/index.js";
 import { log } from "../log.js";
-import { isDeploymentName } from "../tokens/index.js";
+import { isDeploymentName } from "../base/index.js";
 import { RevisionBodies } from "./bodies.js";
 import { BadRequest, parseAuthorization, parseIngressParam, parsePollParams, parseQuery } from "./request.js";
 

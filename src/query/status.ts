@@ -1,5 +1,5 @@
 // The /status/<name> semantics: status strings, the healthy rule, the message.
-import type { ContainerInfo } from "../catalog/types.js";
+import type { ContainerInfo } from "../catalog/index.js";
 
 /** "2h" from a duration: floor in the largest unit among s, m, h, d that is at least 1. */
 export function humanDuration(ms: number): string {

@@ -1,3 +1,4 @@
+// Atomic file writes: temp file, fsync, rename, fsync of the directory.
 import { open, rename, unlink } from "node:fs/promises";
 import { ensureDir } from "./dirs.js";
 import { dirname, basename, join } from "node:path";

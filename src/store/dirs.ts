@@ -1,3 +1,4 @@
+// Directories with the right mode, made when missing.
 import { mkdir, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 

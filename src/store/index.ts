@@ -1,3 +1,4 @@
+// The store's entry: atomic files and directories with the right mode.
 export { writeFileAtomic, fsyncDir, tempName } from "./atomic.js";
 export { ensureDir } from "./dirs.js";
 export { openJournal, Journal, JournalError } from "./journal.js";

@@ -1,9 +1,7 @@
 // The tokens file: <state_dir>/tokens.json (0600). Parsing is strict: a file we cannot read
 // completely is an error, never "no tokens" (an edit must not drop tokens it did not understand).
 import { randomBytes, createHash } from "node:crypto";
-import { isDeploymentName } from "../catalog/membership.js";
-
-export { DEPLOYMENT_NAME, isDeploymentName } from "../catalog/membership.js";
+import { deploymentNameError, isDeploymentName } from "../base/index.js";
 
 export const TOKENS_FILE = "tokens.json";
 export const MAX_TOKENS_FILE_BYTES = 4 * 1024 * 1024;
@@ -22,11 +20,6 @@ export type Tokens = Map<string, TokenEntry>;
 
 export class TokensFileError extends Error {}
 
-/** A clear error for a bad deployment name, or undefined when it is valid. */
-export function deploymentNameError(name: string): string | undefined {
-  if (isDeploymentName(name)) return undefined;
-  return `invalid deployment name ${JSON.stringify(name)}: use 1-63 characters a-z, 0-9, _ and -, starting with a letter or digit`;
-}
 
 export function newToken(): string {
   return randomBytes(32).toString("hex");

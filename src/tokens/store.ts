@@ -4,8 +4,9 @@
 import { readFile, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ensureDir, writeFileAtomic } from "../store/index.js";
+import { deploymentNameError } from "../base/index.js";
 import { withLock } from "./lock.js";
-import { TOKENS_FILE, TokensFileError, deploymentNameError, newToken, parseTokens, serializeTokens, MAX_TOKENS, type Tokens, type TokenEntry } from "./file.js";
+import { TOKENS_FILE, TokensFileError, newToken, parseTokens, serializeTokens, MAX_TOKENS, type Tokens, type TokenEntry } from "./file.js";
 
 export class TokenStoreError extends Error {}
 

@@ -3,10 +3,9 @@
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import type { IncomingMessage } from "node:http";
+import { isDeploymentName } from "../base/index.js";
 import { BadSettings, CommandStopped, LineBuffer, envSettings, type CommandContext, type TaskInfo } from "./commands.js";
 
-/** The catalog's deployment-name rule (src/catalog/membership.ts; the worker may not import the catalog). */
-const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const MAX_IMAGE_CHARS = 512;
 /** after the container stopped, its log stream gets this long to drain */
 const LOG_DRAIN_MS = 5_000;
@@ -18,7 +17,7 @@ export function taskLabels(task: TaskInfo): Record<string, string> {
   return {
     "stevedore.worker.task": task.id,
     "stevedore.worker.job": task.job,
-    "stevedore.deployment": DEPLOYMENT_NAME.test(deployment) ? deployment : "worker-jobs",
+    "stevedore.deployment": isDeploymentName(deployment) ? deployment : "worker-jobs",
     "stevedore.service": service || `task-${task.id}`.slice(0, 255),
   };
 }

@@ -1,6 +1,7 @@
 // The reference worker's protocol loop: register once, sign on, poll /task, run tasks, follow status
 // requests, sign off. Every call is timed out; an unreachable manager means capped back-off with jitter.
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { signHs256 } from "../tokens/index.js";
 import { DockerClient } from "../docker/index.js";
 import { log } from "../log.js";
 import { BadSettings, CommandStopped, type CommandContext, type TaskInfo } from "./commands.js";
@@ -373,7 +374,5 @@ export function parseTask(body: unknown): TaskDoc | string {
 
 /** HS256 JWT for /register-worker when the manager has manager_registration_secret (valid 5 minutes). */
 export function hs256Token(secret: string, subject: string, now = Math.floor(Date.now() / 1000)): string {
-  const enc = (v: object) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const input = `${enc({ alg: "HS256", typ: "JWT" })}.${enc({ sub: subject, iat: now, exp: now + 300 })}`;
-  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+  return signHs256({ sub: subject, iat: now, exp: now + 300 }, secret);
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { dispatch, encodeReply, LineReader, parseLine, MAX_LINE_BYTES, type Handler, type Reply } from "../../src/admin/protocol.js";
 import { statusReply, countSites } from "../../src/admin/commands.js";
-import type { DaemonContext, Component } from "../../src/daemon/context.js";
+import type { DaemonContext, Component } from "../../src/component/index.js";
 import type { CatalogView, Revision } from "../../src/catalog/types.js";
 import { parseConfig } from "../../src/config/index.js";
 import { intRng as prng } from "../helpers/random.js";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Catalog } from "../../src/catalog/index.js";
 import { DockerClient, DockerEventStream } from "../../src/docker/index.js";
-import { mapLimit } from "../../src/catalog/catalog.js";
+import { mapLimit } from "../../src/base/index.js";
 import { ensureTestImage, removeLabeled, TEST_IMAGE, waitFor } from "../helpers/docker.js";
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 100);

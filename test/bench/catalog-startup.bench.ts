@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DockerClient } from "../../src/docker/index.js";
-import { mapLimit } from "../../src/catalog/catalog.js";
+import { mapLimit } from "../../src/base/index.js";
 import { ensureTestImage, removeLabeled, run, TEST_IMAGE } from "../helpers/docker.js";
 
 const COUNT = Number(process.env.BENCH_CONTAINERS ?? 200);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseConfig } from "../../src/config/index.js";
 import { AdminSocket } from "../../src/admin/server.js";
 import { adminHandlers } from "../../src/admin/commands.js";
-import type { DaemonContext } from "../../src/daemon/context.js";
+import type { DaemonContext } from "../../src/component/index.js";
 import { setLogLevel } from "../../src/log.js";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

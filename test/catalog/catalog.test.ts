@@ -293,7 +293,8 @@ test("start-up: events during the first listing are not lost (subscribe first, t
     // Docker has answered the listing (held in the relay) before these changes happen.
     await engine.startContainer(id);
     const late = await createMember(`cat-startup-${RUN}-late-1`, d, "late");
-    await new Promise((r) => setTimeout(r, 100)); // let the events pass the relay
+    await waitFor("both events through the relay", () => relay.eventText.includes(id) && relay.eventText.includes(late), 3000, 2);
+    assert.ok(relay.eventText.includes(`"${id}"`), "the start event reached the catalog before the listing");
     relay.release();
     rec = await starting;
     const r = rec;

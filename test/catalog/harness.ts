@@ -83,6 +83,8 @@ export class Relay {
   /** hold back Docker's answers to container listings until release() */
   holdListings = false;
   listings = 0;
+  /** the event-stream bytes passed to the catalog (the last 1 MiB), to wait for an event */
+  eventText = "";
   private held: (() => void)[] = [];
   release(): void {
     this.holdListings = false;
@@ -119,6 +121,7 @@ export class Relay {
       });
       upstream.on("data", (chunk: Buffer) => {
         if (isEvents && this.muteEvents) return;
+        if (isEvents) this.eventText = (this.eventText + chunk.toString("latin1")).slice(-(1 << 20));
         if (listing && this.holdListings) this.held.push(() => client.write(chunk));
         else client.write(chunk);
       });

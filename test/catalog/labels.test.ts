@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { membershipOf, isDeploymentName } from "../../src/catalog/membership.js";
+import { membershipOf } from "../../src/catalog/membership.js";
+import { isDeploymentName } from "../../src/base/index.js";
 import { parseIngress, labelBool, parsePort } from "../../src/catalog/ingress.js";
 
 test("membership: stevedore labels first, then the compose project stevedore-<D>", () => {

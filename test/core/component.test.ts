@@ -17,7 +17,7 @@ import { KeyChecker, loadOrCreateKey } from "../../src/core/key.js";
 import { createBody, parseCreateBody } from "../../src/core/params.js";
 import { HttpError } from "../../src/http/index.js";
 import { setLogSink } from "../../src/log.js";
-import type { DaemonContext } from "../../src/daemon/context.js";
+import type { DaemonContext } from "../../src/component/index.js";
 import { needDocker, ensureTestImage, removeLabeled, run, waitFor, DOCKER_SOCKET } from "../helpers/docker.js";
 import { randomBytes } from "node:crypto";
 import { CoreClient } from "./client.js";

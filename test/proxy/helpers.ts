@@ -4,10 +4,9 @@ import { createServer, request, type IncomingMessage, type RequestListener, type
 import type { AddressInfo } from "node:net";
 import { parseConfig, type Config, type DynamicConfig } from "../../src/config/index.js";
 import type { CatalogEvents, CatalogView, ContainerInfo, Revision } from "../../src/catalog/types.js";
-import type { DaemonContext } from "../../src/daemon/context.js";
+import type { DaemonContext } from "../../src/component/index.js";
 import { DockerClient } from "../../src/docker/index.js";
 import { ProxyComponent, type ProxyOptions } from "../../src/proxy/proxy.js";
-import { setCommandState } from "../../src/proxy/state-registry.js";
 import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView } from "../../src/proxy/types.js";
 import { freePort } from "../helpers/daemon.js";
 
@@ -83,7 +82,6 @@ export async function startProxy(opts: { config?: string; state?: FakeState; cat
   const base = `proxy_http_listen = "127.0.0.1:${httpPort}"\nproxy_https_listen = "${opts.https ? `127.0.0.1:${httpsPort}` : ""}"\n`;
   const config = parseConfig(base + (opts.config ?? ""), "test.conf", {});
   let dyn: DynamicConfig = config.dynamic;
-  setCommandState(state);
   const ctx: DaemonContext = {
     config,
     dynamic: () => dyn,
@@ -93,8 +91,12 @@ export async function startProxy(opts: { config?: string; state?: FakeState; cat
     components: [],
     requestStop: async () => {},
     reload: async () => [],
+    inherit: async () => false,
+    handedOver: () => false,
+    launchSuccessor: async () => ({ ok: false, reason: "test" }),
+    stopAccepting: async () => {},
   };
-  const proxy = new ProxyComponent(ctx, opts.proxy);
+  const proxy = new ProxyComponent(ctx, { ...opts.proxy, commandState: state });
   await proxy.start();
   return {
     proxy, httpPort, httpsPort, state, catalog, config,

@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { request } from "node:http";
 import { get, startProxy, FakeState, type TestProxy } from "./helpers.js";
+import { waitFor } from "../helpers/docker.js";
 
 interface Seen {
   /** the raw request (head + body bytes) */
@@ -105,7 +106,8 @@ test("chunked and close-delimited responses are relayed; close-delimited and Con
   assert.equal(b.connections, 1, "the chunked response left the connection reusable");
   // the close-delimited body needs the backend to close: this script answers on the third request
   const third = get(p.httpPort, "a.test");
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor("the third request at the backend", () => b.seen.length === 3, 5000, 1);
+  assert.match(b.seen[2]!.text, /^GET \/ HTTP\/1\.1\r\n/, "the third request reached the backend");
   for (const s of servers.at(-1)!.sockets) s.end();
   assert.equal((await third).body, "until-close");
   assert.equal((await get(p.httpPort, "a.test")).body, "end");

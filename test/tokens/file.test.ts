@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseTokens, serializeTokens, newToken, hashToken, deploymentNameError, TokensFileError, type Tokens } from "../../src/tokens/index.js";
+import { parseTokens, serializeTokens, newToken, hashToken, TokensFileError, type Tokens } from "../../src/tokens/index.js";
+import { deploymentNameError } from "../../src/base/index.js";
 
 test("tokens are 64 lowercase hex characters from 32 random bytes, all different", () => {
   const seen = new Set<string>();

@@ -1,7 +1,7 @@
 // Certificates as the command socket stores them: keyed by the lowercase hex SHA-256 of the leaf's
 // DER; the key must parse and match the leaf; names come from the request or the certificate.
 import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
-import { isHostPattern } from "../../config/index.js";
+import { isHostPattern } from "../../base/index.js";
 import type { ProxyCertificate } from "../types.js";
 import type { CertificateSpec } from "./messages.js";
 

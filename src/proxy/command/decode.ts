@@ -1,4 +1,4 @@
-// Decode one command frame into an Order, accepting every shape design/proxy.md lists:
+// Decode one command frame into an Order, accepting every shape stevedore(8) lists (PROXY, Command socket):
 //  - spec shape: {id, version, data: {type: ORDER, data: {...}}} (no outer type);
 //  - wire shape: {id, version, type: "PROXY", data: {type: ORDER, data: {...}}};
 //  - {id, version, type: ORDER, data: {...}} (the spec's generic form; master orders use it);
@@ -7,7 +7,7 @@
 //  - ADD_CERTIFICATE flat or {certificate: {...}, names}; REMOVE_CERTIFICATE "fp" or {fingerprint}.
 // Every failure is a message naming the problem, with the request id when one could be read.
 import { isIP } from "node:net";
-import { isHostPattern, parseHostPort } from "../../config/index.js";
+import { isHostPattern, parseHostPort } from "../../base/index.js";
 import type { LoadBalancing } from "../types.js";
 import { MASTER_ORDER_TYPES, STATE_ORDER_TYPES, type Order } from "./messages.js";
 

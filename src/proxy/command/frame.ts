@@ -1,4 +1,4 @@
-// NUL-framed messages (specs/proxy-command-socket.md): each message is UTF-8 JSON followed by one
+// NUL-framed messages (stevedore(8), PROXY, Command socket): each message is UTF-8 JSON followed by one
 // 0x00 byte. A 0x00 byte never occurs inside a multi-byte UTF-8 sequence, so frames are split on
 // bytes and each complete frame is decoded as a whole: UTF-8 split across reads needs no care.
 

@@ -7,7 +7,7 @@ import { answer, isStateOrder, type Answer, type Order } from "./messages.js";
 import { mergeOrders, readStateFile, saveState } from "./persist.js";
 import type { ProxyState } from "./state.js";
 import type { RoutesProvider } from "./routes.js";
-import type { LaunchResult } from "../../daemon/handover.js";
+import type { LaunchResult } from "../../component/index.js";
 
 export const UNDER_SYSTEMD = "UPGRADE_MASTER is refused under systemd, which would stop the new master with the service; use systemctl restart stevedore";
 const UPGRADING = "an upgrade is in progress (the new master has read the state); retry in a moment";

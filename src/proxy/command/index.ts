@@ -3,9 +3,9 @@
 // on command_socket_path (mode 0600; "" disables the socket, the state is still loaded).
 import { lstat, rename } from "node:fs/promises";
 import { join } from "node:path";
-import type { Component, DaemonContext } from "../../daemon/context.js";
-import { launchSuccessor, stopAccepting, type LaunchResult, type ListenerMap } from "../../daemon/handover.js";
-import { keepSocketPathsOnClose, listenUnix } from "../../http/unix-listener.js";
+import type { Component, DaemonContext, LaunchResult, ListenerMap } from "../../component/index.js";
+import { listenUnix } from "../../http/index.js";
+import { Serializer } from "../../base/index.js";
 import { log } from "../../log.js";
 import type { HandlerHost } from "./handler.js";
 import { mergeOrders, readStateFile } from "./persist.js";
@@ -31,15 +31,14 @@ export class CommandComponent implements Component {
   private stopping = false;
   private readonly softStopOks: (() => void)[] = [];
   private routes: RoutesProvider = () => commandRoutes(this.state);
-  private fileChain: Promise<unknown> = Promise.resolve();
+  private readonly fileOrders = new Serializer();
 
   /** a new master is starting, or has taken over: the state must not change here any more */
   private upgradeRunning = false;
 
   constructor(
-    private readonly ctx: Pick<DaemonContext, "config" | "requestStop" | "components">,
-    /** starts the new master (tests replace it: the real one runs this process's argv again) */
-    private readonly launch: typeof launchSuccessor = launchSuccessor,
+    /** launchSuccessor starts the new master (tests replace it: the real one runs this process's argv again) */
+    private readonly ctx: Pick<DaemonContext, "config" | "requestStop" | "inherit" | "handedOver" | "launchSuccessor" | "stopAccepting">,
   ) {
     this.persister = new Persister(this.state, join(ctx.config.static.state_dir, STATE_FILE));
   }
@@ -57,7 +56,7 @@ export class CommandComponent implements Component {
       return;
     }
     this.server = new CommandServer(this.ctx.config.static.command_max_frame_bytes, this.host());
-    const r = await listenUnix(this.server.server, path, 0o600, "command");
+    const r = await listenUnix(this.server.server, path, 0o600, "command", this.ctx);
     this.listenState = r.ok ? "listening" : "unavailable";
     if (!r.ok) this.reason = r.message;
     else log.info("command socket listening", { path });
@@ -113,11 +112,7 @@ export class CommandComponent implements Component {
       runState: () => (this.stopping ? "STOPPING" : "RUNNING"),
       upgrading: () => this.upgradeRunning,
       upgrade: () => this.upgrade(),
-      exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
-        const next = this.fileChain.then(fn);
-        this.fileChain = next.catch(() => {});
-        return next;
-      },
+      exclusive: <T>(fn: () => Promise<T>): Promise<T> => this.fileOrders.run(fn),
     };
   }
 
@@ -128,13 +123,12 @@ export class CommandComponent implements Component {
     try {
       await this.persister.idle();
       log.info("UPGRADE_MASTER received, starting a new master");
-      const r = await this.launch(this.ctx.components);
+      const r = await this.ctx.launchSuccessor(); // on success the socket files are the new master's
       if (r.ok) {
         log.info("new master ready, handing over and draining", { pid: r.pid });
         this.stopping = true;
-        keepSocketPathsOnClose(); // the new master serves on the same socket files
         // let the Ok reach the client first; the command socket closes last (stopLast)
-        setImmediate(() => void stopAccepting(this.ctx.components).then(() => this.ctx.requestStop(true)));
+        setImmediate(() => void this.ctx.stopAccepting().then(() => this.ctx.requestStop(true)));
       } else {
         this.upgradeRunning = false;
       }

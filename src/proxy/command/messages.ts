@@ -1,5 +1,5 @@
 // The command protocol's requests after decoding (every accepted wire shape maps to one of these)
-// and the answers (specs/proxy-command-socket.md, design/proxy.md "Command socket protocol").
+// and the answers (stevedore(8), PROXY, Command socket).
 import type { HttpFront, HttpsFront, LoadBalancing } from "../types.js";
 
 export type Status = "Ok" | "Error" | "Processing";

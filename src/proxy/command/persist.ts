@@ -2,11 +2,11 @@
 // the requests that rebuild the state, one JSON request per line, each line ending in "\n\0",
 // ids SAVE-<n>, in the spec's shape {id, version, data: {type, data}}.
 import { open } from "node:fs/promises";
-import { writeFileAtomic } from "../../store/atomic.js";
+import { writeFileAtomic } from "../../store/index.js";
 import { decodeRequest } from "./decode.js";
 import { isStateOrder, type StateOrder } from "./messages.js";
 import type { ProxyState } from "./state.js";
-import { formatHostPort } from "../../config/index.js";
+import { formatHostPort } from "../../base/index.js";
 
 export const MAX_STATE_FILE_BYTES = 256 * 1024 * 1024;
 

@@ -3,7 +3,7 @@
 // backends' health; until it is connected with setRoutesProvider, the table is the command
 // socket's own routes. RouteInfo is defined in src/proxy/types.ts.
 import type { ProxyStateView, RouteInfo } from "../types.js";
-import { formatHostPort } from "../../config/index.js";
+import { formatHostPort } from "../../base/index.js";
 
 export type { RouteInfo };
 

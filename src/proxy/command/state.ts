@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView } from "../types.js";
 import { parseCertificate } from "./certs.js";
 import type { BackendSpec, StateOrder } from "./messages.js";
-import { formatHostPort } from "../../config/index.js";
+import { formatHostPort } from "../../base/index.js";
 
 export const LIMITS = { apps: 10_000, fronts: 50_000, backends: 50_000, certificates: 10_000 };
 

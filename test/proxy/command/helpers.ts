@@ -37,8 +37,11 @@ export async function startCommand(opts: { dir?: string; extra?: string } = {}):
     requestStop: async (graceful: boolean) => {
       stops.push(graceful);
     },
-    components: [],
-  }, async () => ({ ok: false, reason: "test: no new master" }));
+    inherit: async () => false,
+    handedOver: () => false,
+    launchSuccessor: async () => ({ ok: false, reason: "test: no new master" }),
+    stopAccepting: async () => {},
+  });
   await comp.start();
   const clients: CommandClient[] = [];
   return {

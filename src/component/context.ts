@@ -1,7 +1,21 @@
+// The contract between the daemon and its interfaces: Component, DaemonContext, the listener
+// hand-over (UPGRADE_MASTER, see stevedore(8)) as the components see it.
+import type { Server } from "node:net";
 import type { Config, DynamicConfig } from "../config/index.js";
 import type { DockerClient } from "../docker/index.js";
-import type { CatalogView } from "../catalog/types.js";
-import type { ListenerMap } from "./handover.js";
+import type { CatalogView } from "../catalog/index.js";
+
+/** Every listening socket of a component, by hand-over name, with the address it listens on.
+ *  Names: "query", "admin", "command", "core", "proxy-http", "proxy-https". */
+export type ListenerMap = Map<string, { server: Server; address: string }>;
+
+/** How starting a new master (UPGRADE_MASTER) ended. */
+export type LaunchResult = { ok: true; pid: number } | { ok: false; reason: string };
+
+/** Listen `server` on the socket the old master handed over under `name`, when it listened on the
+ *  same `address`. False: nothing inherited, bind as usual. A failure throws (the new master then
+ *  reports it instead of "ready", and the old one keeps serving). */
+export type InheritFn = (server: Server, name: string, address: string) => Promise<boolean>;
 
 /** What the daemon hands every component. */
 export interface DaemonContext {
@@ -20,6 +34,18 @@ export interface DaemonContext {
   requestStop(graceful: boolean): Promise<void>;
   /** the one reload path (SIGHUP and admin `reload`); resolves with the errors, [] on success */
   reload(): Promise<string[]>;
+  // ---- UPGRADE_MASTER (each a plain function: components pass them on unbound) ----
+  /** the new master's side: take a listener over from the old master (see InheritFn) */
+  readonly inherit: InheritFn;
+  /** the old master's side: true once a new master took the listening sockets; the socket files
+   *  are the new master's then (keep them on close) */
+  readonly handedOver: () => boolean;
+  /** the old master's side: start a new master from the binary on disk, hand it every
+   *  component's listeners, wait until it is ready; on success handedOver() turns true */
+  readonly launchSuccessor: () => Promise<LaunchResult>;
+  /** the old master after the hand-over: stop accepting on every listener (without touching the
+   *  connections), then give the connections accepted last a grace to send their request */
+  readonly stopAccepting: () => Promise<void>;
 }
 
 /** One interface of the daemon (query socket, admin socket, proxy, core API, ...). */
@@ -37,7 +63,7 @@ export interface Component {
   prepareReload?(next: DynamicConfig): Promise<string[]>;
   /** the proxy's merged routed host names (admin `status` counts them as `sites`) */
   routedHostnames?(): Iterable<string>;
-  /** the listening sockets UPGRADE_MASTER hands to a new master, by name (see handover.ts) */
+  /** the listening sockets UPGRADE_MASTER hands to a new master, by name */
   listeners?(): ListenerMap;
   /** after a reload swapped the dynamic config */
   reloaded?(dynamic: DynamicConfig): void;

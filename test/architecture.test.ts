@@ -1,0 +1,199 @@
+// The layering of src/: every relative import (import, import type, export ... from, import())
+// is checked against the rule table below; no cycles between folders or between files.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../src");
+
+// ---- the rules ---------------------------------------------------------------------------------
+// A module is a folder under src/ or a top-level file (log.ts -> "log"). A module may import a
+// module of a LOWER layer only; `sideways` lists the same-layer modules it may import too.
+// A new interface adds one line here.
+const BASE = 0, FLOOR = 1, MODEL = 2, CONTRACT = 3, INTERFACE = 4, PROGRAM = 5;
+interface Rule {
+  layer: number;
+  sideways?: string[];
+  /** files of this module other modules may import besides index.ts, each with its reason */
+  entries?: Record<string, string>;
+}
+const RULES: Record<string, Rule> = {
+  base: { layer: BASE }, // small shared rules: names, host:port, Serializer, KeyedLock, mapLimit
+  log: { layer: BASE },
+  deadline: { layer: BASE },
+  version: { layer: BASE },
+  store: { layer: FLOOR }, // atomic files
+  docker: { layer: FLOOR }, // Engine API client
+  config: { layer: FLOOR }, // config file, schema
+  http: { layer: FLOOR, sideways: ["store"] }, // a Unix listener makes its socket's directory
+  catalog: { layer: MODEL, sideways: [] }, // deployments and services
+  tokens: { layer: MODEL }, // query tokens
+  component: { layer: CONTRACT }, // the Component/DaemonContext contract, listener hand-over
+  query: { layer: INTERFACE },
+  admin: { layer: INTERFACE },
+  proxy: { layer: INTERFACE },
+  core: { layer: INTERFACE },
+  manager: { layer: INTERFACE },
+  shaman: { layer: INTERFACE },
+  worker: { layer: INTERFACE }, // the reference worker: a client program at interface level
+  daemon: { layer: PROGRAM, sideways: [] },
+  cli: { layer: PROGRAM, sideways: ["daemon"] }, // `stevedore daemon` runs it
+  main: { layer: PROGRAM + 1 },
+};
+
+// ---- the import graph --------------------------------------------------------------------------
+interface Edge {
+  from: string; // file, relative to src/ with "/"
+  to: string;
+  line: number;
+}
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...sourceFiles(p));
+    else if (name.endsWith(".ts")) out.push(p);
+  }
+  return out;
+}
+
+const rel = (abs: string) => relative(SRC, abs).split(sep).join("/");
+
+// static: `import ... from "x"`, `import "x"`, `export ... from "x"`; dynamic: `import("x")`
+const IMPORT_RE = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[\w*${}\s,]+?\s+from\s+)?["'](\.{1,2}\/[^"']+)["']|\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g;
+
+/** Comments blanked (kept line breaks) so an import in a comment is not one. */
+function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, (c) => c.replace(/[^\n]/g, " "));
+}
+
+function resolveImport(fromAbs: string, spec: string): string {
+  const base = resolve(dirname(fromAbs), spec);
+  const candidates = [base.replace(/\.js$/, ".ts"), `${base}.ts`, join(base, "index.ts")];
+  return candidates.find((c) => existsSync(c) && statSync(c).isFile()) ?? base;
+}
+
+export function importEdges(files: string[]): Edge[] {
+  const edges: Edge[] = [];
+  for (const abs of files) {
+    const text = withoutComments(readFileSync(abs, "utf8"));
+    for (const m of text.matchAll(IMPORT_RE)) {
+      const spec = (m[1] ?? m[2])!;
+      const line = text.slice(0, m.index! + m[0].indexOf(spec)).split("\n").length;
+      edges.push({ from: rel(abs), to: rel(resolveImport(abs, spec)), line });
+    }
+  }
+  return edges;
+}
+
+/** "proxy/command/state.ts" -> "proxy"; "log.ts" -> "log". */
+export function moduleOf(file: string): string {
+  const i = file.indexOf("/");
+  return i < 0 ? file.replace(/\.ts$/, "") : file.slice(0, i);
+}
+
+/** Every rule an edge breaks (empty: fine). */
+export function violations(edges: Edge[], rules: Record<string, Rule>): string[] {
+  const out: string[] = [];
+  for (const e of edges) {
+    const [fm, tm] = [moduleOf(e.from), moduleOf(e.to)];
+    if (fm === tm) continue;
+    const where = `src/${e.from}:${e.line} imports src/${e.to}`;
+    const [fr, tr] = [rules[fm], rules[tm]];
+    if (!fr || !tr) {
+      out.push(`${where}: module "${!fr ? fm : tm}" has no line in the rule table`);
+      continue;
+    }
+    const down = tr.layer < fr.layer || (tr.layer === fr.layer && (fr.sideways ?? []).includes(tm));
+    if (!down) out.push(`${where}: ${fm} (layer ${fr.layer}) may not import ${tm} (layer ${tr.layer})`);
+    const entry = e.to.slice(tm.length + 1);
+    if (e.to.includes("/") && entry !== "index.ts" && !tr.entries?.[entry]) {
+      out.push(`${where}: import ${tm} through its entry src/${tm}/index.ts`);
+    }
+  }
+  return out;
+}
+
+/** Cycles in a directed graph, each as its path (a -> b -> a); at most one per strongly connected part. */
+export function cycles(graph: Map<string, Set<string>>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (n: string) => {
+    state.set(n, "open");
+    stack.push(n);
+    for (const m of [...(graph.get(n) ?? [])].sort()) {
+      if (state.get(m) === "open") found.push([...stack.slice(stack.indexOf(m)), m]);
+      else if (!state.has(m)) visit(m);
+    }
+    stack.pop();
+    state.set(n, "done");
+  };
+  for (const n of [...graph.keys()].sort()) if (!state.has(n)) visit(n);
+  return found;
+}
+
+function graphOf(edges: Edge[], key: (file: string) => string): Map<string, Set<string>> {
+  const g = new Map<string, Set<string>>();
+  for (const e of edges) {
+    const [a, b] = [key(e.from), key(e.to)];
+    if (a === b) continue;
+    if (!g.has(a)) g.set(a, new Set());
+    g.get(a)!.add(b);
+  }
+  return g;
+}
+
+function describeCycle(path: string[], edges: Edge[], key: (f: string) => string): string {
+  const steps = path.slice(1).map((to, i) => {
+    const e = edges.find((x) => key(x.from) === path[i] && key(x.to) === to)!;
+    return `src/${e.from}:${e.line} -> src/${e.to}`;
+  });
+  return `cycle ${path.join(" -> ")}: ${steps.join(", ")}`;
+}
+
+// ---- the tests ---------------------------------------------------------------------------------
+const EDGES = importEdges(sourceFiles(SRC));
+
+test("the import parser sees every kind of relative import", () => {
+  const kinds = new Set(EDGES.map((e) => e.from));
+  assert.ok(EDGES.length > 200, `only ${EDGES.length} imports found`);
+  assert.ok(kinds.has("main.ts"));
+  const text = withoutComments(`import type { A } from "./a.js";\nexport * from "./b.js";\nexport {\n  c,\n} from "../c.js";\nimport "./d.js";\nconst x = await import("./e.js");\n// import { f } from "./f.js";\nimport { g } from "node:g";\n`);
+  const specs = [...text.matchAll(IMPORT_RE)].map((m) => m[1] ?? m[2]);
+  assert.deepEqual(specs, ["./a.js", "./b.js", "../c.js", "./d.js", "./e.js"]);
+});
+
+test("the checks catch a wrong arrow, a side entry and a cycle", () => {
+  const edges: Edge[] = [
+    { from: "catalog/a.ts", to: "query/index.ts", line: 3 },
+    { from: "query/a.ts", to: "catalog/inner.ts", line: 4 },
+    { from: "query/a.ts", to: "admin/index.ts", line: 5 },
+  ];
+  const v = violations(edges, RULES);
+  assert.equal(v.length, 3, v.join("\n"));
+  assert.match(v[0]!, /src\/catalog\/a\.ts:3 .*catalog \(layer 2\) may not import query/);
+  assert.match(v[1]!, /through its entry src\/catalog\/index\.ts/);
+  assert.match(v[2]!, /query \(layer 4\) may not import admin/);
+  const g = new Map([["a", new Set(["b"])], ["b", new Set(["c"])], ["c", new Set(["a"])]]);
+  assert.deepEqual(cycles(g), [["a", "b", "c", "a"]]);
+});
+
+test("every import under src/ points down the layers, through a module's entry", () => {
+  const v = violations(EDGES, RULES);
+  assert.deepEqual(v, [], `\n${v.join("\n")}`);
+});
+
+test("no cycles between folders", () => {
+  const c = cycles(graphOf(EDGES, moduleOf)).map((p) => describeCycle(p, EDGES, moduleOf));
+  assert.deepEqual(c, [], `\n${c.join("\n")}`);
+});
+
+test("no cycles between files", () => {
+  const id = (f: string) => f;
+  const c = cycles(graphOf(EDGES, id)).map((p) => describeCycle(p, EDGES, id));
+  assert.deepEqual(c, [], `\n${c.join("\n")}`);
+});
