@@ -43,6 +43,8 @@ export class Incoming {
   ended = false;
   /** the request body has been read to its end */
   requestComplete = false;
+  /** the answer's status, once writeHead was called (for request logs) */
+  status = 0;
   private sink: BodySink | undefined;
   private queued: Buffer[] | undefined;
   private pendingHead: string | undefined;
@@ -121,6 +123,7 @@ export class Incoming {
   writeHead(status: number, reason: string, headers: string[]): void {
     if (this.ended) return;
     this.headersSent = true;
+    this.status = status;
     const { head } = this;
     this.bodiless = head.method === "HEAD" || status === 204 || status === 304;
     let hasLength = false;
