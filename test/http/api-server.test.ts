@@ -443,3 +443,27 @@ test("request log at debug: method, path without the query, status, ms; no heade
     await close();
   }
 });
+
+test("a handler answering through req.inc (streaming); a failure after the head cuts the connection", async () => {
+  const { port, close } = await serve({
+    routes: [
+      { method: "GET", path: "/events", handler: (req) => {
+        req.inc.writeHead(200, "OK", ["Content-Type", "text/event-stream", "X-Peer", req.remoteAddress]);
+        req.inc.write(Buffer.from("data: 1\n\n"));
+        setImmediate(() => (req.inc.write(Buffer.from("data: 2\n\n")), req.inc.end()));
+      } },
+      { method: "GET", path: "/half", handler: (req) => {
+        req.inc.writeHead(200, "OK", ["Content-Type", "text/plain"]);
+        req.inc.write(Buffer.from("partial"));
+        throw new Error("broke mid-answer");
+      } },
+    ],
+  });
+  try {
+    const r = await call(port, "GET", "/events");
+    assert.deepEqual([r.status, r.headers["content-type"], r.headers["x-peer"], r.text], [200, "text/event-stream", "127.0.0.1", "data: 1\n\ndata: 2\n\n"]);
+    await assert.rejects(call(port, "GET", "/half"), /aborted|ECONNRESET|socket hang up/);
+  } finally {
+    await close();
+  }
+});
