@@ -35,6 +35,7 @@ function call(port: number, method: string, path: string, opts: { headers?: Reco
     const req = request({ host: "127.0.0.1", port, method, path, headers: opts.headers, agent: opts.agent ?? false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject); // cut mid-answer
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString("utf8");
         let json: unknown;
