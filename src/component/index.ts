@@ -1,3 +1,2 @@
 // The component floor's entry: the contract every interface implements and the daemon drives.
 export type { Component, ComponentFactory, DaemonContext, InheritFn, LaunchResult, ListenerMap } from "./context.js";
-export { listenInherited, setProcessInherit } from "./process-inherit.js";

@@ -1,16 +1,12 @@
-// The core API component: HTTP(S) listener, X-Duxcore-CoreKey auth before routing, the seven routes.
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import { readFile } from "node:fs/promises";
-import { Transform, type TransformCallback } from "node:stream";
+// The core API component: the X-Duxcore-CoreKey check before routing, the seven routes (also under
+// /v1), and the core's error mapping; served by the JSON API server (src/http/api-server.ts).
+import type { Readable } from "node:stream";
 import { isIP } from "node:net";
 import type { Component, DaemonContext } from "../component/index.js";
 import { parseHostPort } from "../base/index.js";
 import { DockerError, DockerUnavailable } from "../docker/index.js";
-import { HttpError, listen, readBody, readJson, sendError, sendJson } from "../http/index.js";
+import { HttpError, createApiServer, type ApiErrorStatus, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
 import { log } from "../log.js";
-import { untilDeadline } from "../deadline.js";
-import { listenInherited } from "../component/index.js";
 import { ArchiveError, ArchiveTooLarge } from "./tar.js";
 import { DownloadError, DownloadTooLarge } from "./download.js";
 import { KeyChecker, keyPath, loadOrCreateKey } from "./key.js";
@@ -18,17 +14,14 @@ import { ID_RE, parseCreateBody, parseEnvBody } from "./params.js";
 import { CoreServices, type CtlOp } from "./services.js";
 
 const MAX_CONNECTIONS = 256;
+const LIMITS = { maxConnections: MAX_CONNECTIONS, headMs: 30_000, idleMs: 5_000, maxHeaderBytes: 16 * 1024 };
 const REPO_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$|^[a-zA-Z0-9.-]+(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)+$/;
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
+const NO_CONTENT: ApiResponse = { status: 204 };
+const CTL_OPS: readonly string[] = ["start", "stop", "restart", "kill"];
 
-type Handler = (req: IncomingMessage, res: ServerResponse, id: string | undefined, url: URL) => Promise<void>;
-interface Route {
-  re: RegExp;
-  methods: Record<string, Handler>;
-}
-
-/** Map an error to the API's status and text; our own bugs are 500 and logged. */
-export function errorStatus(err: unknown): { status: number; message: string } {
+/** Map an error to the API's status and text; our own bugs are 500 (logged by the server). */
+export function errorStatus(err: unknown): ApiErrorStatus {
   if (err instanceof HttpError) return { status: err.status, message: err.message };
   if (err instanceof DockerUnavailable) return { status: 503, message: `docker unavailable: ${err.cause.message}` };
   if (err instanceof DockerError) {
@@ -47,11 +40,75 @@ export function isLoopbackHost(host: string): boolean {
   return host === "::1" || host === "0:0:0:0:0:0:0:1";
 }
 
+function parseCtlBody(body: unknown): CtlOp {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "body must be a JSON object {op}");
+  const extra = Object.keys(body).filter((k) => k !== "op");
+  if (extra.length) throw new HttpError(400, `unknown keys: ${extra.join(", ")}`);
+  const op = (body as { op?: unknown }).op;
+  if (typeof op !== "string" || !CTL_OPS.includes(op)) throw new HttpError(400, `op must be "start", "stop", "restart" or "kill"`);
+  return op as CtlOp;
+}
+
+const isTooLarge = (err: unknown) => err instanceof HttpError && err.status === 413;
+
+/** the spec's routes, and the same under /v1 (what existing cores of this protocol call) */
+function coreRoutes(services: CoreServices, imageMaxBytes: () => number): ApiRoute[] {
+  // endpoints without a body still read (and bound) whatever is sent
+  const routes: ApiRoute[] = [
+    {
+      method: "POST", path: "/service",
+      handler: async (req) => (await services.create(parseCreateBody(await req.json())), NO_CONTENT),
+    },
+    {
+      method: "POST", path: "/service/:id/ctl",
+      handler: async (req) => (await services.ctl(req.params.id!, parseCtlBody(await req.json())), NO_CONTENT),
+    },
+    {
+      method: "GET", path: "/service/:id/stats",
+      handler: async (req) => (await req.body(), { status: 200, body: await services.stats(req.params.id!) }),
+    },
+    {
+      method: "PATCH", path: "/service/:id/env",
+      handler: async (req) => (await services.setEnv(req.params.id!, parseEnvBody(await req.json())), NO_CONTENT),
+    },
+    {
+      method: "GET", path: "/service/:id",
+      handler: async (req) => (await req.body(), { status: 200, body: await services.inspect(req.params.id!) }),
+    },
+    {
+      method: "DELETE", path: "/service/:id",
+      handler: async (req) => (await req.body(), await services.remove(req.params.id!), NO_CONTENT),
+    },
+    { method: "POST", path: "/docker/image", handler: (req) => importImage(req, services, imageMaxBytes()) },
+  ];
+  return [...routes, ...routes.map((r) => ({ ...r, path: `/v1${r.path}` }))];
+}
+
+/** The raw tar body streams to Docker, never buffered whole; past the limit → 413. */
+async function importImage(req: ApiRequest, services: CoreServices, limit: number): Promise<ApiResponse> {
+  const repo = req.query.get("repo") || undefined;
+  const tag = req.query.get("tag") || undefined;
+  if (repo !== undefined && (repo.length > 255 || !REPO_RE.test(repo))) throw new HttpError(400, "repo must be an image repository name");
+  if (tag !== undefined && !TAG_RE.test(tag)) throw new HttpError(400, "tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+  if (tag !== undefined && repo === undefined) throw new HttpError(400, "tag needs repo");
+  const tooLarge = () => new HttpError(413, `image larger than ${limit} bytes`);
+  let body: Readable | undefined;
+  try {
+    body = req.stream(limit);
+    const imageId = await services.importImage(body, repo, tag);
+    // Docker may have taken the cut stream for a complete archive
+    if (isTooLarge(body.errored)) throw tooLarge();
+    return { status: 200, body: { image_id: imageId } };
+  } catch (err) {
+    if (isTooLarge(err) || isTooLarge(body?.errored)) throw tooLarge();
+    throw err;
+  }
+}
+
 export function createCoreComponent(ctx: DaemonContext): Component {
   const config = ctx.config.static;
-  let server: Server | undefined;
-  let state: "listening" | "disabled" | "unavailable" | "stopped" = "stopped";
-  let address = "";
+  /** the key or the service registry could not be loaded: nothing is served */
+  let setupFailed = false;
   let checker: KeyChecker | undefined;
   const services = new CoreServices(
     ctx.docker,
@@ -67,141 +124,27 @@ export function createCoreComponent(ctx: DaemonContext): Component {
     },
     () => ctx.catalog.refreshRegistered(),
   );
-
-  const bodyLimit = () => ctx.dynamic().core_max_body_bytes;
-  /** endpoints without a body still read (and bound) whatever is sent */
-  const noBody = async (req: IncomingMessage) => void (await readBody(req, bodyLimit()));
-  const json = (req: IncomingMessage) => readJson(req, bodyLimit());
-  const serviceRoutes: Route[] = [
-    {
-      re: /^\/service$/,
-      methods: {
-        POST: async (req, res) => {
-          const params = parseCreateBody(await json(req));
-          await services.create(params);
-          noContent(res);
-        },
-      },
+  const tls = config.core_tls_cert !== "" && config.core_tls_key !== "";
+  const api = createApiServer({
+    name: "core",
+    listen: config.core_listen,
+    tls: tls ? { certFile: config.core_tls_cert, keyFile: config.core_tls_key } : undefined,
+    routes: coreRoutes(services, () => ctx.dynamic().core_image_max_bytes),
+    params: { id: ID_RE },
+    before(req) {
+      if (!checker?.check(req.header("x-duxcore-corekey"))) throw new HttpError(401, "invalid core key");
     },
-    {
-      re: /^\/service\/([^/]+)\/ctl$/,
-      methods: {
-        POST: async (req, res, id) => {
-          const body = await json(req);
-          const op = (body as { op?: unknown } | null)?.op;
-          if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "body must be a JSON object {op}");
-          const extra = Object.keys(body).filter((k) => k !== "op");
-          if (extra.length) throw new HttpError(400, `unknown keys: ${extra.join(", ")}`);
-          if (op !== "start" && op !== "stop" && op !== "restart" && op !== "kill") throw new HttpError(400, `op must be "start", "stop", "restart" or "kill"`);
-          await services.ctl(id!, op as CtlOp);
-          noContent(res);
-        },
-      },
-    },
-    {
-      re: /^\/service\/([^/]+)\/stats$/,
-      methods: { GET: async (req, res, id) => (await noBody(req), sendJson(res, 200, await services.stats(id!))) },
-    },
-    {
-      re: /^\/service\/([^/]+)\/env$/,
-      methods: {
-        PATCH: async (req, res, id) => {
-          const env = parseEnvBody(await json(req));
-          await services.setEnv(id!, env);
-          noContent(res);
-        },
-      },
-    },
-    {
-      re: /^\/service\/([^/]+)$/,
-      methods: {
-        GET: async (req, res, id) => (await noBody(req), sendJson(res, 200, await services.inspect(id!))),
-        DELETE: async (req, res, id) => {
-          await noBody(req);
-          await services.remove(id!);
-          noContent(res);
-        },
-      },
-    },
-    {
-      re: /^\/docker\/image$/,
-      methods: { POST: (req, res, _id, url) => importImage(req, res, url) },
-    },
-  ];
-
-  async function importImage(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const repo = url.searchParams.get("repo") || undefined;
-    const tag = url.searchParams.get("tag") || undefined;
-    if (repo !== undefined && (repo.length > 255 || !REPO_RE.test(repo))) throw new HttpError(400, "repo must be an image repository name");
-    if (tag !== undefined && !TAG_RE.test(tag)) throw new HttpError(400, "tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
-    if (tag !== undefined && repo === undefined) throw new HttpError(400, "tag needs repo");
-    const limit = ctx.dynamic().core_image_max_bytes;
-    const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, `image larger than ${limit} bytes`);
-    const counter = new ByteLimit(limit);
-    req.once("error", (err) => counter.destroy(err));
-    req.pipe(counter);
-    try {
-      const imageId = await services.importImage(counter, repo, tag);
-      if (counter.exceeded) throw new HttpError(413, `image larger than ${limit} bytes`);
-      sendJson(res, 200, { image_id: imageId });
-    } catch (err) {
-      if (counter.exceeded) throw new HttpError(413, `image larger than ${limit} bytes`);
-      throw err;
-    }
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      if (!checker?.check(req.headers["x-duxcore-corekey"])) throw new HttpError(401, "invalid core key");
-      let url: URL;
-      try {
-        url = new URL(req.url ?? "/", "http://core");
-      } catch {
-        throw new HttpError(400, "bad request target");
-      }
-      const path = url.pathname.startsWith("/v1/") ? url.pathname.slice(3) : url.pathname;
-      for (const route of serviceRoutes) {
-        const m = route.re.exec(path);
-        if (!m) continue;
-        const handler = route.methods[req.method ?? ""];
-        if (!handler) throw new HttpError(405, `method ${req.method} not allowed`, { Allow: Object.keys(route.methods).join(", ") });
-        let id: string | undefined;
-        if (m[1] !== undefined) {
-          try {
-            id = decodeURIComponent(m[1]);
-          } catch {
-            id = "";
-          }
-          if (!ID_RE.test(id)) throw new HttpError(404, `no such service: ${JSON.stringify(id)}`);
-        }
-        await handler(req, res, id, url);
-        return;
-      }
-      throw new HttpError(404, `no such endpoint: ${path}`);
-    } catch (err) {
-      const { status, message } = errorStatus(err);
-      if (status === 500) log.error("core API request failed", { method: req.method, path: req.url?.split("?")[0], error: (err as Error).message });
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
-      const hasBody = (req.headers["content-length"] ?? "0") !== "0" || req.headers["transfer-encoding"] !== undefined;
-      if (hasBody && !req.readableEnded && !(await drainBounded(req))) headers.Connection = "close";
-      sendError(res, status, message, headers);
-    }
-  }
+    errorStatus,
+    limits: () => ({ maxBodyBytes: ctx.dynamic().core_max_body_bytes, ...LIMITS }),
+    inherit: ctx.inherit,
+  });
 
   return {
     name: "core",
     async start() {
-      if (config.core_listen === "") {
-        state = "disabled";
-        return;
-      }
+      if (config.core_listen === "") return api.start(); // disabled
+      const hp = parseHostPort(config.core_listen);
       try {
-        const hp = parseHostPort(config.core_listen);
         if (!hp) throw new Error(`core_listen ${config.core_listen} must be host:port`);
         const { key, created } = await loadOrCreateKey(keyPath(config));
         if (created) log.info("core key created", { file: keyPath(config) });
@@ -209,101 +152,23 @@ export function createCoreComponent(ctx: DaemonContext): Component {
         await services.init();
         ctx.catalog.addRegisteredSource("core", () => services.registry.deployments());
         ctx.catalog.refreshRegistered();
-        const tls = config.core_tls_cert !== "" && config.core_tls_key !== "";
-        const onRequest = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
-        const opts = { headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 };
-        server = tls
-          ? createHttpsServer({ ...opts, cert: await readFile(config.core_tls_cert), key: await readFile(config.core_tls_key) }, onRequest)
-          : createHttpServer(opts, onRequest);
-        server.maxConnections = MAX_CONNECTIONS;
-        if (!(await listenInherited(server, "core", config.core_listen)))
-          await listen(server, { port: hp.port, host: hp.host });
-        server.on("error", (err) => log.error("core API server error", { error: err.message }));
-        const bound = server.address();
-        address = typeof bound === "object" && bound ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : config.core_listen;
-        state = "listening";
-        log.info("core API listening", { address, tls, services: services.registry.size });
-        if (!tls && !isLoopbackHost(hp.host))
-          log.warn("core API listens on a non-loopback address without TLS: the core key travels in clear text", { address });
       } catch (err) {
-        state = "unavailable";
-        server = undefined;
+        setupFailed = true;
         log.error("core API unavailable", { listen: config.core_listen, error: (err as Error).message });
-      }
-    },
-    async stop(graceful, deadline) {
-      const srv = server;
-      if (!srv) {
-        if (state !== "disabled") state = "stopped";
         return;
       }
-      const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
-      srv.closeIdleConnections();
-      if (graceful) await untilDeadline(closed, deadline);
-      srv.closeAllConnections();
-      await closed;
-      server = undefined;
-      state = "stopped";
+      await api.start();
+      if (api.status().state === "listening" && !tls && !isLoopbackHost(hp.host))
+        log.warn("core API listens on a non-loopback address without TLS: the core key travels in clear text", { address: api.address });
     },
-    listeners() {
-      return new Map(server && state === "listening" ? [["core", { server, address: config.core_listen }]] : []);
+    async stop(graceful, deadline) {
+      setupFailed = false;
+      await api.stop(graceful, deadline);
     },
+    listeners: () => api.listeners(),
     status() {
-      return { state, address: address || undefined, services: services.registry.size };
+      const s = api.status();
+      return { ...s, state: setupFailed ? "unavailable" : s.state, services: services.registry.size };
     },
   };
-}
-
-const LINGER_BYTES = 16 * 1024 * 1024;
-const LINGER_MS = 5_000;
-
-/** We fail a request before the client sent its whole body (413, 401, ...). Answering and closing
- *  at once would make the kernel reset the connection and the client lose our answer; so first read
- *  and discard a bounded amount of what it still sends. False when the bound was hit. */
-function drainBounded(req: IncomingMessage): Promise<boolean> {
-  if (req.readableEnded) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    let seen = 0;
-    const finish = (ok: boolean) => {
-      clearTimeout(timer);
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("close", onClose);
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), LINGER_MS);
-    const onData = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > LINGER_BYTES) finish(false);
-    };
-    const onEnd = () => finish(true);
-    const onClose = () => finish(req.readableEnded);
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("close", onClose);
-    req.resume();
-  });
-}
-
-function noContent(res: ServerResponse): void {
-  res.writeHead(204);
-  res.end();
-}
-
-/** Passes bytes through until `limit`; past it, ends with an error and remembers why. */
-class ByteLimit extends Transform {
-  private seen = 0;
-  exceeded = false;
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.limit) {
-      this.exceeded = true;
-      done(new Error(`more than ${this.limit} bytes`));
-      return;
-    }
-    done(null, chunk);
-  }
 }

@@ -5,7 +5,7 @@ import { DockerClient } from "../docker/index.js";
 import { Catalog } from "../catalog/index.js";
 import { log, setLogLevel, type Level } from "../log.js";
 import { VERSION } from "../version.js";
-import { setProcessInherit, type Component, type DaemonContext } from "../component/index.js";
+import type { Component, DaemonContext } from "../component/index.js";
 import { createComponents } from "./components.js";
 import { Reloader } from "./reload.js";
 import { Handover, stopAccepting } from "./handover.js";
@@ -53,7 +53,6 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
     launchSuccessor: () => handover.launchSuccessor(components),
     stopAccepting: () => stopAccepting(components),
   };
-  setProcessInherit(ctx.inherit); // transitional, for the core API (see src/component/process-inherit.ts)
   reloader.onSwap((dyn: DynamicConfig) => {
     setLogLevel(dyn.log_level as Level);
     for (const c of components) c.reloaded?.(dyn);
@@ -96,7 +95,6 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   process.off("SIGHUP", onHup);
-  setProcessInherit(undefined);
   log.info("stopped");
   return 0;
 }

@@ -1,8 +1,9 @@
-// Our own HTTP/1.1 server side, used by the proxy's listeners and the query socket: one ClientConn
-// per accepted connection (TCP, TLS or Unix), one Incoming per request. node:http's server cost
-// about half of the proxy's time (an IncomingMessage stream, a ServerResponse with its header
-// objects, several writes per answer) and about 10 KB per waiting long-poll; here a request is
-// parsed by RequestParser and its answer goes out as one corked write of head + first body bytes.
+// Our own HTTP/1.1 server side, used by the proxy's listeners, the query socket and the JSON API
+// server (api-server.ts): one ClientConn per accepted connection (TCP, TLS or Unix), one Incoming
+// per request. node:http's server cost about half of the proxy's time (an IncomingMessage stream,
+// a ServerResponse with its header objects, several writes per answer) and about 10 KB per waiting
+// long-poll; here a request is parsed by RequestParser and its answer goes out as one corked write
+// of head + first body bytes.
 //
 // A connection handles one request at a time; pipelined requests wait, held by the parser. When
 // an answer is complete the connection goes on with the next request, or closes when either side
@@ -43,6 +44,8 @@ export class Incoming {
   ended = false;
   /** the request body has been read to its end */
   requestComplete = false;
+  /** the answer's status, once writeHead was called (for request logs) */
+  status = 0;
   private sink: BodySink | undefined;
   private queued: Buffer[] | undefined;
   private pendingHead: string | undefined;
@@ -121,6 +124,7 @@ export class Incoming {
   writeHead(status: number, reason: string, headers: string[]): void {
     if (this.ended) return;
     this.headersSent = true;
+    this.status = status;
     const { head } = this;
     this.bodiless = head.method === "HEAD" || status === 204 || status === 304;
     let hasLength = false;

@@ -1,8 +1,7 @@
 // The query socket's HTTP handling: auth before routing, bodies from the per-revision cache,
 // long-polls through the catalog's waiter list. Never a Docker call per request.
-import { STATUS_CODES } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
-import { ClientConnSet, httpDate, type Incoming } from "../http/index.js";
+import { ClientConnSet, errorBody, refuseJson, sendJsonBody as send, type Incoming } from "../http/index.js";
 import type { CatalogView, Revision } from "../catalog/index.js";
 import { log } from "../log.js";
 import { isDeploymentName } from "../base/index.js";
@@ -28,8 +27,6 @@ export const LIMITS = {
   maxHeaderSize: 16 * 1024,
 };
 
-const JSON_TYPE = "application/json";
-const errorBody = (message: string) => Buffer.from(JSON.stringify({ error: message }));
 const HEALTHZ = Buffer.from(`{"status":"ok"}`);
 const NOT_FOUND = errorBody("not found");
 const METHOD_NOT_ALLOWED = errorBody("method not allowed");
@@ -40,21 +37,6 @@ const INVALID_NAME = errorBody("invalid deployment name");
 const DOCKER_DOWN = errorBody("docker unavailable");
 const TOO_MANY = errorBody("too many waiting polls");
 const INTERNAL = errorBody("internal error");
-
-function send(inc: Incoming, status: number, body: Buffer, extra?: string[]): void {
-  const headers = ["Date", httpDate(), "Content-Type", JSON_TYPE, "Content-Length", String(body.length)];
-  if (extra) headers.push(...extra);
-  inc.answer(status, STATUS_CODES[status] ?? "", headers, body); // HEAD: the body is not sent
-}
-
-/** requests the HTTP layer refuses itself, in the socket's JSON error shape */
-const REFUSED: Record<number, Buffer> = {
-  400: errorBody("bad request"),
-  408: errorBody("request timeout"),
-  417: errorBody("expectation failed"),
-  431: errorBody("request headers too large"),
-  501: errorBody("unsupported transfer coding"),
-};
 
 /** The first Authorization header in the raw header list. */
 function authorizationHeader(raw: string[]): string | undefined {
@@ -80,7 +62,7 @@ export class QueryServer {
     const settings = { maxHeaderBytes: LIMITS.maxHeaderSize, idleMs: LIMITS.keepAliveTimeoutMs, headMs: LIMITS.headersTimeoutMs, answerHalfClosed: false };
     this.conns = new ClientConnSet(() => settings, {
       request: (inc) => this.request(inc),
-      refuse: (inc, status) => send(inc, status, REFUSED[status] ?? REFUSED[400]!),
+      refuse: refuseJson,
     });
     this.server = createServer({ allowHalfOpen: true }, this.conns.accept);
     this.server.maxConnections = opts.maxConnections;

@@ -1,0 +1,428 @@
+// The one JSON API server (the core API, the manager): a TCP or TLS listener on our own HTTP/1.1
+// server side (server-conn.ts), routing by method and path pattern, bounded bodies, one error
+// shape {"error": "..."}, request logs, hand-over of the listener and a graceful stop.
+import { readFile } from "node:fs/promises";
+import { STATUS_CODES } from "node:http";
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
+import { Readable } from "node:stream";
+import { formatHostPort, parseHostPort } from "../base/index.js";
+import { untilDeadline } from "../deadline.js";
+import { log } from "../log.js";
+import { HttpError, errorBody, refuseJson } from "./json.js";
+import { listen } from "./listen.js";
+import { Router } from "./router.js";
+import { ClientConnSet, httpDate, type Incoming } from "./server-conn.js";
+
+export interface ApiRequest {
+  readonly method: string;
+  /** the pathname as sent (not decoded), without the query */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** the route's ":name" captures, percent-decoded and checked against `params` */
+  readonly params: Record<string, string>;
+  readonly remoteAddress: string;
+  /** first value of a header (case-insensitive name) */
+  header(name: string): string | undefined;
+  /** escape hatch: streaming answers (SSE), the raw body */
+  readonly inc: Incoming;
+  /** the whole body, at most `limit` bytes (default maxBodyBytes): HttpError 413 past it */
+  body(limit?: number): Promise<Buffer>;
+  /** the body as JSON: 415 for another content type, 400 for bad JSON, 413 past the limit */
+  json(limit?: number): Promise<unknown>;
+  /** the body as a stream with backpressure (big uploads); destroyed with HttpError 413 past
+   *  `limit` (a larger Content-Length throws it at once), with an error if the client goes away */
+  stream(limit: number): Readable;
+  /** set by the `before` hook (auth) */
+  user?: unknown;
+}
+
+export interface ApiResponse {
+  status: number;
+  /** JSON unless a Buffer (application/octet-stream) or a string (text/plain); none for 204/304 */
+  body?: unknown;
+  /** extra headers (Content-Type replaces ours; Content-Length is always ours) */
+  headers?: Record<string, string>;
+}
+
+/** void: the handler answered (or answers later) through req.inc */
+export type ApiHandler = (req: ApiRequest) => Promise<ApiResponse | void> | ApiResponse | void;
+
+export interface ApiRoute {
+  method: string;
+  /** "/tasks/:id/update": a ":name" segment captures one non-empty path segment */
+  path: string;
+  handler: ApiHandler;
+}
+
+export interface ApiLimits {
+  maxBodyBytes: number;
+  maxConnections: number;
+  /** from the first byte of a request head to its end (slower: 408) */
+  headMs: number;
+  /** keep-alive idle time between requests */
+  idleMs: number;
+  maxHeaderBytes: number;
+}
+
+export interface ApiErrorStatus {
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+export interface ApiServerOptions {
+  /** log and hand-over name ("core", "manager") */
+  name: string;
+  /** "host:port"; "" = disabled */
+  listen: string;
+  tls?: { certFile: string; keyFile: string };
+  routes: ApiRoute[];
+  /** a ":name" capture failing its RegExp → 404 */
+  params?: Record<string, RegExp>;
+  /** runs before routing (auth); a response ends the request there, a thrown error too */
+  before?(req: ApiRequest): Promise<ApiResponse | void> | ApiResponse | void;
+  /** domain errors → status and message; undefined → 500 "internal error" (logged) */
+  errorStatus?(err: unknown): ApiErrorStatus | undefined;
+  /** read per connection and request, so they may follow a reload */
+  limits(): ApiLimits;
+  /** UPGRADE_MASTER: listen on the socket handed over under `name`; false when there is none */
+  inherit?(server: Server, name: string, address: string): Promise<boolean>;
+}
+
+export type ApiServerState = "listening" | "disabled" | "unavailable" | "stopped";
+
+export interface ApiServer {
+  /** bind (or take over) the listener; a failure is logged and shown in status(), not thrown */
+  start(): Promise<void>;
+  /** stop accepting; idle connections close now; when graceful, requests in flight finish until
+   *  `deadline` (performance.now() ms); then every connection is closed */
+  stop(graceful: boolean, deadline: number): Promise<void>;
+  status(): { state: ApiServerState; address?: string };
+  /** for the hand-over: the listening socket under `name` */
+  listeners(): Map<string, { server: Server; address: string }>;
+  /** the bound "host:port" ("" when not listening) */
+  readonly address: string;
+}
+
+/** a body sent with a request we fail before reading it is read and dropped up to these bounds
+ *  before the answer, else the answer closes the connection */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 5_000;
+const EMPTY = Buffer.alloc(0);
+const INTERNAL: ApiErrorStatus = { status: 500, message: "internal error" };
+
+export function createApiServer(opts: ApiServerOptions): ApiServer {
+  return new JsonApiServer(opts);
+}
+
+class JsonApiServer implements ApiServer {
+  address = "";
+  private state: ApiServerState = "stopped";
+  private server: Server | undefined;
+  private readonly router: Router<ApiRoute>;
+  private readonly conns: ClientConnSet;
+
+  constructor(private readonly opts: ApiServerOptions) {
+    this.router = new Router(opts.routes, opts.params);
+    this.conns = new ClientConnSet(
+      () => {
+        const l = opts.limits();
+        return { maxHeaderBytes: l.maxHeaderBytes, idleMs: l.idleMs, headMs: l.headMs, answerHalfClosed: true };
+      },
+      {
+        request: (inc) => void this.handle(inc),
+        refuse: (inc, status) => {
+          refuseJson(inc, status);
+          log.debug(`${opts.name} API request refused`, { status });
+        },
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    const { name, listen: address, tls } = this.opts;
+    if (address === "") {
+      this.state = "disabled";
+      return;
+    }
+    try {
+      const hp = parseHostPort(address);
+      if (!hp) throw new Error(`${address} must be host:port`);
+      const accept = (socket: Socket) => {
+        server.maxConnections = this.opts.limits().maxConnections; // from the next one on
+        this.conns.accept(socket);
+      };
+      const server = tls
+        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, accept)
+        : createNetServer({ allowHalfOpen: true, noDelay: true }, accept);
+      server.maxConnections = this.opts.limits().maxConnections;
+      if (tls) server.on("tlsClientError", (err) => log.debug(`${name} API TLS handshake failed`, { error: err.message }));
+      if (!(await this.opts.inherit?.(server, name, address))) await listen(server, { host: hp.host, port: hp.port });
+      server.on("error", (err) => log.error(`${name} API server error`, { error: err.message }));
+      const bound = server.address();
+      this.address = typeof bound === "object" && bound ? formatHostPort(bound.address, bound.port) : address;
+      this.server = server;
+      this.state = "listening";
+      log.info(`${name} API listening`, { address: this.address, tls: tls !== undefined });
+    } catch (err) {
+      this.state = "unavailable";
+      log.error(`${name} API unavailable`, { listen: address, error: (err as Error).message });
+    }
+  }
+
+  async stop(graceful: boolean, deadline: number): Promise<void> {
+    const server = this.server;
+    if (!server) {
+      if (this.state !== "disabled") this.state = "stopped";
+      return;
+    }
+    this.server = undefined;
+    // net's close callback runs once the connections are gone too (also after a hand-over closed it)
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.conns.stop(); // idle connections close now, busy ones after their answer
+    if (graceful) await untilDeadline(this.conns.empty(), deadline);
+    this.conns.closeAll();
+    await closed;
+    this.state = "stopped";
+    this.address = "";
+  }
+
+  status(): { state: ApiServerState; address?: string } {
+    return { state: this.state, address: this.address || undefined };
+  }
+
+  listeners(): Map<string, { server: Server; address: string }> {
+    const server = this.server;
+    return new Map(server && this.state === "listening" ? [[this.opts.name, { server, address: this.opts.listen }]] : []);
+  }
+
+  // ---- requests ----
+
+  private async handle(inc: Incoming): Promise<void> {
+    const started = performance.now();
+    const { method } = inc.head;
+    let path = "";
+    inc.onClose(() => log.debug(`${this.opts.name} API request`, { method, path, status: inc.status || undefined, ms: Math.round(performance.now() - started) }));
+    try {
+      const target = splitTarget(inc.head.url);
+      path = target.path;
+      const req = new Request(inc, target.path, target.query, this.opts.limits().maxBodyBytes);
+      let res = (await this.opts.before?.(req)) ?? undefined;
+      if (!res) {
+        const { route, params } = this.router.match(method, req.path);
+        req.params = params;
+        res = (await route.handler(req)) ?? undefined;
+      }
+      if (res) await this.respond(inc, res);
+    } catch (err) {
+      await this.fail(inc, err, path);
+    }
+  }
+
+  private async fail(inc: Incoming, err: unknown, path: string): Promise<void> {
+    const mapped = err instanceof HttpError ? err : (this.opts.errorStatus?.(err) ?? INTERNAL);
+    if (mapped.status === 500) log.error(`${this.opts.name} API request failed`, { method: inc.head.method, path, error: (err as Error)?.message ?? String(err) });
+    if (inc.headersSent) {
+      // an answer under way cannot turn into an error any more: cut it
+      if (!inc.ended) inc.destroy();
+      return;
+    }
+    const body = errorBody(mapped.message);
+    await this.send(inc, mapped.status, "application/json", body, mapped.headers);
+  }
+
+  private respond(inc: Incoming, res: ApiResponse): Promise<void> {
+    const { body } = res;
+    if (body === undefined) return this.send(inc, res.status, undefined, undefined, res.headers);
+    if (Buffer.isBuffer(body)) return this.send(inc, res.status, "application/octet-stream", body, res.headers);
+    if (typeof body === "string") return this.send(inc, res.status, "text/plain; charset=utf-8", Buffer.from(body), res.headers);
+    return this.send(inc, res.status, "application/json", Buffer.from(JSON.stringify(body)), res.headers);
+  }
+
+  /** The answer; a request body not read yet is drained first (bounded) so the client sees it. */
+  private async send(inc: Incoming, status: number, type: string | undefined, body: Buffer | undefined, extra?: Record<string, string>): Promise<void> {
+    if (inc.ended || inc.socket.destroyed) return;
+    if (inc.head.hasBody && !inc.requestComplete && !(await drainBounded(inc))) inc.keepAlive = false;
+    if (inc.ended || inc.socket.destroyed) return;
+    const headers = ["Date", httpDate()];
+    const bodiless = status === 204 || status === 304;
+    let hasType = false;
+    for (const [name, value] of Object.entries(extra ?? {})) {
+      const lower = name.toLowerCase();
+      if (lower === "content-length") continue;
+      if (lower === "content-type") hasType = true;
+      headers.push(name, value);
+    }
+    if (!bodiless) {
+      if (type !== undefined && !hasType) headers.push("Content-Type", type);
+      headers.push("Content-Length", String(body?.length ?? 0));
+    }
+    inc.answer(status, STATUS_CODES[status] ?? "", headers, bodiless || !body ? EMPTY : body); // HEAD: the body is not sent
+  }
+}
+
+/** The path and query of a request target (origin-form, or absolute-form through URL). */
+function splitTarget(url: string): { path: string; query: string } {
+  if (url.startsWith("/")) {
+    const q = url.indexOf("?");
+    return q < 0 ? { path: url, query: "" } : { path: url.slice(0, q), query: url.slice(q + 1) };
+  }
+  if (/^https?:\/\//i.test(url)) {
+    try {
+      const u = new URL(url);
+      return { path: u.pathname, query: u.search.slice(1) };
+    } catch {
+      // a bad target, below
+    }
+  }
+  throw new HttpError(400, "bad request target");
+}
+
+const tooLarge = (limit: number) => new HttpError(413, `request body larger than ${limit} bytes`);
+/** the body could not complete: nobody will see the answer, but the handler must stop waiting */
+const gone = () => new HttpError(400, "the connection closed before the end of the request body");
+
+class Request implements ApiRequest {
+  params: Record<string, string> = {};
+  user?: unknown;
+  private bodyTaken = false;
+  private parsedQuery: URLSearchParams | undefined;
+
+  constructor(
+    readonly inc: Incoming,
+    readonly path: string,
+    private readonly rawQuery: string,
+    private readonly maxBodyBytes: number,
+  ) {}
+
+  get method(): string {
+    return this.inc.head.method;
+  }
+
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.rawQuery));
+  }
+
+  get remoteAddress(): string {
+    return this.inc.socket.remoteAddress ?? "";
+  }
+
+  header(name: string): string | undefined {
+    const raw = this.inc.head.rawHeaders;
+    const lower = name.toLowerCase();
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i]!;
+      if (n.length === lower.length && n.toLowerCase() === lower) return raw[i + 1];
+    }
+    return undefined;
+  }
+
+  body(limit = this.maxBodyBytes): Promise<Buffer> {
+    const { inc } = this;
+    try {
+      this.take(limit);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!inc.head.hasBody) return Promise.resolve(EMPTY);
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        reject(err);
+      };
+      inc.onClose((completed) => completed || fail(gone()));
+      inc.readBody({
+        onBody(chunk) {
+          if (settled) return; // past the limit: the rest is dropped (see drainBounded)
+          size += chunk.length;
+          if (size > limit) return fail(tooLarge(limit));
+          chunks.push(chunk);
+        },
+        onEnd() {
+          if (settled) return;
+          settled = true;
+          resolve(Buffer.concat(chunks, size));
+        },
+      });
+    });
+  }
+
+  async json(limit = this.maxBodyBytes): Promise<unknown> {
+    const type = this.header("content-type");
+    if (type !== undefined && !/^application\/json\b/i.test(type)) throw new HttpError(415, "content type must be application/json");
+    const body = await this.body(limit);
+    try {
+      return JSON.parse(body.toString("utf8"));
+    } catch (err) {
+      throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
+    }
+  }
+
+  stream(limit: number): Readable {
+    const { inc } = this;
+    this.take(limit);
+    const stream = new Readable({ read: () => inc.resumeBody() });
+    if (!inc.head.hasBody) {
+      stream.push(null);
+      return stream;
+    }
+    let size = 0;
+    inc.onClose((completed) => completed || stream.readableEnded || stream.destroy(gone()));
+    inc.readBody({
+      onBody(chunk) {
+        if (stream.destroyed) return; // dropped (see drainBounded)
+        size += chunk.length;
+        if (size > limit) return void stream.destroy(tooLarge(limit));
+        if (!stream.push(chunk)) inc.pauseBody();
+      },
+      onEnd() {
+        if (!stream.destroyed) stream.push(null);
+      },
+    });
+    return stream;
+  }
+
+  /** the body is read once; a declared length past the limit fails before reading */
+  private take(limit: number): void {
+    if (this.bodyTaken) throw new Error("the request body was already taken");
+    this.bodyTaken = true;
+    const declared = Number(this.header("content-length"));
+    if (declared > limit) throw tooLarge(limit);
+    // closed before the body was in: no more bytes (nor close event) will come
+    if (this.inc.socket.destroyed && !this.inc.requestComplete) throw gone();
+  }
+}
+
+/**
+ * We answer a request before the client sent its whole body (401, 413, ...). Answering and closing
+ * at once would make the kernel reset the connection and the client lose our answer; so first read
+ * and discard a bounded amount of what it still sends. False when a bound was hit (the answer then
+ * closes the connection).
+ */
+function drainBounded(inc: Incoming): Promise<boolean> {
+  if (inc.requestComplete) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let seen = 0;
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), LINGER_MS);
+    inc.onClose(() => finish(false));
+    inc.readBody({
+      onBody(chunk) {
+        seen += chunk.length;
+        if (seen > LINGER_BYTES) finish(false);
+      },
+      onEnd: () => finish(true),
+    });
+  });
+}

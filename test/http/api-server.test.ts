@@ -1,0 +1,470 @@
+// The JSON API server over real sockets: routing (404, 405 + Allow, decoded and checked params),
+// bounded bodies, the before hook, error mapping, HEAD, keep-alive, connection limit, TLS, the
+// hand-over option, request logs, graceful stop.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Agent, request, type IncomingHttpHeaders } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { connect, type Server, type Socket } from "node:net";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApiServer, HttpError, type ApiLimits, type ApiServer, type ApiServerOptions } from "../../src/http/index.js";
+import { setLogLevel, setLogSink } from "../../src/log.js";
+import { waitFor } from "../helpers/docker.js";
+
+setLogSink(() => {}); // the tests that look at logs capture them
+
+const LIMITS: ApiLimits = { maxBodyBytes: 1024, maxConnections: 50, headMs: 5000, idleMs: 5000, maxHeaderBytes: 8192 };
+
+class Conflict extends Error {}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+  reused: boolean;
+}
+
+function call(port: number, method: string, path: string, opts: { headers?: Record<string, string>; body?: Buffer | string | Buffer[]; agent?: Agent } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers: opts.headers, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject); // cut mid-answer
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, reused: req.reusedSocket });
+      });
+    });
+    req.on("error", reject);
+    if (Array.isArray(opts.body)) {
+      for (const b of opts.body) req.write(b); // no Content-Length: chunked
+      req.end();
+    } else req.end(opts.body);
+  });
+}
+
+/** a raw client: what it received so far, and whether the server closed */
+function raw(port: number): Promise<{ s: Socket; text: () => string; closed: () => boolean }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    let closed = false;
+    const s = connect(port, "127.0.0.1", () => resolve({ s, text: () => text, closed: () => closed }));
+    s.setEncoding("latin1").on("data", (c: string) => (text += c));
+    s.on("error", () => {});
+    s.on("close", () => (closed = true));
+    s.once("error", reject);
+  });
+}
+
+const ID = /^[a-z0-9 ]{1,20}$/;
+
+function routes(): ApiServerOptions["routes"] {
+  return [
+    { method: "GET", path: "/items/:id", handler: (req) => ({ status: 200, body: { id: req.params.id, q: req.query.get("q"), user: req.user ?? null } }) },
+    { method: "DELETE", path: "/items/:id", handler: () => ({ status: 204 }) },
+    { method: "POST", path: "/items", handler: async (req) => ({ status: 201, body: { got: await req.json() } }) },
+    { method: "POST", path: "/raw", handler: async (req) => ({ status: 200, body: (await req.body(16)).toString() }) },
+    { method: "POST", path: "/upload", handler: async (req) => {
+      let n = 0;
+      for await (const c of req.stream(64 * 1024)) n += (c as Buffer).length;
+      return { status: 200, body: { bytes: n } };
+    } },
+    { method: "GET", path: "/conflict", handler: () => { throw new Conflict("taken"); } },
+    { method: "GET", path: "/bug", handler: () => { throw new TypeError("secret detail"); } },
+    { method: "GET", path: "/teapot", handler: () => { throw new HttpError(418, "short and stout", { "X-Why": "tea" }); } },
+    { method: "GET", path: "/text", handler: () => ({ status: 200, body: "hello", headers: { "X-Extra": "1" } }) },
+  ];
+}
+
+async function serve(extra: Partial<ApiServerOptions> = {}): Promise<{ api: ApiServer; port: number; close(): Promise<void> }> {
+  const api = createApiServer({
+    name: "test",
+    listen: "127.0.0.1:0",
+    routes: routes(),
+    params: { id: ID },
+    errorStatus: (err) => (err instanceof Conflict ? { status: 409, message: err.message, headers: { "X-Conflict": "yes" } } : undefined),
+    limits: () => LIMITS,
+    ...extra,
+  });
+  await api.start();
+  assert.equal(api.status().state, "listening", "listening");
+  return { api, port: Number(api.address.split(":").pop()), close: () => api.stop(false, 0) };
+}
+
+test("routing: params percent-decoded and checked, query, 404 and 405 with Allow, one JSON error shape", async () => {
+  const { port, close } = await serve();
+  try {
+    const r = await call(port, "GET", "/items/a%20b?q=x%26y");
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["content-type"], "application/json");
+    assert.deepEqual(r.json, { id: "a b", q: "x&y", user: null });
+    for (const path of ["/items/UPPER", "/items/%zz", "/items/a%2Fb", "/items/", "/items/a/b", "/nothing", "/"]) {
+      const nf = await call(port, "GET", path);
+      assert.equal(nf.status, 404, path);
+      assert.equal(typeof nf.json.error, "string", path);
+      assert.deepEqual(Object.keys(nf.json), ["error"]);
+    }
+    const m = await call(port, "PUT", "/items/x");
+    assert.equal(m.status, 405);
+    assert.equal(m.headers.allow, "GET, DELETE");
+    assert.match(m.json.error, /PUT not allowed/);
+    assert.equal((await call(port, "DELETE", "/items/x")).status, 204);
+    const t = await call(port, "GET", "/text");
+    assert.deepEqual([t.status, t.text, t.headers["content-type"], t.headers["x-extra"]], [200, "hello", "text/plain; charset=utf-8", "1"]);
+  } finally {
+    await close();
+  }
+});
+
+test("bodies: JSON parsed; 415 wrong type; 400 bad JSON; 413 declared and streamed, answered after the body", async () => {
+  const { port, close } = await serve();
+  try {
+    const ok = await call(port, "POST", "/items", { headers: { "Content-Type": "application/json" }, body: '{"a":1}' });
+    assert.deepEqual([ok.status, ok.json], [201, { got: { a: 1 } }]);
+    const noType = await call(port, "POST", "/items", { body: "[1]" });
+    assert.deepEqual([noType.status, noType.json], [201, { got: [1] }]);
+    const wrongType = await call(port, "POST", "/items", { headers: { "Content-Type": "text/plain" }, body: "{}" });
+    assert.equal(wrongType.status, 415);
+    assert.match(wrongType.json.error, /application\/json/);
+    const bad = await call(port, "POST", "/items", { body: "{nope" });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /invalid JSON/);
+    const declared = await call(port, "POST", "/items", { body: "x".repeat(2000) });
+    assert.equal(declared.status, 413);
+    assert.match(declared.json.error, /larger than 1024 bytes/);
+    const agent = new Agent({ keepAlive: true });
+    const streamed = await call(port, "POST", "/items", { body: Array.from({ length: 10 }, () => Buffer.alloc(300, 32)), agent });
+    agent.destroy();
+    assert.equal(streamed.status, 413);
+    assert.equal(streamed.headers.connection, undefined, "the body was drained: the connection stays usable");
+    const small = await call(port, "POST", "/raw", { body: "x".repeat(17) });
+    assert.equal(small.status, 413, "a handler's own limit");
+    assert.match(small.json.error, /larger than 16 bytes/);
+    assert.equal((await call(port, "POST", "/raw", { body: "0123456789abcdef" })).text, "0123456789abcdef");
+  } finally {
+    await close();
+  }
+});
+
+test("raw streamed body: backpressure pauses the socket while the handler does not read; 413 past the limit", async () => {
+  let paused = false;
+  let proceed!: () => void;
+  const gate = new Promise<void>((r) => (proceed = r));
+  const { port, close } = await serve({
+    routes: [{ method: "POST", path: "/slow", handler: async (req) => {
+      const s = req.stream(8 * 1024 * 1024);
+      await waitFor("socket paused by backpressure", () => req.inc.socket.isPaused(), 5000);
+      paused = true;
+      await gate;
+      let n = 0;
+      for await (const c of s) n += (c as Buffer).length;
+      return { status: 200, body: { bytes: n } };
+    } }, ...routes()],
+  });
+  try {
+    const pending = call(port, "POST", "/slow", { body: Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024)) });
+    await waitFor("handler saw the pause", () => paused, 5000);
+    proceed();
+    const r = await pending;
+    assert.deepEqual([r.status, r.json], [200, { bytes: 4 * 1024 * 1024 }]);
+    const over = await call(port, "POST", "/upload", { body: Array.from({ length: 3 }, () => Buffer.alloc(30 * 1024)) });
+    assert.equal(over.status, 413);
+    const declared = await call(port, "POST", "/upload", { body: Buffer.alloc(65 * 1024) });
+    assert.equal(declared.status, 413);
+    assert.deepEqual((await call(port, "POST", "/upload", { body: Buffer.alloc(1000) })).json, { bytes: 1000 });
+  } finally {
+    await close();
+  }
+});
+
+test("a malformed request gets the JSON 400 and the connection closes", async () => {
+  const { port, close } = await serve();
+  try {
+    const c = await raw(port);
+    c.s.write("NOT AN HTTP REQUEST\r\n\r\n");
+    await waitFor("closed", () => c.closed(), 3000);
+    assert.match(c.text(), /^HTTP\/1.1 400 /);
+    assert.match(c.text(), /Content-Type: application\/json/);
+    assert.ok(c.text().endsWith('{"error":"bad request"}'), c.text());
+  } finally {
+    await close();
+  }
+});
+
+test("before hook: runs before routing, can answer (401 even for unknown paths) or set req.user; a body is drained first", async () => {
+  const seen: string[] = [];
+  const { port, close } = await serve({
+    before(req) {
+      seen.push(`${req.method} ${req.path}`);
+      const key = req.header("x-KEY");
+      if (key === undefined) return { status: 401, body: { error: "who are you" } };
+      if (key !== "good") throw new HttpError(401, "bad key", { "WWW-Authenticate": "Key" });
+      req.user = { name: "ann" };
+    },
+  });
+  try {
+    const none = await call(port, "GET", "/no/such/route?secret=1");
+    assert.deepEqual([none.status, none.json], [401, { error: "who are you" }]);
+    const agent = new Agent({ keepAlive: true });
+    const bad = await call(port, "POST", "/items", { headers: { "X-Key": "bad" }, body: "x".repeat(100_000), agent });
+    agent.destroy();
+    assert.deepEqual([bad.status, bad.json, bad.headers["www-authenticate"]], [401, { error: "bad key" }, "Key"]);
+    assert.equal(bad.headers.connection, undefined, "a body under the drain bound is read, the connection stays");
+    const ok = await call(port, "GET", "/items/x", { headers: { "X-Key": "good" } });
+    assert.deepEqual(ok.json.user, { name: "ann" });
+    assert.deepEqual(seen, ["GET /no/such/route", "POST /items", "GET /items/x"]);
+  } finally {
+    await close();
+  }
+});
+
+test("a request failed before its body, with a body past the drain bound: answered with Connection: close", async () => {
+  const { port, close } = await serve({ before: () => { throw new HttpError(401, "no"); } });
+  try {
+    const c = await raw(port);
+    c.s.write(`POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`);
+    const chunk = Buffer.alloc(256 * 1024);
+    // keep sending until the answer comes (the server reads 16 MiB first)
+    while (!c.text().includes("\r\n\r\n") && !c.closed()) {
+      if (!c.s.write(chunk)) await new Promise((r) => c.s.once("drain", r).once("close", r));
+    }
+    await waitFor("the whole answer", () => c.text().endsWith('{"error":"no"}'), 5000);
+    assert.match(c.text(), /^HTTP\/1.1 401 /);
+    assert.match(c.text(), /\r\nConnection: close\r\n/);
+    await waitFor("closed", () => c.closed(), 5000);
+  } finally {
+    await close();
+  }
+});
+
+test("errors: HttpError keeps status and headers; the domain mapper; unknown → 500 without the message, logged", async () => {
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  const { port, close } = await serve();
+  try {
+    const tea = await call(port, "GET", "/teapot");
+    assert.deepEqual([tea.status, tea.json, tea.headers["x-why"]], [418, { error: "short and stout" }, "tea"]);
+    const conflict = await call(port, "GET", "/conflict");
+    assert.deepEqual([conflict.status, conflict.json, conflict.headers["x-conflict"]], [409, { error: "taken" }, "yes"]);
+    const bug = await call(port, "GET", "/bug");
+    assert.deepEqual([bug.status, bug.json], [500, { error: "internal error" }]);
+    assert.ok(lines.some((l) => /level=error .*test API request failed.*secret detail/.test(l)), lines.join("\n"));
+  } finally {
+    restore();
+    await close();
+  }
+});
+
+test("HEAD: served by the GET route, same headers, no body; errors too", async () => {
+  const { port, close } = await serve();
+  try {
+    const get = await call(port, "GET", "/items/abc");
+    const c = await raw(port);
+    c.s.write("HEAD /items/abc HTTP/1.1\r\nHost: x\r\n\r\nHEAD /nothing HTTP/1.1\r\nHost: x\r\n\r\nGET /items/abc HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor("three answers", () => c.text().split("HTTP/1.1 ").length - 1 === 3 && c.text().endsWith(get.text), 3000);
+    const [head, notFound] = c.text().split("HTTP/1.1 ").slice(1);
+    assert.match(head!, /^200 OK\r\n/);
+    assert.match(head!, new RegExp(`\r\nContent-Length: ${get.text.length}\r\n`));
+    assert.ok(head!.endsWith("\r\n\r\n"), "no body after a HEAD answer");
+    assert.match(notFound!, /^404 /);
+    assert.ok(notFound!.endsWith("\r\n\r\n"));
+    c.s.destroy();
+  } finally {
+    await close();
+  }
+});
+
+test("keep-alive: requests reuse one connection", async () => {
+  const { port, close } = await serve();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const a = await call(port, "GET", "/items/a", { agent });
+    const b = await call(port, "GET", "/items/b", { agent });
+    const e = await call(port, "GET", "/nothing", { agent });
+    const c = await call(port, "GET", "/items/c", { agent });
+    assert.deepEqual([a.reused, b.reused, e.reused, c.reused], [false, true, true, true]);
+    assert.equal(c.json.id, "c");
+  } finally {
+    agent.destroy();
+    await close();
+  }
+});
+
+test("maxConnections: a connection past the limit is closed unanswered; the others are served", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let waiting = 0;
+  const { port, close } = await serve({
+    limits: () => ({ ...LIMITS, maxConnections: 2 }),
+    routes: [{ method: "GET", path: "/wait", handler: async () => (waiting++, await gate, { status: 200, body: { ok: true } }) }],
+  });
+  try {
+    const first = call(port, "GET", "/wait");
+    const second = call(port, "GET", "/wait");
+    await waitFor("two requests in flight", () => waiting === 2, 3000);
+    const third = await raw(port);
+    third.s.write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor("the third connection closed", () => third.closed(), 3000);
+    assert.equal(third.text(), "");
+    assert.equal(waiting, 2);
+    release();
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  } finally {
+    release();
+    await close();
+  }
+});
+
+test("TLS: the same API over HTTPS", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "api-tls-"));
+  try {
+    const certFile = join(dir, "cert.pem");
+    const keyFile = join(dir, "key.pem");
+    await promisify(execFile)("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", keyFile, "-out", certFile]);
+    const { port, close } = await serve({ tls: { certFile, keyFile } });
+    try {
+      const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+        httpsRequest({ host: "127.0.0.1", port, path, rejectUnauthorized: false, agent: false }, (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (c: string) => (body += c)).on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on("error", reject).end();
+      });
+      assert.deepEqual(await get("/items/tls"), { status: 200, body: '{"id":"tls","q":null,"user":null}' });
+      assert.equal((await get("/nothing")).status, 404);
+      // plain HTTP on the TLS port gets no answer
+      await assert.rejects(call(port, "GET", "/items/x"));
+    } finally {
+      await close();
+    }
+    const missing = createApiServer({ name: "test", listen: "127.0.0.1:0", tls: { certFile: join(dir, "none"), keyFile }, routes: [], limits: () => LIMITS });
+    const lines: string[] = [];
+    const restore = setLogSink((l) => lines.push(l));
+    await missing.start().finally(restore);
+    assert.equal(missing.status().state, "unavailable");
+    assert.ok(lines.some((l) => /level=error msg="test API unavailable".*ENOENT/.test(l)), lines.join("\n"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("graceful stop: no new connections, idle ones closed, the in-flight request finishes with Connection: close", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let entered = false;
+  const { api, port } = await serve({
+    routes: [{ method: "GET", path: "/wait", handler: async () => (entered = true, await gate, { status: 200, body: { done: true } }) }, ...routes()],
+  });
+  const idle = await raw(port);
+  idle.s.write("GET /items/idle HTTP/1.1\r\nHost: x\r\n\r\n");
+  await waitFor("idle connection answered", () => idle.text().endsWith('"user":null}'), 3000);
+  const inFlight = call(port, "GET", "/wait");
+  await waitFor("request in flight", () => entered, 3000);
+  let stopped = false;
+  const stopping = api.stop(true, performance.now() + 10_000).then(() => (stopped = true));
+  await waitFor("idle connection closed", () => idle.closed(), 3000);
+  await assert.rejects(call(port, "GET", "/items/x"), /ECONNREFUSED/);
+  assert.equal(stopped, false, "waits for the request in flight");
+  release();
+  const r = await inFlight;
+  assert.deepEqual([r.status, r.json, r.headers.connection], [200, { done: true }, "close"]);
+  await stopping;
+  assert.deepEqual(api.status(), { state: "stopped", address: undefined });
+});
+
+test("stop at the deadline cuts what is still in flight", async () => {
+  let entered = false;
+  const { api, port } = await serve({ routes: [{ method: "GET", path: "/never", handler: () => void (entered = true) }] });
+  const pending = call(port, "GET", "/never");
+  await waitFor("request in flight", () => entered, 3000);
+  await api.stop(true, performance.now() + 50);
+  await assert.rejects(pending, /socket hang up|ECONNRESET/);
+});
+
+test("hand-over: inherit() is asked first; true = the socket is taken over, false = bind as usual; listeners() names it", async () => {
+  const calls: [string, string][] = [];
+  let taken: Server | undefined;
+  const { api, close } = await serve({
+    name: "core",
+    inherit: async (server, name, address) => {
+      calls.push([name, address]);
+      taken = server;
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r)); // stands for the handed-over fd
+      return true;
+    },
+  });
+  try {
+    assert.deepEqual(calls, [["core", "127.0.0.1:0"]]);
+    const l = api.listeners().get("core");
+    assert.equal(l?.server, taken);
+    assert.equal(l?.address, "127.0.0.1:0");
+    assert.equal((await call(Number(api.address.split(":").pop()), "GET", "/items/x")).status, 200);
+  } finally {
+    await close();
+  }
+  assert.equal(api.listeners().size, 0);
+  const fresh = await serve({ inherit: async () => false });
+  try {
+    assert.equal((await call(fresh.port, "GET", "/items/y")).status, 200);
+  } finally {
+    await fresh.close();
+  }
+  const disabled = createApiServer({ name: "off", listen: "", routes: [], limits: () => LIMITS });
+  await disabled.start();
+  assert.deepEqual(disabled.status(), { state: "disabled", address: undefined });
+});
+
+test("request log at debug: method, path without the query, status, ms; no headers", async () => {
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  setLogLevel("debug");
+  const { port, close } = await serve();
+  try {
+    await call(port, "GET", "/items/x?token=hush", { headers: { Authorization: "Bearer hush" } });
+    await call(port, "GET", "/nothing");
+    await waitFor("two request lines", () => lines.filter((l) => /test API request"/.test(l)).length === 2, 3000);
+    const reqLines = lines.filter((l) => /test API request"/.test(l));
+    assert.match(reqLines[0]!, /^level=debug .* method=GET path=\/items\/x status=200 ms=\d+$/);
+    assert.match(reqLines[1]!, /path=\/nothing status=404/);
+    assert.ok(!lines.some((l) => l.includes("hush")), lines.join("\n"));
+  } finally {
+    setLogLevel("info");
+    restore();
+    await close();
+  }
+});
+
+test("a handler answering through req.inc (streaming); a failure after the head cuts the connection", async () => {
+  const { port, close } = await serve({
+    routes: [
+      { method: "GET", path: "/events", handler: (req) => {
+        req.inc.writeHead(200, "OK", ["Content-Type", "text/event-stream", "X-Peer", req.remoteAddress]);
+        req.inc.write(Buffer.from("data: 1\n\n"));
+        setImmediate(() => (req.inc.write(Buffer.from("data: 2\n\n")), req.inc.end()));
+      } },
+      { method: "GET", path: "/half", handler: (req) => {
+        req.inc.writeHead(200, "OK", ["Content-Type", "text/plain"]);
+        req.inc.write(Buffer.from("partial"));
+        throw new Error("broke mid-answer");
+      } },
+    ],
+  });
+  try {
+    const r = await call(port, "GET", "/events");
+    assert.deepEqual([r.status, r.headers["content-type"], r.headers["x-peer"], r.text], [200, "text/event-stream", "127.0.0.1", "data: 1\n\ndata: 2\n\n"]);
+    await assert.rejects(call(port, "GET", "/half"), /aborted|ECONNRESET|socket hang up/);
+  } finally {
+    await close();
+  }
+});
