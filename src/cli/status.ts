@@ -9,7 +9,8 @@ export const statusCommand: Command = {
 
 Asks the running daemon over its admin socket (admin_socket_path of the config
 file, or PATH) for its status: uptime, routed sites, deployments, services, the
-Docker connection, each listener's state and the pending long-polls.
+Docker connection, each listener's state, the pending long-polls, and the
+manager's workers and jobs by status.
 --json prints the daemon's reply as it is.`,
   async run(args) {
     const { values } = parse(args, { ...ADMIN_OPTIONS, json: { type: "boolean" } }, false);
@@ -28,10 +29,19 @@ function human(r: Record<string, unknown>): string {
     `services:       ${String(r.services ?? "?")}`,
     `docker:         ${String(r.docker ?? "?")}`,
     `pending polls:  ${String(r.pending_polls ?? "?")}`,
-  ].join("\n");
+  ];
   const listeners = (r.listeners && typeof r.listeners === "object" ? r.listeners : {}) as Record<string, Record<string, unknown>>;
+  const manager = listeners.manager ?? {};
+  if (manager.workers) lines.push(`workers:        ${counts(manager.workers)}`, `jobs:           ${counts(manager.jobs)}`);
   const rows = Object.entries(listeners).flatMap(([name, s]) => listenerRows(name, s ?? {}));
-  return `${lines}\n\n${table(["LISTENER", "STATE", "ADDRESS", "NOTE"], rows)}`;
+  return `${lines.join("\n")}\n\n${table(["LISTENER", "STATE", "ADDRESS", "NOTE"], rows)}`;
+}
+
+/** "3 (2 awake, 1 asleep)" from counts by status */
+function counts(byStatus: unknown): string {
+  const entries = Object.entries((byStatus ?? {}) as Record<string, number>);
+  const total = entries.reduce((n, [, c]) => n + c, 0);
+  return entries.length ? `${total} (${entries.map(([k, c]) => `${c} ${k}`).join(", ")})` : "0";
 }
 
 /** One row per listener; a component with several (the proxy's http and https) gets one row each. */

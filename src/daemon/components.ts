@@ -3,6 +3,7 @@ import type { Component, DaemonContext } from "../component/index.js";
 import { adminComponent } from "../admin/index.js";
 import { createCoreComponent } from "../core/index.js";
 import { commandComponent, commandRoutes, createProxy } from "../proxy/index.js";
+import { managerComponent } from "../manager/index.js";
 import { queryComponent } from "../query/index.js";
 
 export function createComponents(ctx: DaemonContext): Component[] {
@@ -12,5 +13,5 @@ export function createComponents(ctx: DaemonContext): Component[] {
   const command = commandComponent(ctx);
   const proxy = createProxy(ctx, { commandState: command.state });
   command.setRoutesProvider(() => proxy.runningRoutes() ?? commandRoutes(command.state));
-  return [command, adminComponent(ctx), createCoreComponent(ctx), queryComponent(ctx), proxy];
+  return [command, adminComponent(ctx), createCoreComponent(ctx), managerComponent(ctx), queryComponent(ctx), proxy];
 }

@@ -62,8 +62,7 @@ export function managerComponent(ctx: DaemonContext): Component {
       if (cfg.manager_listen === "") return;
       try {
         store = await FarmStore.open(cfg.state_dir, settings);
-        const { created } = await ensureKeyPair(cfg.state_dir);
-        if (created) log.info("manager user key pair created", { dir: `${cfg.state_dir}/jwt` });
+        await ensureKeyPair(cfg.state_dir);
         userKeys = await loadUserKeys(cfg.state_dir, cfg.manager_jwt_keys_dir);
       } catch (err) {
         failure = (err as Error).message;

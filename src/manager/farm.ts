@@ -182,6 +182,15 @@ export class Farm {
   }
 
   /** The stored (opaque) secret hash, for the auth layer. */
+  /** how many workers and jobs, by status (admin `status`) */
+  counts(): { workers: Record<string, number>; jobs: Record<string, number> } {
+    const workers: Record<string, number> = {};
+    const jobs: Record<string, number> = {};
+    for (const w of this.workers.values()) workers[w.status] = (workers[w.status] ?? 0) + 1;
+    for (const j of this.jobs.values()) jobs[j.status] = (jobs[j.status] ?? 0) + 1;
+    return { workers, jobs };
+  }
+
   workerSecretHash(workerId: string): string | undefined {
     return this.workers.get(workerId)?.secretHash;
   }
@@ -1019,6 +1028,11 @@ function boundedString(value: unknown, field: string, max: number): string | und
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value.length > max) throw new FarmError(400, `field "${field}": must be a string of at most ${max} characters`);
   return value;
+}
+
+/** Checks a registration's worker fields (FarmError 400), before the caller pays for hashing its secret. */
+export function checkWorkerFields(doc: Record<string, unknown>): void {
+  workerFields(doc, true);
 }
 
 /** The worker fields of a registration or sign-on; `all`: fill defaults for missing ones. */

@@ -28,7 +28,8 @@ export class FarmStore {
     const dir = join(stateDir, "manager");
     await ensureDir(dir, 0o700);
     const t0 = performance.now();
-    const { journal, snapshot, records, cut } = await openJournal(dir);
+    // a job of 100,000 tasks is one record of several MB
+    const { journal, snapshot, records, cut } = await openJournal(dir, { maxRecordBytes: 64 * 1024 * 1024 });
     if (cut) log.warn("manager journal: a torn or corrupt tail was cut", { file: cut.file, offset: cut.offset, reason: cut.reason });
     let store: FarmStore | undefined;
     const farm = Farm.restore(snapshot, records, { settings, now: Date.now(), persist: (r) => store!.append(r) });

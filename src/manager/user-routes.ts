@@ -84,7 +84,7 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
       path: "/api/workers/:worker/status-request",
       handler: async (req) => {
         const b = objectBody(await req.json(), "{status, lazy}");
-        farm.requestStatus(req.params.worker!, b.status as string, b.lazy ?? false, now());
+        farm.requestStatus(req.params.worker!, b.status as string, (b.lazy ?? false) as boolean, now());
         await store.durable();
         return answer(req, 204);
       },

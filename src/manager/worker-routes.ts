@@ -4,6 +4,7 @@ import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../
 import { workerOf } from "./access.js";
 import { hashSecret, MAX_SECRET_BYTES } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
+import { checkWorkerFields } from "./farm.js";
 
 /** A body that may be empty (workers sign on and ask for tasks with none). */
 async function optionalJson(req: ApiRequest): Promise<Record<string, unknown>> {
@@ -37,7 +38,7 @@ export function workerRoutes(deps: ManagerDeps): ApiRoute[] {
       throw new HttpError(400, `field "secret": must be a non-empty string of at most ${MAX_SECRET_BYTES} bytes`);
     const fields = { nickname: o.nickname, platform: o.platform, software: o.software, supported_task_types: taskTypes(o) };
     // check the fields before paying for scrypt
-    farm.checkWorkerFields(fields);
+    checkWorkerFields(fields);
     const secret_hash = await hashSecret(secret);
     const doc = farm.registerWorker({ ...(fields as object), secret_hash, address: req.remoteAddress }, now());
     await store.durable();

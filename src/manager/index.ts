@@ -1,0 +1,2 @@
+// The manager's entry: the daemon component.
+export { managerComponent } from "./component.js";
