@@ -859,6 +859,9 @@ export class Farm {
       case "queued":
       case "active": {
         if (c.completed === total) return this.setJobStatus(job, "completed", at);
+        // failed tasks and nothing left that can run (their dependants wait forever): the job
+        // ends failed instead of staying active for ever
+        if (c.failed > 0 && c.active + c["cancel-requested"] === 0 && !hasReady(job)) return this.failJob(job, at);
         const started = c.active + c.completed + c.failed + c["soft-failed"] + c["cancel-requested"] > 0;
         return this.setJobStatus(job, started ? "active" : "queued", at);
       }
@@ -1022,6 +1025,12 @@ function liveWorker(worker: WorkerState): boolean {
 function describe(worker: WorkerState | undefined): string {
   if (!worker) return "(none)";
   return worker.nickname ? `${worker.nickname} (${worker.id})` : worker.id;
+}
+
+/** a task of the job is ready to be picked (queued or soft-failed with its parents completed) */
+function hasReady(job: JobState): boolean {
+  for (const bucket of job.buckets.values()) if (bucket.heap.size > 0) return true;
+  return false;
 }
 
 function boundedString(value: unknown, field: string, max: number): string | undefined {

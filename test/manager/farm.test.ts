@@ -251,6 +251,18 @@ test("job roll-up: active, completed, and failed at job_fail_percentage with que
   assert.equal(farm.nextTask(w, T0).status, 204);
 });
 
+test("a job whose failed task leaves nothing runnable ends failed, below job_fail_percentage", () => {
+  const { farm } = newFarm({ manager_job_fail_percentage: 100, manager_task_fail_after_softfail_count: 1 });
+  const w = addWorker(farm, ["a"]);
+  const job = addJob(farm, "j", 50, [["first", "a", 90], ["other", "a", 10], ["child", "a", 50, ["first"]]]);
+  farm.updateTask(w, taskOf(farm.nextTask(w, T0))._id, { task_status: "failed" }, T0);
+  assert.equal(farm.getJob(job.id)!.status, "active", "another task can still run");
+  farm.updateTask(w, taskOf(farm.nextTask(w, T0))._id, { task_status: "completed" }, T0);
+  const doc = farm.getJob(job.id)!;
+  assert.equal(doc.status, "failed", "the child of the failed task can never run");
+  assert.deepEqual(doc.task_counts, { failed: 1, completed: 1, canceled: 1 });
+});
+
 test("cancel: queued tasks canceled, active ones cancel-requested, job canceled when none remain active", () => {
   const { farm } = newFarm();
   const w = addWorker(farm, ["a"]);
