@@ -230,6 +230,8 @@ export class Worker {
     }
     const running: RunningTask = { id: task._id, abort: new AbortController() };
     this.running = running;
+    // stop() came while /task was in flight: hand the task straight back (sign-off re-queues it)
+    if (this.stopping.signal.aborted) this.stopTask({ kind: "shutdown" });
     const reporter = new TaskReporter((u) => this.sendUpdate(task._id, u), this.opts.intervals.flushMs, () => this.stopTask({ kind: "gone" }));
     log.info("task started", { task: task._id, job: task.job, name: task.name, commands: task.commands.length });
     reporter.log(`task ${task._id} (${task.name}) started on worker ${this.opts.nickname}`);

@@ -285,6 +285,31 @@ test("SIGTERM stops the running task, hands it back and signs off (exit 0)", asy
   });
 });
 
+test("a task that arrives after SIGTERM (its /task answer was in flight) is handed back at once, not run", async () => {
+  await withManager(async (fm, state) => {
+    const t = task([{ name: "sleep", settings: { time_in_seconds: 600 } }]);
+    let held: import("node:http").ServerResponse | undefined;
+    fm.override = (call, res) => {
+      if (call.path !== "/task" || held) return false;
+      held = res; // answered only once the worker is stopping
+      return true;
+    };
+    const w = startWorker(fm.url, state);
+    await waitFor("a /task call held", () => held, 10_000);
+    w.proc.kill("SIGTERM");
+    await waitFor("the worker stopping", () => /worker stopping/.test(w.stderr()), 10_000);
+    const body = { ...t, status: "active", priority: 50, job_priority: 50, job_type: "test", task_type: "sleep", parents: [], worker: "", activity: "", log: "" };
+    held!.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(body));
+    const t0 = performance.now();
+    assert.equal(await within(w.exited, 10_000, "worker exit"), 0);
+    assert.ok(performance.now() - t0 < 3_000, "did not sleep through the task");
+    assert.equal(fm.finalOf(t._id), undefined, "not failed: handed back");
+    assert.match(fm.logOf(t._id), /shutting down/);
+    const calls = fm.calls.map((c) => c.path);
+    assert.ok(calls.lastIndexOf("/sign-off") > calls.lastIndexOf(`/tasks/${t._id}/update`), "signs off after the last update");
+  });
+});
+
 test("back-off while the manager is down (capped, logged), then it carries on", async () => {
   const fm = new FakeManager();
   await fm.start();
