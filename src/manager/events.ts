@@ -65,6 +65,9 @@ export class EventHub {
     this.replay(sub, opts.lastEventId);
     this.subs.add(sub);
     inc.onClose(() => this.unsubscribe(sub));
+    // the answer never ends, so a client that closed its side is gone: free its place now, not
+    // when a write finally fails
+    inc.socket.once("end", () => inc.destroy());
     this.keepalive ??= setInterval(() => this.ping(), KEEPALIVE_MS).unref();
     return true;
   }

@@ -60,7 +60,7 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
     },
     { method: "GET", path: "/api/jobs/:job", handler: async (req) => (await store.durable(), answer(req, 200, job(req.params.job!))) },
     { method: "POST", path: "/api/jobs/:job/cancel", handler: jobAction((id) => farm.cancelJob(id, now())) },
-    { method: "POST", path: "/api/jobs/:job/requeue", handler: jobAction((id, b) => farm.requeueJob(id, b.failed_only === true, now())) },
+    { method: "POST", path: "/api/jobs/:job/requeue", handler: jobAction((id, b) => farm.requeueJob(id, (b.failed_only ?? false) as boolean, now()) /* the farm refuses a non-boolean */) },
     { method: "POST", path: "/api/jobs/:job/pause", handler: jobAction((id) => farm.pauseJob(id, now())) },
     { method: "POST", path: "/api/jobs/:job/resume", handler: jobAction((id) => farm.resumeJob(id, now())) },
     { method: "POST", path: "/api/jobs/:job/priority", handler: jobAction((id, b) => farm.setJobPriority(id, b.priority, now())) },
