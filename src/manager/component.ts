@@ -33,7 +33,8 @@ export function managerComponent(ctx: DaemonContext): Component {
   const cfg = ctx.config.static;
   const settings = (): FarmSettings => ctx.dynamic();
   const workerAuth = new WorkerAuth();
-  const logs = new TaskLogs(cfg.state_dir);
+  // a task update may carry as much log as its body (16 MiB): refusing it after the farm applied the update would lie
+  const logs = new TaskLogs(cfg.state_dir, { maxAppendBytes: LIMITS.maxBodyBytes });
   const hub = new EventHub();
   let store: FarmStore | undefined;
   let userKeys: KeyObject[] = [];
