@@ -175,10 +175,10 @@ export class ShamanStore {
     const now = new Date();
     try {
       await utimes(this.blobPath(k), now, now);
-      return true;
     } catch {
       return false;
     }
+    return this.isStored(k);
   }
 
   /** A blob is about to be used or stored: a running GC keeps it, and a deletion under way ends first. */
@@ -198,10 +198,8 @@ export class ShamanStore {
    */
   async upload(k: BlobKey, openBody: () => Readable, opts: UploadOptions): Promise<UploadOutcome> {
     const key = keyOf(k);
-    if (await this.isStored(k)) {
-      await this.touch(k);
-      return { outcome: "exists" };
-    }
+    // touched, not only seen: a GC deleting it meanwhile is waited for and then it is not stored
+    if (await this.touch(k)) return { outcome: "exists" };
     let group = this.uploads.get(key);
     if (group && opts.canDefer) return { outcome: "deferred" };
     if (!group) {
@@ -315,7 +313,6 @@ export class ShamanStore {
     const distinct = distinctFiles(entries);
     const states = await mapLimit(distinct, STAT_LANES, async (e): Promise<Requirement | undefined> => {
       if (await this.touch(e)) return undefined;
-      if (await this.isStored(e)) return undefined; // stored meanwhile
       return { status: this.uploads.has(keyOf(e)) ? "already-uploading" : "file-unknown", path: e.path };
     });
     return states.filter((r): r is Requirement => r !== undefined);
