@@ -14,6 +14,7 @@ import { workerCommand } from "./worker.js";
 import { jobsCommand } from "./jobs.js";
 import { workersCommand } from "./workers.js";
 import { managerCommand } from "./manager.js";
+import { shamanCommand } from "./shaman.js";
 
 const versionCommand: Command = {
   name: "version",
@@ -58,6 +59,7 @@ const COMMANDS: Command[] = [
   jobsCommand,
   workersCommand,
   managerCommand,
+  shamanCommand,
   workerCommand,
   versionCommand,
   helpCommand,

@@ -66,6 +66,7 @@ export const KEYS = {
   manager_task_timeout_secs: { type: "integer", default: 600, group: "dynamic", min: 1, max: 604800 },
   shaman_gc_period_secs: { type: "integer", default: 86400, group: "dynamic", min: 60, max: 31536000 },
   shaman_gc_max_age_secs: { type: "integer", default: 31 * 86400, group: "dynamic", min: 60, max: 315360000 },
+  shaman_max_file_size: { type: "integer", default: 64 * GiB, group: "dynamic", min: 1, max: 16 * 1024 * GiB },
 } as const satisfies Record<string, KeySpec>;
 
 /** Keys of one `[[site]]` table: a static route of the proxy (dynamic). */

@@ -5,6 +5,7 @@ import { createCoreComponent } from "../core/index.js";
 import { commandComponent, commandRoutes, createProxy } from "../proxy/index.js";
 import { managerComponent } from "../manager/index.js";
 import { queryComponent } from "../query/index.js";
+import { shamanService } from "../shaman/index.js";
 
 export function createComponents(ctx: DaemonContext): Component[] {
   // The command socket first: the proxy's run-time state is loaded before the data plane starts
@@ -13,5 +14,7 @@ export function createComponents(ctx: DaemonContext): Component[] {
   const command = commandComponent(ctx);
   const proxy = createProxy(ctx, { commandState: command.state });
   command.setRoutesProvider(() => proxy.runningRoutes() ?? commandRoutes(command.state));
-  return [command, adminComponent(ctx), createCoreComponent(ctx), managerComponent(ctx), queryComponent(ctx), proxy];
+  // Shaman serves on the manager's listener under its user auth; interfaces do not import each
+  // other, so the daemon hands it to the manager.
+  return [command, adminComponent(ctx), createCoreComponent(ctx), managerComponent(ctx, { extensions: [shamanService(ctx)] }), queryComponent(ctx), proxy];
 }

@@ -20,9 +20,9 @@ export interface AccessDeps {
 
 const UNAUTHORIZED = { "WWW-Authenticate": 'Basic realm="stevedore manager"' };
 
-/** paths for users (the job API, the dashboard's data, task logs, Shaman) */
+/** paths for users (the job API, the dashboard's data, task logs, Shaman and its status and GC) */
 function isUserPath(path: string): boolean {
-  return path.startsWith("/api/") || path.startsWith("/logfile/") || path.startsWith("/files/") || path.startsWith("/checkout/");
+  return path.startsWith("/api/") || path.startsWith("/logfile/") || path.startsWith("/files/") || path.startsWith("/checkout/") || path.startsWith("/shaman/");
 }
 
 /** The `before` hook of the API server: sets req.user to the Caller, or answers 401/403/498. */

@@ -2,7 +2,7 @@
 // API server at manager_listen, and the one timer that expires silent workers and tasks.
 import type { KeyObject } from "node:crypto";
 import type { Component, DaemonContext } from "../component/index.js";
-import { createApiServer, HttpError, type ApiErrorStatus, type ApiServer } from "../http/index.js";
+import { createApiServer, HttpError, type ApiErrorStatus, type ApiRoute, type ApiServer } from "../http/index.js";
 import { JournalError } from "../store/index.js";
 import { log } from "../log.js";
 import { authenticate } from "./access.js";
@@ -29,7 +29,25 @@ function errorStatus(err: unknown): ApiErrorStatus | undefined {
   return undefined;
 }
 
-export function managerComponent(ctx: DaemonContext): Component {
+/** More endpoints on the manager listener under its auth (user paths: /files/, /checkout/, /shaman/),
+ *  composed by the daemon, since no interface imports another (Shaman is one). */
+export interface ManagerExtension {
+  readonly name: string;
+  /** prepare (open stores, start timers) and give the routes; called when the manager starts */
+  start(): Promise<ApiRoute[]>;
+  /** called when the manager stops, after its listener */
+  stop(): Promise<void>;
+  /** shown under `name` in the manager's status */
+  status?(): Record<string, unknown>;
+}
+
+export interface ManagerOptions {
+  extensions?: readonly ManagerExtension[];
+}
+
+export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {}): Component {
+  const extensions = options.extensions ?? [];
+  const started: ManagerExtension[] = [];
   const cfg = ctx.config.static;
   const settings = (): FarmSettings => ctx.dynamic();
   const workerAuth = new WorkerAuth();
@@ -80,11 +98,16 @@ export function managerComponent(ctx: DaemonContext): Component {
         registrationSecret: () => cfg.manager_registration_secret,
       });
       const durable = store;
+      const extraRoutes: ApiRoute[] = [];
+      for (const ext of extensions) {
+        extraRoutes.push(...(await ext.start()));
+        started.push(ext);
+      }
       server = createApiServer({
         name: "manager",
         listen: cfg.manager_listen,
         tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key } : undefined,
-        routes: [...workerRoutes(deps), ...userRoutes(deps)],
+        routes: [...workerRoutes(deps), ...userRoutes(deps), ...extraRoutes],
         params: { task: OBJECT_ID_RE, job: OBJECT_ID_RE, worker: OBJECT_ID_RE, status: /^[a-z-]{1,32}$/ },
         before: (req) => {
           if (durable.failed) throw new HttpError(503, "manager journal failed; restart the daemon");
@@ -102,6 +125,7 @@ export function managerComponent(ctx: DaemonContext): Component {
       clearInterval(timer);
       hub.close();
       await server?.stop(graceful, deadline);
+      for (const ext of started.splice(0)) await ext.stop().catch((err: Error) => log.error(`${ext.name} stop failed`, { error: err.message }));
       unsubscribe();
       await logs.close();
       await store?.close();
@@ -112,7 +136,8 @@ export function managerComponent(ctx: DaemonContext): Component {
       if (!store || !server) return { state: failure ? "unavailable" : "stopped", address: cfg.manager_listen, ...(failure ? { reason: failure } : {}) };
       const s = server.status();
       const counts = store.farm.counts();
-      return { ...s, workers: counts.workers, jobs: counts.jobs, ...(store.failed ? { state: "unavailable", reason: "journal write failed" } : {}) };
+      const ext = Object.fromEntries(started.filter((e) => e.status).map((e) => [e.name, e.status!()]));
+      return { ...s, workers: counts.workers, jobs: counts.jobs, ...ext, ...(store.failed ? { state: "unavailable", reason: "journal write failed" } : {}) };
     },
     async prepareReload() {
       // trusted user keys may have been added or removed

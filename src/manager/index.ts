@@ -1,2 +1,2 @@
 // The manager's entry: the daemon component.
-export { managerComponent } from "./component.js";
+export { managerComponent, type ManagerExtension, type ManagerOptions } from "./component.js";
