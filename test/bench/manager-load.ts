@@ -99,6 +99,8 @@ export function startManager(config = ""): Promise<TestDaemon> {
     disable: ["query", "admin", "command", "core", "http", "https"],
     // the bench pauses between phases: no worker or task may time out meanwhile
     config: `manager_worker_timeout_secs = 86400\nmanager_task_timeout_secs = 604800\n${config}`,
+    // BENCH_PROFILE=<dir>: a CPU profile of the daemon, written when it stops
+    nodeArgs: process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
   });
 }
 
