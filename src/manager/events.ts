@@ -18,7 +18,14 @@ interface Stored {
   type: EventType;
   /** task id, for log lines (only sent to subscribers that asked for that task) */
   task: string | undefined;
-  frame: Buffer;
+  /** the event's document (a fresh copy the farm never touches again) */
+  data: unknown;
+  /** the SSE frame, made when first sent: most events are published with nobody listening */
+  frame: Buffer | undefined;
+}
+
+function frameOf(e: Stored, epoch: string): Buffer {
+  return (e.frame ??= Buffer.from(`id: ${epoch}-${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`));
 }
 
 interface Subscriber {
@@ -34,7 +41,8 @@ interface Subscriber {
 export class EventHub {
   private seq = 0;
   private readonly epoch = Date.now().toString(36);
-  private ring: Stored[] = [];
+  /** the last RING_SIZE events, event `seq` in slot seq % RING_SIZE */
+  private readonly ring: (Stored | undefined)[] = new Array(RING_SIZE);
   private subs = new Set<Subscriber>();
   private keepalive: NodeJS.Timeout | undefined;
 
@@ -45,10 +53,8 @@ export class EventHub {
   publish(type: EventType, data: unknown, task?: string): void {
     if (this.subs.size === 0 && type === "log") return; // log lines are only for live followers
     const seq = ++this.seq;
-    const frame = Buffer.from(`id: ${this.epoch}-${seq}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-    const stored: Stored = { seq, type, task, frame };
-    this.ring.push(stored);
-    if (this.ring.length > RING_SIZE) this.ring.splice(0, this.ring.length - RING_SIZE);
+    const stored: Stored = { seq, type, task, data, frame: undefined };
+    this.ring[seq % RING_SIZE] = stored;
     for (const s of this.subs) this.send(s, stored);
   }
 
@@ -83,19 +89,19 @@ export class EventHub {
   private replay(sub: Subscriber, lastEventId: string | undefined): void {
     if (lastEventId === undefined) return;
     const m = /^([0-9a-z]+)-(\d+)$/.exec(lastEventId);
-    const oldest = this.ring[0]?.seq ?? this.seq + 1;
+    const oldest = this.seq === 0 ? 1 : Math.max(1, this.seq - RING_SIZE + 1);
     const last = m ? Number(m[2]) : NaN;
     // another process's ids, or older than what the ring holds: the client must reload
     if (!m || m[1] !== this.epoch || last > this.seq || last + 1 < oldest) {
       sub.inc.write(Buffer.from(`id: ${this.epoch}-${this.seq}\nevent: reset\ndata: {}\n\n`));
       return;
     }
-    for (const e of this.ring) if (e.seq > last) this.send(sub, e);
+    for (let seq = last + 1; seq <= this.seq; seq++) this.send(sub, this.ring[seq % RING_SIZE]!);
   }
 
   private send(sub: Subscriber, e: Stored): void {
     if (e.type === "log" && e.task !== sub.task) return;
-    sub.inc.write(e.frame);
+    sub.inc.write(frameOf(e, this.epoch));
     if (sub.inc.socket.writableLength > MAX_BEHIND_BYTES) sub.inc.destroy(); // too slow: it reconnects and replays
   }
 

@@ -120,7 +120,7 @@ export class TaskLogs {
       if (!(await exists(path))) return;
       for (let i = this.keepRotated - 1; i >= 1; i--) await renameIfExists(`${path}.${i}`, `${path}.${i + 1}`);
       await rename(path, `${path}.1`);
-      await fsyncDir(dirname(path));
+      await syncDirShared(dirname(path));
     });
   }
 
@@ -317,11 +317,42 @@ async function createExclusive(path: string): Promise<FileHandle | undefined> {
 
 async function syncEntries(fh: FileHandle, dirs: string[]): Promise<void> {
   try {
-    for (const dir of dirs) await fsyncDir(dir);
+    for (const dir of dirs) await syncDirShared(dir);
   } catch (err) {
     await fh.close();
     throw err;
   }
+}
+
+/** Per directory: the fsync running now and the one queued behind it (not started yet). */
+const dirSyncs = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
+/** directory fsyncs actually made (tests see the sharing through this) */
+export const dirSyncCount = { fsyncs: 0 };
+
+/**
+ * fsync a directory, shared by concurrent callers: an entry made before the call is covered by any
+ * fsync of the directory that starts after the call, so callers join the queued one. The tasks a
+ * scheduler hands out at once are mostly of one job, i.e. new log files in one directory.
+ */
+function syncDirShared(dir: string): Promise<void> {
+  let state = dirSyncs.get(dir);
+  if (!state) dirSyncs.set(dir, (state = { running: undefined, next: undefined }));
+  if (state.next) return state.next;
+  const s = state;
+  const mine: Promise<void> = (s.running ?? Promise.resolve())
+    .then(() => {}, () => {}) // the previous fsync's failure is its callers'
+    .then(() => {
+      s.next = undefined;
+      s.running = mine;
+      dirSyncCount.fsyncs++;
+      return fsyncDir(dir);
+    })
+    .finally(() => {
+      if (s.running === mine) s.running = undefined;
+      if (!s.running && !s.next && dirSyncs.get(dir) === s) dirSyncs.delete(dir);
+    });
+  s.next = mine;
+  return mine;
 }
 
 async function exists(path: string): Promise<boolean> {

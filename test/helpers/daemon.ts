@@ -54,6 +54,8 @@ export interface DaemonOptions {
   /** wait for this log line before resolving (default: msg="ready") */
   readyLog?: RegExp;
   dir?: string;
+  /** extra node options for the daemon process (e.g. --cpu-prof for a bench) */
+  nodeArgs?: string[];
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
@@ -86,7 +88,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const listeners: ((line: string) => void)[] = [];
   let exited: Promise<number | null>;
   const spawnIt = async () => {
-    const proc = spawn(process.execPath, ["--enable-source-maps", BUNDLE, "daemon", "--config", d.configPath], {
+    const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--enable-source-maps", BUNDLE, "daemon", "--config", d.configPath], {
       env: { ...process.env, STEVEDORE_CONFIG: "", STEVEDORE_QUERY_SOCKET: "", STEVEDORE_STATE_DIR: "", INVOCATION_ID: "", ...opts.env },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TaskLogs, TaskLogError } from "../../src/manager/task-logs.js";
+import { dirSyncCount, TaskLogs, TaskLogError } from "../../src/manager/task-logs.js";
 
 const JOB = "65a1b2c3d4e5f60718293a4b";
 const TASK = "65a1b2c3d4e5f60718293a4c";
@@ -167,4 +167,19 @@ test("a failed write rejects its appends and the next append works again", async
   await logs.append(JOB, TASK, "kept");
   assert.equal((await logs.read(JOB, TASK))!.toString(), "kept\n");
   assert.equal(logs.openCount, 1);
+});
+
+test("new logs made at once in one job directory share its fsyncs; each is whole and readable", async (t) => {
+  const { logs } = await setup(t);
+  await logs.append(JOB, TASK, "first"); // the job's directory exists from here on
+  const tasks = Array.from({ length: 40 }, (_, i) => `65a1b2c3d4e5f607182${(0x93b00 + i).toString(16)}`);
+  const before = dirSyncCount.fsyncs;
+  await Promise.all(tasks.map((task) => logs.append(JOB, task, `line of ${task}`)));
+  const made = dirSyncCount.fsyncs - before;
+  assert.ok(made >= 1 && made < tasks.length / 2, `${made} directory fsyncs for ${tasks.length} new files`);
+  for (const task of tasks) assert.equal((await logs.read(JOB, task))?.toString(), `line of ${task}\n`);
+  // a rotation's rename is synced too, after the call (a later file creation does not make it skip)
+  const rotations = dirSyncCount.fsyncs;
+  await logs.rotate(JOB, tasks[0]!);
+  assert.ok(dirSyncCount.fsyncs > rotations);
 });
