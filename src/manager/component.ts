@@ -61,12 +61,15 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   let failure = "";
   let server: ApiServer | undefined;
 
-  async function writeLogs(appends: readonly LogAppend[]): Promise<void> {
+  /** Issued at once and in order (task logs keep call order per file); resolves when durable. */
+  function writeLogs(appends: readonly LogAppend[]): Promise<void> {
+    const done: Promise<void>[] = [];
     for (const a of appends) {
-      if (a.rotate) await logs.rotate(a.job_id, a.task_id);
-      await logs.append(a.job_id, a.task_id, a.text);
+      if (a.rotate) done.push(logs.rotate(a.job_id, a.task_id));
+      done.push(logs.append(a.job_id, a.task_id, a.text));
       hub.publish("log", { job: a.job_id, task: a.task_id, text: a.text }, a.task_id);
     }
+    return Promise.all(done).then(() => undefined);
   }
 
   function expire(): void {

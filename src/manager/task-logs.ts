@@ -134,8 +134,10 @@ export class TaskLogs {
 
   /** Bytes in the current log (an offset for following it), or undefined when there is none. */
   async size(jobId: string, taskId: string): Promise<number | undefined> {
+    const path = this.path(jobId, taskId);
+    await this.settled(path);
     try {
-      return (await stat(this.path(jobId, taskId))).size;
+      return (await stat(path)).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
@@ -147,6 +149,7 @@ export class TaskLogs {
     const path = this.path(jobId, taskId);
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError("offset and maxBytes must be whole numbers >= 0");
     if (maxBytes > this.maxReadBytes) throw new TaskLogError(413, `read larger than ${this.maxReadBytes} bytes`);
+    await this.settled(path);
     const fh = await open(path, "r").catch(notFound);
     if (!fh) return undefined;
     try {
@@ -166,6 +169,7 @@ export class TaskLogs {
   /** The current log as a stream of the bytes it holds now (later appends are not included), or undefined when there is none. */
   async stream(jobId: string, taskId: string): Promise<{ size: number; stream: Readable } | undefined> {
     const path = this.path(jobId, taskId);
+    await this.settled(path);
     const fh = await open(path, "r").catch(notFound);
     if (!fh) return undefined;
     let size: number;
@@ -199,6 +203,11 @@ export class TaskLogs {
     let f = this.files.get(path);
     if (!f) this.files.set(path, (f = { path, tail: Promise.resolve(), ops: 0, lastUse: Date.now() }));
     return f;
+  }
+
+  /** Reads see every append and rotation issued before them (some are not awaited by their caller). */
+  private async settled(path: string): Promise<void> {
+    await this.files.get(path)?.tail;
   }
 
   private enqueue(f: LogFile, op: () => Promise<void>): Promise<void> {

@@ -1,5 +1,6 @@
 // The worker endpoints of the v2 manager protocol (see stevedore(8), MANAGER API): registration,
 // sign-on/off, /task, task updates and returns, may-i-run, status changes, produced outputs.
+import { log } from "../log.js";
 import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
 import { workerOf } from "./access.js";
 import { hashSecret, MAX_SECRET_BYTES } from "./auth.js";
@@ -60,7 +61,9 @@ export function workerRoutes(deps: ManagerDeps): ApiRoute[] {
     const id = workerOf(req);
     await req.body(); // POST /task comes with an empty body; whatever is sent is read and bounded
     const r = farm.nextTask(id, now());
-    if (r.status === 200 && r.log) await deps.writeLogs([r.log]);
+    // the assignment is durable in the journal; the manager's own "assigned" line (and the log
+    // rotation) need not hold the answer: later lines of the task still come after it
+    if (r.status === 200 && r.log) deps.writeLogs([r.log]).catch((err: Error) => log.error("task log write failed", { task: r.task._id, error: err.message }));
     await store.durable();
     if (r.status === 200) return { status: 200, body: r.task };
     if (r.status === 423) return { status: 423, body: r.body };

@@ -628,9 +628,10 @@ test("/logfile: text/plain with the worker's lines (newline added), rotation on 
   assert.equal((await w.call("POST", `/tasks/${t}/return`)).status, 204);
   assert.equal((await w.task()).json._id, t);
   const file = join(m.d.stateDir, "task-logs", `job-${job._id.slice(0, 4)}`, job._id, `task-${t}.txt`);
+  // the rotation does not hold the /task answer; a read of the log waits for it
+  r = await logfile(t);
   const rotated = await readFile(`${file}.1`, "utf8");
   assert.match(rotated, /first line\n.*second line\n.*task re-queued: worker w .* returned it\n$/s);
-  r = await logfile(t);
   assert.ok(!r.text.includes("first line"), "the current log starts afresh");
   assert.match(r.text, /task assigned to worker/);
   assert.equal(r.text, await readFile(file, "utf8"));
