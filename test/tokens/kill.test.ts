@@ -27,20 +27,20 @@ function runCli(stateDir: string, name: string, killAfterMs?: number): Promise<{
   );
 }
 
-test("SIGKILL of token regenerate at random moments never corrupts the file or loses another token", { timeout: 120_000 }, async (t) => {
+test("SIGKILL of token regenerate at random moments never corrupts the file or loses another token", { timeout: 300_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-kill-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const keep = new Map<string, string>();
   for (const name of ["keep-a", "keep-b", "keep-c"]) keep.set(name, await getToken(dir, name));
   // how long one whole run takes here: kills land anywhere from start-up to the final rename
   const probe = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => runCli(dir, `victim${i}`)));
-  const full = Math.min(400, Math.max(...probe.map((r) => r.ms)));
+  const full = Math.max(...probe.map((r) => r.ms));
   let seed = 42;
   const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   let killed = 0;
   let completed = 0;
   for (let done = 0; done < RUNS; done += PARALLEL) {
-    const batch = Array.from({ length: PARALLEL }, (_, i) => runCli(dir, `victim${i}`, random() * full));
+    const batch = Array.from({ length: PARALLEL }, (_, i) => runCli(dir, `victim${i}`, random() * full * 1.25)); // a fifth outlives its kill
     for (const r of await Promise.all(batch)) r.code === 0 ? completed++ : killed++;
     const tokens = parseTokens(await readFile(tokensPath(dir))); // throws if the file does not parse
     for (const [name, token] of keep) assert.equal(tokens.get(name)?.token, token, `${name} lost after ${done + PARALLEL} runs`);
