@@ -1,0 +1,470 @@
+// kill -9 trials of the manager: under mixed load from client processes the server is killed at random moments;
+// after each kill the journal loads with every acknowledged change, and no task is active on two workers.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { setLogSink } from "../../src/log.js";
+import { mintUserToken } from "../../src/manager/auth.js";
+import { Farm } from "../../src/manager/farm.js";
+import { openJournal } from "../../src/store/index.js";
+import { intRng } from "../helpers/random.js";
+
+const SERVER = fileURLToPath(new URL("./kill-server.ts", import.meta.url));
+const CLIENT = fileURLToPath(new URL("./kill-client.ts", import.meta.url));
+/** how long one condition may take (a start, the first acknowledgement, a pause) on a loaded machine */
+const DEADLINE_MS = 30_000;
+
+/**
+ * A lane is a run of trials on one state dir. The long lane lets the journal grow over many kills
+ * and compacts every few hundred records; the short ones start from nothing, some with the default
+ * threshold (no compaction), some compacting very often (kills land inside compactions).
+ * Two streams of lanes run side by side.
+ */
+interface Lane {
+  name: string;
+  trials: number;
+  /** STEVEDORE_MANAGER_COMPACT_RECORDS; undefined: the default (200,000) */
+  compactRecords?: number;
+  /** worker slots of each client process */
+  clients: number[];
+}
+const STREAMS: Lane[][] = [
+  [{ name: "long", trials: 100, compactRecords: 300, clients: [2, 1] }],
+  [
+    { name: "fresh1", trials: 20, clients: [1, 1] },
+    { name: "fresh2", trials: 20, compactRecords: 25, clients: [2, 1] },
+    { name: "fresh3", trials: 20, compactRecords: 120, clients: [1, 2] },
+    { name: "fresh4", trials: 20, clients: [2, 1] },
+    { name: "fresh5", trials: 20, compactRecords: 10, clients: [1, 1] },
+  ],
+];
+
+// ------------------------------------------------------------------ what the clients were told
+
+/** What the parent knows of a worker from acknowledged answers. */
+type Knowledge =
+  | { kind: "none" } // holds no task
+  | { kind: "holds"; task: string; job: string; activity: string | undefined; progress: number | undefined; logs: string[] }
+  | { kind: "unknown" }; // a request got no answer: nothing known until the next one does
+
+interface ClientEvent {
+  e: string;
+  w?: string;
+  s?: string;
+  x?: string;
+  j?: string;
+  tasks?: string[];
+  activity?: string;
+  progress?: number;
+  log?: string;
+  status?: string;
+  msg?: string;
+}
+
+/** Everything acknowledged so far in one lane, and what it implies. */
+class Model {
+  readonly workers = new Map<string, { secret: string; know: Knowledge }>();
+  readonly jobs = new Map<string, string[]>();
+  readonly taskJob = new Map<string, string>();
+  readonly canceled = new Set<string>();
+  readonly completed = new Set<string>();
+  /** "worker task" pairs whose failed/canceled report was acknowledged */
+  readonly released = new Set<string>();
+  /** jobs and workers acknowledged since the last check through the API */
+  touchedJobs = new Set<string>();
+  newWorkers = new Set<string>();
+  acks = 0;
+  /** worker answers (assign, update, report, none) acknowledged */
+  workerAcks = 0;
+  /** acknowledgements by kind, for the summary */
+  readonly kinds: Record<string, number> = {};
+  readonly errors: string[] = [];
+
+  apply(ev: ClientEvent): void {
+    const w = ev.w === undefined ? undefined : this.workers.get(ev.w);
+    switch (ev.e) {
+      case "reg":
+        this.workers.set(ev.w!, { secret: ev.s!, know: { kind: "none" } });
+        this.newWorkers.add(ev.w!);
+        break;
+      case "none":
+        w!.know = { kind: "none" };
+        break;
+      case "doubt":
+        w!.know = { kind: "unknown" };
+        return;
+      case "assign":
+        w!.know = { kind: "holds", task: ev.x!, job: ev.j!, activity: ev.activity, progress: undefined, logs: [] };
+        this.touchedJobs.add(ev.j!);
+        break;
+      case "upd": {
+        const k = w!.know;
+        if (k.kind !== "holds" || k.task !== ev.x) return void this.errors.push(`update of ${ev.x} acknowledged to ${ev.w} not known to hold it`);
+        k.activity = ev.activity;
+        k.progress = ev.progress;
+        k.logs.push(ev.log!);
+        break;
+      }
+      case "done": {
+        const k = w!.know;
+        if (k.kind === "holds") this.touchedJobs.add(k.job);
+        if (ev.status === "completed") this.completed.add(ev.x!);
+        else this.released.add(`${ev.w} ${ev.x}`);
+        w!.know = { kind: "none" };
+        break;
+      }
+      case "job":
+        this.jobs.set(ev.j!, ev.tasks!);
+        for (const t of ev.tasks!) this.taskJob.set(t, ev.j!);
+        this.touchedJobs.add(ev.j!);
+        break;
+      case "cancel":
+        this.canceled.add(ev.j!);
+        this.touchedJobs.add(ev.j!);
+        break;
+      case "error":
+        this.errors.push(ev.msg!);
+        return;
+      default:
+        return;
+    }
+    this.acks++;
+    if (ev.w !== undefined) this.workerAcks++;
+    const kind = ev.e === "done" ? ev.status! : ev.e;
+    this.kinds[kind] = (this.kinds[kind] ?? 0) + 1;
+  }
+}
+
+// ------------------------------------------------------------------ checking a state against it
+
+interface TaskView {
+  status: string;
+  worker: string;
+  activity: string;
+  progress: number;
+}
+
+/** The manager's state as read back: in full from the journal, or in part through the API. */
+interface View {
+  /** worker id -> current_task ("" for none) */
+  workers: Map<string, string>;
+  /** job id -> status */
+  jobs: Map<string, string>;
+  /** job id -> its task ids, for the jobs read with their tasks */
+  jobTasks: Map<string, string[]>;
+  /** the tasks of those jobs */
+  tasks: Map<string, TaskView>;
+}
+
+const RUNNING = new Set(["active", "cancel-requested"]);
+const RUNNABLE = new Set(["queued", "soft-failed", "active"]);
+
+function checkView(model: Model, view: View): string[] {
+  const problems: string[] = [];
+  const problem = (text: string) => problems.length < 20 && problems.push(text);
+  for (const id of model.workers.keys()) if (!view.workers.has(id)) problem(`acknowledged worker ${id} is missing`);
+  for (const [job, tasks] of model.jobs) {
+    if (!view.jobs.has(job)) problem(`acknowledged job ${job} is missing`);
+    const seen = view.jobTasks.get(job);
+    if (seen && seen.join() !== tasks.join()) problem(`job ${job} has tasks ${seen.join()}, acknowledged ${tasks.join()}`);
+  }
+  for (const job of model.canceled) {
+    const status = view.jobs.get(job);
+    if (status !== "canceled" && status !== "cancel-requested") problem(`job ${job} is ${status} after an acknowledged cancel`);
+    for (const task of view.jobTasks.get(job) ?? []) {
+      const t = view.tasks.get(task)!;
+      if (RUNNABLE.has(t.status)) problem(`task ${task} of canceled job ${job} is ${t.status}`);
+    }
+  }
+  for (const task of model.completed) {
+    const t = view.tasks.get(task);
+    if (t && t.status !== "completed") problem(`task ${task} is ${t.status} after an acknowledged completion`);
+  }
+  for (const pair of model.released) {
+    const [worker, task] = pair.split(" ") as [string, string];
+    const t = view.tasks.get(task);
+    if (t && t.worker === worker && RUNNING.has(t.status)) problem(`task ${task} is still ${t.status} on ${worker} after its acknowledged report`);
+  }
+  for (const [id, { know }] of model.workers) {
+    const current = view.workers.get(id);
+    if (current === undefined) continue;
+    if (know.kind === "none" && current !== "") problem(`worker ${id} holds ${current}; acknowledged: none`);
+    if (know.kind !== "holds") continue;
+    if (current !== know.task) problem(`worker ${id} holds "${current}"; acknowledged: ${know.task}`);
+    const t = view.tasks.get(know.task);
+    if (!t) continue;
+    if (t.worker !== id || !RUNNING.has(t.status)) problem(`task ${know.task} is ${t.status} on "${t.worker}"; acknowledged: running on ${id}`);
+    // a canceled job's task ignores activity and progress; active means no cancel came
+    if (t.status === "active" && know.activity !== undefined && t.activity !== know.activity) problem(`task ${know.task} activity "${t.activity}"; acknowledged "${know.activity}"`);
+    if (t.status === "active" && know.progress !== undefined && t.progress !== know.progress) problem(`task ${know.task} progress ${t.progress}; acknowledged ${know.progress}`);
+  }
+  // no task on two workers, and each running task is held by the worker it names
+  const holder = new Map<string, string>();
+  for (const [id, current] of view.workers) {
+    if (current === "") continue;
+    const other = holder.get(current);
+    if (other !== undefined) problem(`task ${current} is held by workers ${other} and ${id}`);
+    holder.set(current, id);
+    const t = view.tasks.get(current);
+    if (t && (t.worker !== id || !RUNNING.has(t.status))) problem(`worker ${id} holds task ${current}, which is ${t.status} on "${t.worker}"`);
+  }
+  for (const [id, t] of view.tasks) {
+    if (RUNNING.has(t.status) && holder.get(id) !== t.worker) problem(`task ${id} is ${t.status} on ${t.worker}, which holds "${view.workers.get(t.worker)}"`);
+  }
+  return problems;
+}
+
+interface JobJson {
+  _id: string;
+  status: string;
+  tasks?: ({ _id: string } & TaskView)[];
+}
+
+function addJob(view: View, job: JobJson): void {
+  view.jobs.set(job._id, job.status);
+  if (!job.tasks) return;
+  view.jobTasks.set(job._id, job.tasks.map((t) => t._id));
+  for (const t of job.tasks) view.tasks.set(t._id, { status: t.status, worker: t.worker, activity: t.activity, progress: t.progress });
+}
+
+/** The whole state, from a copy of the journal (so the server still meets any torn tail itself). */
+async function journalView(stateDir: string, scratch: string): Promise<{ view: View; generation: number; midCompaction: boolean }> {
+  const dir = join(stateDir, "manager");
+  await rm(scratch, { recursive: true, force: true });
+  await cp(dir, scratch, { recursive: true });
+  const names = await readdir(scratch);
+  // more than one generation's files, or a temp snapshot: killed inside a compaction
+  const midCompaction = names.filter((n) => n.startsWith("log-")).length > 1 || names.some((n) => n.endsWith(".tmp"));
+  const { journal, snapshot, records } = await openJournal(scratch, { maxRecordBytes: 64 * 1024 * 1024 });
+  const generation = journal.generation;
+  await journal.close();
+  const farm = Farm.restore(snapshot, records, { now: Date.now() });
+  farm.assertConsistent();
+  const view: View = { workers: new Map(), jobs: new Map(), jobTasks: new Map(), tasks: new Map() };
+  for (const w of farm.listWorkers()) view.workers.set(w._id, w.current_task);
+  for (const j of farm.listJobs()) addJob(view, farm.getJob(j._id) as JobJson);
+  return { view, generation, midCompaction };
+}
+
+// ------------------------------------------------------------------ the API side
+
+async function call(port: number, path: string, auth: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: auth } });
+  return { status: res.status, text: await res.text() };
+}
+
+async function getJson(port: number, path: string, token: string): Promise<any> {
+  const r = await call(port, path, `Bearer ${token}`);
+  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.text}`);
+  return JSON.parse(r.text);
+}
+
+/**
+ * After a restart, through the job and worker APIs: every worker and job, the tasks of the jobs
+ * acknowledged-about since the last check (and of every held task), acknowledged log lines of
+ * held tasks, and Basic auth of the workers registered since the last check.
+ */
+async function apiCheck(port: number, token: string, model: Model): Promise<string[]> {
+  const view: View = { workers: new Map(), jobs: new Map(), jobTasks: new Map(), tasks: new Map() };
+  for (const w of (await getJson(port, "/api/workers", token)).workers) view.workers.set(w._id, w.current_task);
+  for (const j of (await getJson(port, "/api/jobs", token)).jobs) addJob(view, j);
+  const read = new Set(model.touchedJobs);
+  for (const { know } of model.workers.values()) if (know.kind === "holds") read.add(know.job);
+  for (const job of read) if (view.jobs.has(job)) addJob(view, await getJson(port, `/api/jobs/${job}`, token));
+  const problems = checkView(model, view);
+  for (const [id, { know }] of model.workers) {
+    if (know.kind !== "holds" || know.logs.length === 0) continue;
+    const r = await call(port, `/logfile/${know.job}/${know.task}`, `Bearer ${token}`);
+    for (const line of know.logs) if (!r.text.includes(line)) problems.push(`log of task ${know.task} (worker ${id}) lacks acknowledged "${line}"`);
+  }
+  for (const id of model.newWorkers) {
+    const r = await call(port, "/status-change", `Basic ${Buffer.from(`${id}:${model.workers.get(id)!.secret}`).toString("base64")}`);
+    if (r.status !== 200 && r.status !== 204) problems.push(`worker ${id} registered, but its Basic auth gets ${r.status} ${r.text}`);
+  }
+  model.touchedJobs = new Set();
+  model.newWorkers = new Set();
+  return problems;
+}
+
+// ------------------------------------------------------------------ processes
+
+/** Calls `cond` after every event of a lane until it holds, or fails at the deadline. */
+class Waiters {
+  private list: { cond: () => boolean; resolve: () => void }[] = [];
+
+  notify(): void {
+    this.list = this.list.filter((w) => (w.cond() ? (w.resolve(), false) : true));
+  }
+
+  until(cond: () => boolean, what: string, failed: () => string | undefined = () => undefined): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what}: not within ${DEADLINE_MS} ms ${failed() ?? ""}`)), DEADLINE_MS);
+      this.list.push({ cond: () => cond() || failed() !== undefined, resolve: () => (clearTimeout(timer), failed() ? reject(new Error(`${what}: ${failed()}`)) : resolve()) });
+    });
+  }
+}
+
+interface Server {
+  proc: ChildProcess;
+  port: number | undefined;
+  exited: Promise<void>;
+  stderr: string[];
+}
+
+function spawnServer(script: string, stateDir: string, lane: Lane, waiters: Waiters): Server {
+  const env = { ...process.env, STEVEDORE_LOG_LEVEL: "warn" } as Record<string, string>;
+  if (lane.compactRecords !== undefined) env.STEVEDORE_MANAGER_COMPACT_RECORDS = String(lane.compactRecords);
+  const proc = spawn(process.execPath, [script, stateDir], { stdio: ["ignore", "pipe", "pipe"], env });
+  const server: Server = { proc, port: undefined, exited: new Promise((r) => proc.on("exit", () => (r(), waiters.notify()))), stderr: [] };
+  createInterface({ input: proc.stdout! }).on("line", (line) => {
+    const m = /^listening (\d+)$/.exec(line);
+    if (m) server.port = Number(m[1]);
+    waiters.notify();
+  });
+  createInterface({ input: proc.stderr! }).on("line", (line) => server.stderr.push(line));
+  return server;
+}
+
+async function kill(server: Server): Promise<void> {
+  server.proc.kill("SIGKILL");
+  await server.exited;
+}
+
+interface Client {
+  proc: ChildProcess;
+  pauses: number;
+  exited: boolean;
+}
+
+function spawnClient(script: string, no: number, seed: number, slots: number, model: Model, waiters: Waiters): Client {
+  const proc = spawn(process.execPath, [script, String(no), String(seed), String(slots)], { stdio: ["pipe", "pipe", "inherit"] });
+  const client: Client = { proc, pauses: 0, exited: false };
+  proc.on("exit", () => ((client.exited = true), waiters.notify()));
+  createInterface({ input: proc.stdout! }).on("line", (line) => {
+    const ev = JSON.parse(line) as ClientEvent;
+    if (ev.e === "paused") client.pauses++;
+    else model.apply(ev);
+    waiters.notify();
+  });
+  return client;
+}
+
+// ------------------------------------------------------------------ the trials
+
+interface Totals {
+  trials: number;
+  acks: number;
+  killsAtStart: number;
+  midCompaction: number;
+  compactions: number;
+  cuts: number;
+  kinds: Record<string, number>;
+}
+
+async function runLane(lane: Lane, root: string, scripts: { server: string; client: string }, seed: number, totals: Totals): Promise<void> {
+  const stateDir = join(root, lane.name);
+  const scratch = join(root, `${lane.name}-copy`);
+  const rand = intRng(seed);
+  const model = new Model();
+  const waiters = new Waiters();
+  const clients: Client[] = [];
+  let server: Server | undefined;
+  const clientTrouble = () => (model.errors.length ? `client error: ${model.errors.join("; ")}` : clients.some((c) => c.exited) ? "a client exited" : undefined);
+  const started = async (s: Server, what: string) => {
+    await waiters.until(() => s.port !== undefined || s.proc.exitCode !== null || s.proc.signalCode !== null, what);
+    if (s.port === undefined) throw new Error(`${what}: the server exited: ${s.stderr.join("\n")}`);
+    return s.port;
+  };
+  let token = "";
+  let generation = 0;
+  const laneStart = performance.now();
+  const phases: Record<string, number> = {};
+  let mark = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    phases[name] = (phases[name] ?? 0) + now - mark;
+    mark = now;
+  };
+  try {
+    for (let trial = 0; trial <= lane.trials; trial++) {
+      const at = `${lane.name} trial ${trial}`;
+      server = spawnServer(scripts.server, stateDir, lane, waiters);
+      if (trial > 0 && trial < lane.trials && rand(10) === 0) {
+        // anywhere in the start: loading the journal, cutting its torn tail, binding
+        await new Promise((r) => setTimeout(r, rand(120)));
+        await kill(server);
+        totals.killsAtStart++;
+      } else {
+        const port = await started(server, `${at}: start`);
+      phase('start');
+        if (trial === 0) {
+          token = await mintUserToken(stateDir, { subject: "kill-test", ttlSecs: 3600 });
+          lane.clients.forEach((slots, i) => clients.push(spawnClient(scripts.client, i, seed * 10 + i, slots, model, waiters)));
+        }
+        const problems = await apiCheck(port, token, model);
+      phase('api');
+        assert.deepEqual(problems, [], `${at}: through the API after the restart`);
+        if (trial === lane.trials) break; // the last restart is only checked
+        const workerAcksBefore = model.workerAcks;
+        const slots = lane.clients.reduce((a, b) => a + b);
+        for (const c of clients) c.proc.stdin!.write(`go ${port} ${token}\n`);
+        // mostly once the workers are back at work (each pays one scrypt check after a restart)
+        if (rand(10) !== 0) await waiters.until(() => model.workerAcks >= workerAcksBefore + slots, `${at}: the workers' first answers`, clientTrouble);
+        // mostly mid-flow, now and then right away (many requests of the restart's resync in flight)
+        await new Promise((r) => setTimeout(r, rand(4) === 0 ? rand(10) : rand(150)));
+      phase('load');
+        await kill(server);
+      phase('kill');
+        const pauses = clients.map((c) => c.pauses);
+        for (const c of clients) c.proc.stdin!.write("pause\n");
+        await waiters.until(() => clients.every((c, i) => c.pauses > pauses[i]!), `${at}: clients pausing`, clientTrouble);
+      phase('pause');
+      }
+      assert.deepEqual(model.errors, [], `${at}: the clients`);
+      totals.trials++;
+      const j = await journalView(stateDir, scratch);
+      phase('journal');
+      assert.deepEqual(checkView(model, j.view), [], `${at}: the journal after the kill`);
+      if (j.midCompaction) totals.midCompaction++;
+      totals.compactions += Math.max(0, j.generation - generation);
+      generation = j.generation;
+    }
+    totals.acks += model.acks;
+    for (const [kind, n] of Object.entries(model.kinds)) totals.kinds[kind] = (totals.kinds[kind] ?? 0) + n;
+    if (process.env.KILL_TEST_DEBUG) console.error(lane.name, Math.round(performance.now() - laneStart), "ms", JSON.stringify(model.kinds), JSON.stringify(Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v)]))));
+    assert.ok(model.acks > lane.trials * 5, `${lane.name}: only ${model.acks} acknowledgements`);
+    if (lane.compactRecords !== undefined && lane.compactRecords <= 300) assert.ok(generation > 0, `${lane.name}: no compaction happened`);
+  } finally {
+    for (const c of clients) c.proc.kill("SIGKILL");
+    if (server) await kill(server);
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+test("kill -9 at random moments under mixed load loses nothing acknowledged and never runs a task on two workers", { timeout: 240_000 }, async (t) => {
+  const t0 = performance.now();
+  const root = await mkdtemp(join(tmpdir(), "stevedore-manager-kill-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  // esbuild bundles (what tsx would compile), so a start costs a plain node start: ~0.5 s of CPU less each
+  const outdir = join(root, "bundle");
+  await build({ entryPoints: { server: SERVER, client: CLIENT }, bundle: true, platform: "node", format: "esm", target: "node20", outdir, outExtension: { ".js": ".mjs" }, logLevel: "warning" });
+  const scripts = { server: join(outdir, "server.mjs"), client: join(outdir, "client.mjs") };
+  const cuts: string[] = [];
+  t.after(setLogSink((line) => cuts.push(line))); // the parent's own journal opens (of copies) log their cuts here
+  const totals: Totals = { trials: 0, acks: 0, killsAtStart: 0, midCompaction: 0, compactions: 0, cuts: 0, kinds: {} };
+  await Promise.all(
+    STREAMS.map(async (lanes, s) => {
+      for (const [i, lane] of lanes.entries()) await runLane(lane, root, scripts, 0x6b1 + s * 100 + i, totals);
+    }),
+  );
+  totals.cuts = cuts.filter((line) => line.includes("cut")).length;
+  t.diagnostic(`${JSON.stringify(totals)} in ${Math.round(performance.now() - t0)} ms`);
+  assert.ok(totals.trials >= 200, `only ${totals.trials} trials`);
+});
