@@ -165,6 +165,14 @@ interface Worker {
 }
 const slots: (Worker | undefined)[] = Array.from({ length: workerSlots }, () => undefined);
 
+/**
+ * What a worker's request in flight could change, printed with "doubt" when it gets no answer:
+ * "task" may have assigned a task; "release" may have let go of the held one (a report, a
+ * return, sign-on or -off); "soft" leaves the task where it is (an update may have set its
+ * activity and progress and appended its log line; may-i-run and output-produced change no task).
+ */
+type InFlight = { kind: "task" | "release" } | { kind: "soft"; activity?: string; progress?: number; log?: string };
+
 const basic = (w: Worker) => `Basic ${Buffer.from(`${w.id}:${w.secret}`).toString("base64")}`;
 
 async function register(slot: number): Promise<void> {
@@ -175,23 +183,29 @@ async function register(slot: number): Promise<void> {
   emit({ e: "reg", w: a.body._id, s: secret });
 }
 
-/** One request of a worker; an answer other than the expected ones ends the client (an error line). */
+/** One request of a worker. Without an answer its outcome is unknown: "doubt", then /task says what the worker holds. */
 async function workerStep(slot: number): Promise<void> {
   const w = slots[slot];
   if (!w) return register(slot);
+  let inFlight: InFlight = { kind: "soft" };
+  const send = (what: InFlight, method: string, path: string, body?: unknown) => {
+    inFlight = what;
+    return request(method, path, basic(w), body);
+  };
   try {
-    await workerRequest(slot, w);
+    await workerRequest(slot, w, send);
   } catch (err) {
     if (!(err instanceof Lost)) throw err;
     w.held = undefined;
-    emit({ e: "doubt", w: w.id });
+    emit({ e: "doubt", w: w.id, ...inFlight });
   }
 }
 
-async function workerRequest(slot: number, w: Worker): Promise<void> {
-  const auth = basic(w);
+type Send = (what: InFlight, method: string, path: string, body?: unknown) => Promise<Answer>;
+
+async function workerRequest(slot: number, w: Worker, send: Send): Promise<void> {
   if (!w.signedOn) {
-    const a = await request("POST", "/sign-on", auth, { supported_task_types: TASK_TYPES });
+    const a = await send({ kind: "release" }, "POST", "/sign-on", { supported_task_types: TASK_TYPES });
     if (a.status !== 204) fail("sign-on", a);
     w.signedOn = true;
     w.held = undefined;
@@ -199,12 +213,12 @@ async function workerRequest(slot: number, w: Worker): Promise<void> {
   }
   if (!w.held) {
     if (rand(150) === 0) {
-      const a = await request("POST", "/sign-off", auth);
+      const a = await send({ kind: "release" }, "POST", "/sign-off");
       if (a.status !== 204) fail("sign-off", a);
       slots[slot] = undefined; // retired: a new worker registers in this slot
       return emit({ e: "none", w: w.id });
     }
-    const a = await request("POST", "/task", auth);
+    const a = await send({ kind: "task" }, "POST", "/task");
     if (a.status === 204) {
       emit({ e: "none", w: w.id });
       // an idle worker polls again a little later (pacing, not synchronisation)
@@ -219,32 +233,32 @@ async function workerRequest(slot: number, w: Worker): Promise<void> {
   if (r < 10) {
     const n = counter++;
     const update = { activity: `step ${n}`, task_progress_percentage: rand(101), log: `c${clientNo} ${task} line ${n}` };
-    const a = await request("POST", `/tasks/${task}/update`, auth, update);
+    const a = await send({ kind: "soft", activity: update.activity, progress: update.task_progress_percentage, log: update.log }, "POST", `/tasks/${task}/update`, update);
     if (a.status !== 204) fail("update", a);
     return emit({ e: "upd", w: w.id, x: task, activity: update.activity, progress: update.task_progress_percentage, log: update.log });
   }
   if (r < 12) {
-    const a = await request("GET", `/may-i-run/${task}`, auth);
+    const a = await send({ kind: "soft" }, "GET", `/may-i-run/${task}`);
     if (a.status !== 200) fail("may-i-run", a);
     if (a.body.may_keep_running) return;
     // told to stop (its job was canceled): report the task canceled
-    return finish(w, "canceled");
+    return finish(w, "canceled", send);
   }
-  if (r < 16) return finish(w, "completed");
-  if (r < 18) return finish(w, "failed");
+  if (r < 16) return finish(w, "completed", send);
+  if (r < 18) return finish(w, "failed", send);
   if (r < 19) {
-    const a = await request("POST", `/tasks/${task}/return`, auth);
+    const a = await send({ kind: "release" }, "POST", `/tasks/${task}/return`);
     if (a.status !== 204) fail("return", a);
     w.held = undefined;
     return emit({ e: "none", w: w.id });
   }
-  const a = await request("POST", "/output-produced", auth, { paths: [`/out/${job}/${counter++}.png`] });
+  const a = await send({ kind: "soft" }, "POST", "/output-produced", { paths: [`/out/${job}/${counter++}.png`] });
   if (a.status !== 204) fail("output-produced", a);
 }
 
-async function finish(w: Worker, status: "completed" | "failed" | "canceled"): Promise<void> {
+async function finish(w: Worker, status: "completed" | "failed" | "canceled", send: Send): Promise<void> {
   const task = w.held!.task;
-  const a = await request("POST", `/tasks/${task}/update`, basic(w), { task_status: status });
+  const a = await send({ kind: "release" }, "POST", `/tasks/${task}/update`, { task_status: status });
   if (a.status !== 204) fail(`update ${status}`, a);
   w.held = undefined;
   emit({ e: "done", w: w.id, x: task, status });

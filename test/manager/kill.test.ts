@@ -47,11 +47,16 @@ const STREAMS: Lane[][] = [
 
 // ------------------------------------------------------------------ what the clients were told
 
-/** What the parent knows of a worker from acknowledged answers. */
+/**
+ * What the parent knows of a worker from acknowledged answers, and from what its request in
+ * flight at a kill could have changed. Activity and progress are the values the task may show
+ * (the acknowledged one, and that of an update in doubt); undefined when not known.
+ */
 type Knowledge =
   | { kind: "none" } // holds no task
-  | { kind: "holds"; task: string; job: string; activity: string | undefined; progress: number | undefined; logs: string[] }
-  | { kind: "unknown" }; // a request got no answer: nothing known until the next one does
+  | { kind: "holds"; task: string; job: string; activity: string[] | undefined; progress: number[] | undefined; logs: string[] }
+  | { kind: "maybe"; task: string; job: string } // holds this task or none: a report, return or sign-on/off in doubt
+  | { kind: "unknown" }; // a /task in doubt: it may hold any task
 
 interface ClientEvent {
   e: string;
@@ -60,6 +65,7 @@ interface ClientEvent {
   x?: string;
   j?: string;
   tasks?: string[];
+  kind?: string;
   activity?: string;
   progress?: number;
   log?: string;
@@ -71,7 +77,6 @@ interface ClientEvent {
 class Model {
   readonly workers = new Map<string, { secret: string; know: Knowledge }>();
   readonly jobs = new Map<string, string[]>();
-  readonly taskJob = new Map<string, string>();
   readonly canceled = new Set<string>();
   readonly completed = new Set<string>();
   /** "worker task" pairs whose failed/canceled report was acknowledged */
@@ -88,6 +93,7 @@ class Model {
 
   apply(ev: ClientEvent): void {
     const w = ev.w === undefined ? undefined : this.workers.get(ev.w);
+    if (ev.w !== undefined && ev.e !== "reg" && !w) return void this.errors.push(`event for a worker never registered: ${JSON.stringify(ev)}`);
     switch (ev.e) {
       case "reg":
         this.workers.set(ev.w!, { secret: ev.s!, know: { kind: "none" } });
@@ -97,23 +103,31 @@ class Model {
         w!.know = { kind: "none" };
         break;
       case "doubt":
-        w!.know = { kind: "unknown" };
+        w!.know = afterDoubt(w!.know, ev);
         return;
-      case "assign":
-        w!.know = { kind: "holds", task: ev.x!, job: ev.j!, activity: ev.activity, progress: undefined, logs: [] };
+      case "assign": {
+        const k = w!.know;
+        // one client's events are in order: a worker known to hold a task gets that task back
+        if (k.kind === "holds" && k.task !== ev.x) this.errors.push(`worker ${ev.w} was given ${ev.x} while it held ${k.task}`);
+        if (k.kind === "holds" && k.task === ev.x && k.activity && !k.activity.includes(ev.activity!)) {
+          this.errors.push(`task ${ev.x} came back to ${ev.w} with activity "${ev.activity}"; acknowledged ${JSON.stringify(k.activity)}`);
+        }
+        w!.know = { kind: "holds", task: ev.x!, job: ev.j!, activity: [ev.activity!], progress: undefined, logs: k.kind === "holds" && k.task === ev.x ? k.logs : [] };
         this.touchedJobs.add(ev.j!);
         break;
+      }
       case "upd": {
         const k = w!.know;
-        if (k.kind !== "holds" || k.task !== ev.x) return void this.errors.push(`update of ${ev.x} acknowledged to ${ev.w} not known to hold it`);
-        k.activity = ev.activity;
-        k.progress = ev.progress;
+        if (k.kind !== "holds" || k.task !== ev.x) return void this.errors.push(`update of ${ev.x} acknowledged to ${ev.w}, not known to hold it`);
+        k.activity = [ev.activity!];
+        k.progress = [ev.progress!];
         k.logs.push(ev.log!);
         break;
       }
       case "done": {
         const k = w!.know;
-        if (k.kind === "holds") this.touchedJobs.add(k.job);
+        if (k.kind !== "holds" || k.task !== ev.x) return void this.errors.push(`report on ${ev.x} acknowledged to ${ev.w}, not known to hold it`);
+        this.touchedJobs.add(k.job);
         if (ev.status === "completed") this.completed.add(ev.x!);
         else this.released.add(`${ev.w} ${ev.x}`);
         w!.know = { kind: "none" };
@@ -121,7 +135,6 @@ class Model {
       }
       case "job":
         this.jobs.set(ev.j!, ev.tasks!);
-        for (const t of ev.tasks!) this.taskJob.set(t, ev.j!);
         this.touchedJobs.add(ev.j!);
         break;
       case "cancel":
@@ -132,12 +145,29 @@ class Model {
         this.errors.push(ev.msg!);
         return;
       default:
-        return;
+        return this.errors.push(`unknown event ${JSON.stringify(ev)}`), undefined;
     }
     this.acks++;
     if (ev.w !== undefined) this.workerAcks++;
     const kind = ev.e === "done" ? ev.status! : ev.e;
     this.kinds[kind] = (this.kinds[kind] ?? 0) + 1;
+  }
+}
+
+/** A worker's knowledge once a request of the given kind got no answer. */
+function afterDoubt(k: Knowledge, ev: ClientEvent): Knowledge {
+  switch (ev.kind) {
+    case "soft":
+      // the task stays; an update may or may not have been applied
+      if (k.kind === "holds" && ev.activity !== undefined) {
+        return { ...k, activity: k.activity && [...k.activity, ev.activity], progress: k.progress && [...k.progress, ev.progress!] };
+      }
+      return k;
+    case "release":
+      if (k.kind === "holds") return { kind: "maybe", task: k.task, job: k.job };
+      return k;
+    default:
+      return { kind: "unknown" };
   }
 }
 
@@ -191,18 +221,23 @@ function checkView(model: Model, view: View): string[] {
     const t = view.tasks.get(task);
     if (t && t.worker === worker && RUNNING.has(t.status)) problem(`task ${task} is still ${t.status} on ${worker} after its acknowledged report`);
   }
+  const told = new Map<string, string>(); // task -> the worker known to hold it
   for (const [id, { know }] of model.workers) {
     const current = view.workers.get(id);
     if (current === undefined) continue;
     if (know.kind === "none" && current !== "") problem(`worker ${id} holds ${current}; acknowledged: none`);
+    if (know.kind === "maybe" && current !== "" && current !== know.task) problem(`worker ${id} holds ${current}; acknowledged: ${know.task} or none`);
     if (know.kind !== "holds") continue;
+    const other = told.get(know.task);
+    if (other !== undefined) problem(`task ${know.task} was acknowledged to workers ${other} and ${id}`);
+    told.set(know.task, id);
     if (current !== know.task) problem(`worker ${id} holds "${current}"; acknowledged: ${know.task}`);
     const t = view.tasks.get(know.task);
     if (!t) continue;
     if (t.worker !== id || !RUNNING.has(t.status)) problem(`task ${know.task} is ${t.status} on "${t.worker}"; acknowledged: running on ${id}`);
     // a canceled job's task ignores activity and progress; active means no cancel came
-    if (t.status === "active" && know.activity !== undefined && t.activity !== know.activity) problem(`task ${know.task} activity "${t.activity}"; acknowledged "${know.activity}"`);
-    if (t.status === "active" && know.progress !== undefined && t.progress !== know.progress) problem(`task ${know.task} progress ${t.progress}; acknowledged ${know.progress}`);
+    if (t.status === "active" && know.activity && !know.activity.includes(t.activity)) problem(`task ${know.task} activity "${t.activity}"; acknowledged ${JSON.stringify(know.activity)}`);
+    if (t.status === "active" && know.progress && !know.progress.includes(t.progress)) problem(`task ${know.task} progress ${t.progress}; acknowledged ${JSON.stringify(know.progress)}`);
   }
   // no task on two workers, and each running task is held by the worker it names
   const holder = new Map<string, string>();
@@ -275,7 +310,7 @@ async function apiCheck(port: number, token: string, model: Model): Promise<stri
   for (const w of (await getJson(port, "/api/workers", token)).workers) view.workers.set(w._id, w.current_task);
   for (const j of (await getJson(port, "/api/jobs", token)).jobs) addJob(view, j);
   const read = new Set(model.touchedJobs);
-  for (const { know } of model.workers.values()) if (know.kind === "holds") read.add(know.job);
+  for (const { know } of model.workers.values()) if (know.kind === "holds" || know.kind === "maybe") read.add(know.job);
   for (const job of read) if (view.jobs.has(job)) addJob(view, await getJson(port, `/api/jobs/${job}`, token));
   const problems = checkView(model, view);
   for (const [id, { know }] of model.workers) {
@@ -311,6 +346,13 @@ class Waiters {
   }
 }
 
+/** The children's environment: no V8 coverage (under c8 it slows every start, and a killed child writes none). */
+function childEnv(extra: Record<string, string>): Record<string, string> {
+  const env = { ...process.env, ...extra } as Record<string, string>;
+  delete env.NODE_V8_COVERAGE;
+  return env;
+}
+
 interface Server {
   proc: ChildProcess;
   port: number | undefined;
@@ -319,7 +361,7 @@ interface Server {
 }
 
 function spawnServer(script: string, stateDir: string, lane: Lane, waiters: Waiters): Server {
-  const env = { ...process.env, STEVEDORE_LOG_LEVEL: "warn" } as Record<string, string>;
+  const env = childEnv({ STEVEDORE_LOG_LEVEL: "warn" });
   if (lane.compactRecords !== undefined) env.STEVEDORE_MANAGER_COMPACT_RECORDS = String(lane.compactRecords);
   const proc = spawn(process.execPath, [script, stateDir], { stdio: ["ignore", "pipe", "pipe"], env });
   const server: Server = { proc, port: undefined, exited: new Promise((r) => proc.on("exit", () => (r(), waiters.notify()))), stderr: [] };
@@ -344,7 +386,7 @@ interface Client {
 }
 
 function spawnClient(script: string, no: number, seed: number, slots: number, model: Model, waiters: Waiters): Client {
-  const proc = spawn(process.execPath, [script, String(no), String(seed), String(slots)], { stdio: ["pipe", "pipe", "inherit"] });
+  const proc = spawn(process.execPath, [script, String(no), String(seed), String(slots)], { stdio: ["pipe", "pipe", "inherit"], env: childEnv({}) });
   const client: Client = { proc, pauses: 0, exited: false };
   proc.on("exit", () => ((client.exited = true), waiters.notify()));
   createInterface({ input: proc.stdout! }).on("line", (line) => {
