@@ -142,6 +142,8 @@ async function userStep(): Promise<void> {
   const i = rand(jobs.length);
   const job = jobs[i]!;
   if (rand(3) === 0) {
+    // printed before asking: a worker may lose its task to this cancel before the answer comes, or without one
+    emit({ e: "cancelling", j: job.id });
     const a = await request("POST", `/api/jobs/${job.id}/cancel`, bearer());
     if (a.status === 200) emit({ e: "cancel", j: job.id });
     else if (a.status !== 409) fail("cancel", a); // 409: completed meanwhile
