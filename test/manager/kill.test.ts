@@ -441,6 +441,7 @@ async function runLane(lane: Lane, root: string, scripts: { server: string; clie
   };
   let token = "";
   let generation = 0;
+  let lastStartMs = 100;
   const laneStart = performance.now();
   const phases: Record<string, number> = {};
   let mark = performance.now();
@@ -454,12 +455,14 @@ async function runLane(lane: Lane, root: string, scripts: { server: string; clie
       const at = `${lane.name} trial ${trial}`;
       server = spawnServer(scripts.server, stateDir, lane, waiters);
       if (trial > 0 && trial < lane.trials && rand(10) === 0) {
-        // anywhere in the start: loading the journal, cutting its torn tail, binding
-        await new Promise((r) => setTimeout(r, rand(120)));
+        // anywhere in the start (as long as the last one took): loading the journal, cutting its torn tail, binding
+        await new Promise((r) => setTimeout(r, rand(lastStartMs + 1)));
         await kill(server);
         totals.killsAtStart++;
       } else {
+        const startedAt = performance.now();
         const port = await started(server, `${at}: start`);
+        lastStartMs = Math.round(performance.now() - startedAt);
       phase('start');
         if (trial === 0) {
           token = await mintUserToken(stateDir, { subject: "kill-test", ttlSecs: 3600 });
