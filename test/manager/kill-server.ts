@@ -1,4 +1,5 @@
 // Server of the manager kill -9 test: the manager component alone on a free loopback port over a state dir; prints "listening <port>".
+import { open } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { DaemonContext } from "../../src/component/index.js";
 import { SCRYPT } from "../../src/manager/auth.js";
@@ -6,7 +7,27 @@ import { managerComponent } from "../../src/manager/index.js";
 import { DEFAULT_SETTINGS, type FarmSettings } from "../../src/manager/model.js";
 
 const stateDir = process.argv[2];
-if (!stateDir) throw new Error("usage: kill-server STATE_DIR");
+const fsyncDelayMs = Number(process.argv[3] ?? 0);
+if (!stateDir) throw new Error("usage: kill-server STATE_DIR [MAX_EXTRA_FSYNC_MS]");
+
+/**
+ * A disk whose fsync takes a few milliseconds (this machine's takes well under one): appends
+ * then queue behind the group being synced, as they do on real disks, so an answer sent before
+ * its record is written has a window a kill can hit.
+ */
+async function slowFsync(maxMs: number): Promise<void> {
+  const probe = await open(process.execPath, "r");
+  const proto = Object.getPrototypeOf(probe) as Record<"sync" | "datasync", (this: unknown) => Promise<void>>;
+  await probe.close();
+  for (const name of ["sync", "datasync"] as const) {
+    const real = proto[name];
+    proto[name] = async function (this: unknown) {
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * (maxMs + 1))));
+      return real.call(this);
+    };
+  }
+}
+if (fsyncDelayMs > 0) await slowFsync(fsyncDelayMs);
 
 // No time-outs during the test: a worker idle for a while must keep its task, so what the
 // parent checks is decided by acknowledged requests alone.

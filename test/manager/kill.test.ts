@@ -17,6 +17,8 @@ import { intRng } from "../helpers/random.js";
 
 const SERVER = fileURLToPath(new URL("./kill-server.ts", import.meta.url));
 const CLIENT = fileURLToPath(new URL("./kill-client.ts", import.meta.url));
+/** the server's fsyncs take up to this much longer (see kill-server.ts) */
+const FSYNC_EXTRA_MS = 3;
 /** how long one condition may take (a start, the first acknowledgement, a pause) on a loaded machine */
 const DEADLINE_MS = 30_000;
 
@@ -41,7 +43,7 @@ const STREAMS: Lane[][] = [
     { name: "fresh2", trials: 20, compactRecords: 25, clients: [2, 3] },
     { name: "fresh3", trials: 20, compactRecords: 120, clients: [3, 2] },
     { name: "fresh4", trials: 20, clients: [2, 2, 1] },
-    { name: "fresh5", trials: 20, compactRecords: 10, clients: [3, 2] },
+    { name: "fresh5", trials: 20, compactRecords: 4, clients: [3, 2] },
   ],
 ];
 
@@ -55,7 +57,7 @@ const STREAMS: Lane[][] = [
 type Knowledge =
   | { kind: "none" } // holds no task
   | { kind: "holds"; task: string; job: string; activity: string[] | undefined; progress: number[] | undefined; logs: string[] }
-  | { kind: "maybe"; task: string; job: string } // holds this task or none: a report, return or sign-on/off in doubt
+  | { kind: "maybe"; task: string; job: string; progress: number[] | undefined } // holds this task or none: a report, return or sign-on/off in doubt
   | { kind: "unknown" }; // a /task in doubt: it may hold any task
 
 interface ClientEvent {
@@ -118,13 +120,20 @@ class Model {
         return;
       case "assign": {
         const k = w!.know;
+        const same = (k.kind === "holds" || k.kind === "maybe") && k.task === ev.x;
         // one client's events are in order: a worker known to hold a task gets that task back
         // (unless its job was canceled: then /task lets the old one go; decided once every client's lines are in)
-        if (k.kind === "holds" && k.task !== ev.x) this.swaps.push({ job: k.job, what: `worker ${ev.w} was given ${ev.x} while it held ${k.task}` });
-        if (k.kind === "holds" && k.task === ev.x && k.activity && !k.activity.includes(ev.activity!)) {
+        if (k.kind === "holds" && !same) this.swaps.push({ job: k.job, what: `worker ${ev.w} was given ${ev.x} while it held ${k.task}` });
+        if (k.kind === "holds" && same && k.activity && !k.activity.includes(ev.activity!)) {
           this.errors.push(`task ${ev.x} came back to ${ev.w} with activity "${ev.activity}"; acknowledged ${JSON.stringify(k.activity)}`);
         }
-        w!.know = { kind: "holds", task: ev.x!, job: ev.j!, activity: [ev.activity!], progress: undefined, logs: k.kind === "holds" && k.task === ev.x ? k.logs : [] };
+        if (k.kind === "none" && ev.activity !== "") this.errors.push(`task ${ev.x} newly given to ${ev.w} with activity "${ev.activity}"`);
+        // the same task again keeps its progress; a new activation starts at 0
+        let progress: number[] | undefined = [0];
+        if (k.kind === "holds" && same) progress = k.progress;
+        else if (k.kind === "maybe" && same) progress = k.progress && [...k.progress, 0];
+        else if (k.kind === "unknown") progress = undefined; // the task it got back may be one it held before
+        w!.know = { kind: "holds", task: ev.x!, job: ev.j!, activity: [ev.activity!], progress, logs: k.kind === "holds" && same ? k.logs : [] };
         this.touchedJobs.add(ev.j!);
         break;
       }
@@ -179,7 +188,7 @@ function afterDoubt(k: Knowledge, ev: ClientEvent): Knowledge {
       }
       return k;
     case "release":
-      if (k.kind === "holds") return { kind: "maybe", task: k.task, job: k.job };
+      if (k.kind === "holds") return { kind: "maybe", task: k.task, job: k.job, progress: k.progress };
       return k;
     default:
       return { kind: "unknown" };
@@ -378,7 +387,7 @@ interface Server {
 function spawnServer(script: string, stateDir: string, lane: Lane, waiters: Waiters): Server {
   const env = childEnv({ STEVEDORE_LOG_LEVEL: "warn" });
   if (lane.compactRecords !== undefined) env.STEVEDORE_MANAGER_COMPACT_RECORDS = String(lane.compactRecords);
-  const proc = spawn(process.execPath, [script, stateDir], { stdio: ["ignore", "pipe", "pipe"], env });
+  const proc = spawn(process.execPath, [script, stateDir, String(FSYNC_EXTRA_MS)], { stdio: ["ignore", "pipe", "pipe"], env });
   const server: Server = { proc, port: undefined, exited: new Promise((r) => proc.on("exit", () => (r(), waiters.notify()))), stderr: [] };
   createInterface({ input: proc.stdout! }).on("line", (line) => {
     const m = /^listening (\d+)$/.exec(line);
@@ -479,6 +488,11 @@ async function runLane(lane: Lane, root: string, scripts: { server: string; clie
         if (rand(10) !== 0) await waiters.until(() => model.workerAcks >= workerAcksBefore + slots, `${at}: the workers' first answers`, clientTrouble);
         // mostly mid-flow, now and then right away (many requests of the restart's resync in flight)
         await new Promise((r) => setTimeout(r, rand(4) === 0 ? rand(10) : rand(150)));
+        // half the time right on an acknowledgement: the next group commit may still be unwritten
+        if (rand(2) === 0) {
+          const acks = model.acks;
+          await waiters.until(() => model.acks > acks, `${at}: an acknowledgement to kill on`, clientTrouble);
+        }
       phase('load');
         await kill(server);
       phase('kill');
