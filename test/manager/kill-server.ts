@@ -1,6 +1,7 @@
 // Server of the manager kill -9 test: the manager component alone on a free loopback port over a state dir; prints "listening <port>".
 import { open } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import { Socket, type AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
 import type { DaemonContext } from "../../src/component/index.js";
 import { SCRYPT } from "../../src/manager/auth.js";
 import { managerComponent } from "../../src/manager/index.js";
@@ -28,6 +29,34 @@ async function slowFsync(maxMs: number): Promise<void> {
   }
 }
 if (fsyncDelayMs > 0) await slowFsync(fsyncDelayMs);
+
+/**
+ * "arm" on stdin: kill -9 this process right after the next successful answer is handed to the
+ * kernel (the client still gets it). That is the moment an answer sent before its record was
+ * written would be lost; a random moment hits it only by luck.
+ */
+function killAfterNextAnswer(): void {
+  let answered = false;
+  const realWrite = Socket.prototype.write as (this: Socket, ...args: unknown[]) => boolean;
+  const realUncork = Socket.prototype.uncork;
+  // an answer goes out as one write, or as corked writes sent at uncork
+  const dieWhenSent = (socket: Socket) => {
+    if (answered && socket.writableCorked === 0) process.kill(process.pid, "SIGKILL");
+  };
+  Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
+    const ok = realWrite.apply(this, args);
+    if (typeof args[0] === "string" && args[0].startsWith("HTTP/1.1 2")) answered = true;
+    dieWhenSent(this);
+    return ok;
+  } as typeof Socket.prototype.write;
+  Socket.prototype.uncork = function (this: Socket) {
+    realUncork.call(this);
+    dieWhenSent(this);
+  };
+}
+createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line === "arm") killAfterNextAnswer();
+});
 
 // No time-outs during the test: a worker idle for a while must keep its task, so what the
 // parent checks is decided by acknowledged requests alone.

@@ -387,7 +387,7 @@ interface Server {
 function spawnServer(script: string, stateDir: string, lane: Lane, waiters: Waiters): Server {
   const env = childEnv({ STEVEDORE_LOG_LEVEL: "warn" });
   if (lane.compactRecords !== undefined) env.STEVEDORE_MANAGER_COMPACT_RECORDS = String(lane.compactRecords);
-  const proc = spawn(process.execPath, [script, stateDir, String(FSYNC_EXTRA_MS)], { stdio: ["ignore", "pipe", "pipe"], env });
+  const proc = spawn(process.execPath, [script, stateDir, String(FSYNC_EXTRA_MS)], { stdio: ["pipe", "pipe", "pipe"], env });
   const server: Server = { proc, port: undefined, exited: new Promise((r) => proc.on("exit", () => (r(), waiters.notify()))), stderr: [] };
   createInterface({ input: proc.stdout! }).on("line", (line) => {
     const m = /^listening (\d+)$/.exec(line);
@@ -398,9 +398,11 @@ function spawnServer(script: string, stateDir: string, lane: Lane, waiters: Wait
   return server;
 }
 
+/** SIGKILL (if it has not killed itself); a server that died otherwise failed. */
 async function kill(server: Server): Promise<void> {
   server.proc.kill("SIGKILL");
   await server.exited;
+  if (server.proc.signalCode !== "SIGKILL") throw new Error(`the server exited by itself (${server.proc.exitCode}): ${server.stderr.join("\n")}`);
 }
 
 interface Client {
@@ -428,6 +430,7 @@ interface Totals {
   trials: number;
   acks: number;
   killsAtStart: number;
+  killsAfterAnswer: number;
   midCompaction: number;
   compactions: number;
   cuts: number;
@@ -488,8 +491,15 @@ async function runLane(lane: Lane, root: string, scripts: { server: string; clie
         if (rand(10) !== 0) await waiters.until(() => model.workerAcks >= workerAcksBefore + slots, `${at}: the workers' first answers`, clientTrouble);
         // mostly mid-flow, now and then right away (many requests of the restart's resync in flight)
         await new Promise((r) => setTimeout(r, rand(4) === 0 ? rand(10) : rand(150)));
-        // half the time right on an acknowledgement: the next group commit may still be unwritten
-        if (rand(2) === 0) {
+        const how = rand(20);
+        if (how < 7) {
+          // the server kills itself right after its next successful answer is sent
+          server.proc.stdin!.write("arm\n");
+          totals.killsAfterAnswer++;
+          const s = server;
+          await waiters.until(() => s.proc.exitCode !== null || s.proc.signalCode !== null, `${at}: killed after an answer`, clientTrouble);
+        } else if (how < 10) {
+          // right on an acknowledgement the parent sees: the next group commit may still be unwritten
           const acks = model.acks;
           await waiters.until(() => model.acks > acks, `${at}: an acknowledgement to kill on`, clientTrouble);
         }
@@ -532,7 +542,7 @@ test("kill -9 at random moments under mixed load loses nothing acknowledged and 
   const scripts = { server: join(outdir, "server.mjs"), client: join(outdir, "client.mjs") };
   const cuts: string[] = [];
   t.after(setLogSink((line) => cuts.push(line))); // the parent's own journal opens (of copies) log their cuts here
-  const totals: Totals = { trials: 0, acks: 0, killsAtStart: 0, midCompaction: 0, compactions: 0, cuts: 0, kinds: {} };
+  const totals: Totals = { trials: 0, acks: 0, killsAtStart: 0, killsAfterAnswer: 0, midCompaction: 0, compactions: 0, cuts: 0, kinds: {} };
   await Promise.all(
     STREAMS.map(async (lanes, s) => {
       for (const [i, lane] of lanes.entries()) await runLane(lane, root, scripts, 0x6b1 + s * 100 + i, totals);
