@@ -23,6 +23,8 @@ let port = 0;
 let token = "";
 let agent = new http.Agent({ keepAlive: true });
 let paused = true;
+/** a connection was refused since the last "go" */
+let serverDown = false;
 let resumed: Promise<void>;
 let resume: () => void = () => {};
 let idle = 0;
@@ -56,6 +58,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     agent.destroy();
     agent = new http.Agent({ keepAlive: true });
     paused = false;
+    serverDown = false;
     resume();
   } else if (cmd === "pause") {
     pauseGate();
@@ -69,8 +72,10 @@ interface Answer {
   body: any;
 }
 
-/** No answer: refused, reset, closed mid-answer or timed out. Whatever was asked may or may not have happened. */
+/** No answer: reset, closed mid-answer or timed out. Whatever was asked may or may not have happened. */
 class Lost extends Error {}
+/** Connection refused (the server is down): the request was never sent, so nothing happened. */
+class Refused extends Lost {}
 
 function request(method: string, path: string, auth: string, body?: unknown): Promise<Answer> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -99,7 +104,11 @@ function request(method: string, path: string, auth: string, body?: unknown): Pr
       },
     );
     req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", (err) => reject(new Lost(err.message)));
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ECONNREFUSED") return reject(new Lost(err.message));
+      serverDown = true;
+      reject(new Refused(err.message));
+    });
     req.end(payload);
   });
 }
@@ -198,6 +207,7 @@ async function workerStep(slot: number): Promise<void> {
     await workerRequest(slot, w, send);
   } catch (err) {
     if (!(err instanceof Lost)) throw err;
+    if (err instanceof Refused) return;
     w.held = undefined;
     emit({ e: "doubt", w: w.id, ...inFlight });
   }
@@ -274,6 +284,8 @@ async function actor(step: () => Promise<void>, lostIsFine: boolean): Promise<ne
     } catch (err) {
       if (!(lostIsFine && err instanceof Lost)) throw err;
     }
+    // the server is down until the parent pauses us: do not spin (pacing, not synchronisation)
+    if (serverDown) await new Promise((r) => setTimeout(r, 5));
   }
 }
 
