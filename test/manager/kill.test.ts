@@ -353,19 +353,27 @@ async function apiCheck(port: number, token: string, model: Model): Promise<stri
 
 // ------------------------------------------------------------------ processes
 
-/** Calls `cond` after every event of a lane until it holds, or fails at the deadline. */
+/** Re-checks conditions after every event of a lane (a line from a child, a child's exit). */
 class Waiters {
-  private list: { cond: () => boolean; resolve: () => void }[] = [];
+  private list: (() => boolean)[] = [];
 
   notify(): void {
-    this.list = this.list.filter((w) => (w.cond() ? (w.resolve(), false) : true));
+    this.list = this.list.filter((settled) => !settled());
   }
 
-  until(cond: () => boolean, what: string, failed: () => string | undefined = () => undefined): Promise<void> {
-    if (cond()) return Promise.resolve();
+  /** Resolves once `cond` holds; rejects when `trouble` reports something, or at the deadline. */
+  until(cond: () => boolean, what: string, trouble: () => string | undefined = () => undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what}: not within ${DEADLINE_MS} ms ${failed() ?? ""}`)), DEADLINE_MS);
-      this.list.push({ cond: () => cond() || failed() !== undefined, resolve: () => (clearTimeout(timer), failed() ? reject(new Error(`${what}: ${failed()}`)) : resolve()) });
+      const timer = setTimeout(() => reject(new Error(`${what}: not within ${DEADLINE_MS} ms ${trouble() ?? ""}`)), DEADLINE_MS);
+      const settled = () => {
+        const problem = trouble();
+        if (problem === undefined && !cond()) return false;
+        clearTimeout(timer);
+        if (problem === undefined) resolve();
+        else reject(new Error(`${what}: ${problem}`));
+        return true;
+      };
+      if (!settled()) this.list.push(settled);
     });
   }
 }
@@ -405,6 +413,10 @@ async function kill(server: Server): Promise<void> {
   if (server.proc.signalCode !== "SIGKILL") throw new Error(`the server exited by itself (${server.proc.exitCode}): ${server.stderr.join("\n")}`);
 }
 
+function exited(proc: ChildProcess): boolean {
+  return proc.exitCode !== null || proc.signalCode !== null;
+}
+
 interface Client {
   proc: ChildProcess;
   pauses: number;
@@ -437,98 +449,147 @@ interface Totals {
   kinds: Record<string, number>;
 }
 
-async function runLane(lane: Lane, root: string, scripts: { server: string; client: string }, seed: number, totals: Totals): Promise<void> {
-  const stateDir = join(root, lane.name);
-  const scratch = join(root, `${lane.name}-copy`);
-  const rand = intRng(seed);
-  const model = new Model();
-  const waiters = new Waiters();
-  const clients: Client[] = [];
-  let server: Server | undefined;
-  const clientTrouble = () => (model.errors.length ? `client error: ${model.errors.join("; ")}` : clients.some((c) => c.exited) ? "a client exited" : undefined);
-  const started = async (s: Server, what: string) => {
-    await waiters.until(() => s.port !== undefined || s.proc.exitCode !== null || s.proc.signalCode !== null, what);
-    if (s.port === undefined) throw new Error(`${what}: the server exited: ${s.stderr.join("\n")}`);
-    return s.port;
-  };
-  let token = "";
-  let generation = 0;
-  let lastStartMs = 100;
-  const laneStart = performance.now();
-  const phases: Record<string, number> = {};
-  let mark = performance.now();
-  const phase = (name: string) => {
-    const now = performance.now();
-    phases[name] = (phases[name] ?? 0) + now - mark;
-    mark = now;
-  };
-  try {
-    for (let trial = 0; trial <= lane.trials; trial++) {
-      const at = `${lane.name} trial ${trial}`;
-      server = spawnServer(scripts.server, stateDir, lane, waiters);
-      if (trial > 0 && trial < lane.trials && rand(10) === 0) {
-        // anywhere in the start (as long as the last one took): loading the journal, cutting its torn tail, binding
-        await new Promise((r) => setTimeout(r, rand(lastStartMs + 1)));
-        await kill(server);
-        totals.killsAtStart++;
-      } else {
-        const startedAt = performance.now();
-        const port = await started(server, `${at}: start`);
-        lastStartMs = Math.round(performance.now() - startedAt);
-      phase('start');
-        if (trial === 0) {
-          token = await mintUserToken(stateDir, { subject: "kill-test", ttlSecs: 3600 });
-          lane.clients.forEach((slots, i) => clients.push(spawnClient(scripts.client, i, seed * 10 + i, slots, model, waiters)));
-        }
-        const problems = await apiCheck(port, token, model);
-      phase('api');
-        assert.deepEqual(problems, [], `${at}: through the API after the restart`);
-        if (trial === lane.trials) break; // the last restart is only checked
-        const workerAcksBefore = model.workerAcks;
-        const slots = lane.clients.reduce((a, b) => a + b);
-        for (const c of clients) c.proc.stdin!.write(`go ${port} ${token}\n`);
-        // mostly once the workers are back at work (each pays one scrypt check after a restart)
-        if (rand(10) !== 0) await waiters.until(() => model.workerAcks >= workerAcksBefore + slots, `${at}: the workers' first answers`, clientTrouble);
-        // mostly mid-flow, now and then right away (many requests of the restart's resync in flight)
-        await new Promise((r) => setTimeout(r, rand(4) === 0 ? rand(10) : rand(150)));
-        const how = rand(20);
-        if (how < 7) {
-          // the server kills itself right after its next successful answer is sent
-          server.proc.stdin!.write("arm\n");
-          totals.killsAfterAnswer++;
-          const s = server;
-          await waiters.until(() => s.proc.exitCode !== null || s.proc.signalCode !== null, `${at}: killed after an answer`, clientTrouble);
-        } else if (how < 10) {
-          // right on an acknowledgement the parent sees: the next group commit may still be unwritten
-          const acks = model.acks;
-          await waiters.until(() => model.acks > acks, `${at}: an acknowledgement to kill on`, clientTrouble);
-        }
-      phase('load');
-        await kill(server);
-      phase('kill');
-        const pauses = clients.map((c) => c.pauses);
-        for (const c of clients) c.proc.stdin!.write("pause\n");
-        await waiters.until(() => clients.every((c, i) => c.pauses > pauses[i]!), `${at}: clients pausing`, clientTrouble);
-      phase('pause');
-      }
-      assert.deepEqual([...model.errors, ...model.settle()], [], `${at}: the clients`);
-      totals.trials++;
-      const j = await journalView(stateDir, scratch);
-      phase('journal');
-      assert.deepEqual(checkView(model, j.view), [], `${at}: the journal after the kill`);
-      if (j.midCompaction) totals.midCompaction++;
-      totals.compactions += Math.max(0, j.generation - generation);
-      generation = j.generation;
+interface Scripts {
+  server: string;
+  client: string;
+}
+
+/** One lane's trials: start the server (checking the API), load, kill, pause the clients, check the journal. */
+class LaneRun {
+  private readonly stateDir: string;
+  private readonly scratch: string;
+  private readonly rand: (n: number) => number;
+  private readonly model = new Model();
+  private readonly waiters = new Waiters();
+  private readonly clients: Client[] = [];
+  private server: Server | undefined;
+  private token = "";
+  private generation = 0;
+  private lastStartMs = 100;
+  /** wall time per step, for KILL_TEST_DEBUG */
+  private readonly phases: Record<string, number> = {};
+  private mark = performance.now();
+
+  constructor(
+    private readonly lane: Lane,
+    root: string,
+    private readonly scripts: Scripts,
+    private readonly seed: number,
+    private readonly totals: Totals,
+    private readonly aborted: () => boolean,
+  ) {
+    this.stateDir = join(root, lane.name);
+    this.scratch = join(root, `${lane.name}-copy`);
+    this.rand = intRng(seed);
+  }
+
+  async run(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      for (let trial = 0; trial < this.lane.trials && !this.aborted(); trial++) await this.trial(trial, `${this.lane.name} trial ${trial}`);
+      if (this.aborted()) return;
+      await this.start(`${this.lane.name} last restart`); // and its check through the API
+    } finally {
+      for (const c of this.clients) c.proc.kill("SIGKILL");
+      this.server?.proc.kill("SIGKILL");
+      await rm(this.scratch, { recursive: true, force: true });
     }
-    totals.acks += model.acks;
-    for (const [kind, n] of Object.entries(model.kinds)) totals.kinds[kind] = (totals.kinds[kind] ?? 0) + n;
-    if (process.env.KILL_TEST_DEBUG) console.error(lane.name, Math.round(performance.now() - laneStart), "ms", JSON.stringify(model.kinds), JSON.stringify(Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v)]))));
+    this.summarize(performance.now() - t0);
+  }
+
+  private async trial(trial: number, at: string): Promise<void> {
+    if (trial > 0 && this.rand(10) === 0) await this.killWhileStarting();
+    else await this.loadAndKill(at, await this.start(at));
+    assert.deepEqual([...this.model.errors, ...this.model.settle()], [], `${at}: the clients`);
+    this.totals.trials++;
+    const j = await journalView(this.stateDir, this.scratch);
+    this.phase("journal");
+    assert.deepEqual(checkView(this.model, j.view), [], `${at}: the journal after the kill`);
+    if (j.midCompaction) this.totals.midCompaction++;
+    this.totals.compactions += Math.max(0, j.generation - this.generation);
+    this.generation = j.generation;
+  }
+
+  private spawnServer(): Server {
+    this.server = spawnServer(this.scripts.server, this.stateDir, this.lane, this.waiters);
+    return this.server;
+  }
+
+  /** Starts the server, starts the clients the first time, checks the state through the API; returns the port. */
+  private async start(at: string): Promise<number> {
+    const server = this.spawnServer();
+    const t0 = performance.now();
+    await this.waiters.until(() => server.port !== undefined || exited(server.proc), `${at}: start`);
+    if (server.port === undefined) throw new Error(`${at}: the server exited: ${server.stderr.join("\n")}`);
+    this.lastStartMs = Math.round(performance.now() - t0);
+    this.phase("start");
+    if (this.clients.length === 0) {
+      this.token = await mintUserToken(this.stateDir, { subject: "kill-test", ttlSecs: 3600 });
+      this.lane.clients.forEach((slots, i) => this.clients.push(spawnClient(this.scripts.client, i, this.seed * 10 + i, slots, this.model, this.waiters)));
+    }
+    assert.deepEqual(await apiCheck(server.port, this.token, this.model), [], `${at}: through the API after the restart`);
+    this.phase("api");
+    return server.port;
+  }
+
+  /** Anywhere in a start (as long as the last one took): loading the journal, cutting a torn tail, binding. */
+  private async killWhileStarting(): Promise<void> {
+    const server = this.spawnServer();
+    await new Promise((r) => setTimeout(r, this.rand(this.lastStartMs + 1)));
+    await kill(server);
+    this.totals.killsAtStart++;
+  }
+
+  private readonly trouble = () => {
+    if (this.model.errors.length > 0) return `client error: ${this.model.errors.join("; ")}`;
+    return this.clients.some((c) => c.exited) ? "a client exited" : undefined;
+  };
+
+  /** Lets the clients loose, kills the server at a random moment, and waits until every client stopped. */
+  private async loadAndKill(at: string, port: number): Promise<void> {
+    const { model, rand, waiters, server } = this;
+    const workerAcks = model.workerAcks;
+    const slots = this.lane.clients.reduce((a, b) => a + b);
+    for (const c of this.clients) c.proc.stdin!.write(`go ${port} ${this.token}\n`);
+    // mostly once the workers are back at work (each pays one scrypt check after a restart)
+    if (rand(10) !== 0) await waiters.until(() => model.workerAcks >= workerAcks + slots, `${at}: the workers' first answers`, this.trouble);
+    // mostly mid-flow, now and then right away (many requests of the restart's resync in flight)
+    await new Promise((r) => setTimeout(r, rand(4) === 0 ? rand(10) : rand(150)));
+    const how = rand(20);
+    if (how < 7) {
+      // the server kills itself right after its next successful answer is sent
+      server!.proc.stdin!.write("arm\n");
+      this.totals.killsAfterAnswer++;
+      await waiters.until(() => exited(server!.proc), `${at}: killed after an answer`, this.trouble);
+    } else if (how < 10) {
+      // right on an acknowledgement the parent sees: the next group commit may still be unwritten
+      const acks = model.acks;
+      await waiters.until(() => model.acks > acks, `${at}: an acknowledgement to kill on`, this.trouble);
+    }
+    this.phase("load");
+    await kill(server!);
+    const pauses = this.clients.map((c) => c.pauses);
+    for (const c of this.clients) c.proc.stdin!.write("pause\n");
+    await waiters.until(() => this.clients.every((c, i) => c.pauses > pauses[i]!), `${at}: clients pausing`, this.trouble);
+    this.phase("kill+pause");
+  }
+
+  private phase(name: string): void {
+    const now = performance.now();
+    this.phases[name] = (this.phases[name] ?? 0) + now - this.mark;
+    this.mark = now;
+  }
+
+  private summarize(ms: number): void {
+    const { model, lane } = this;
+    this.totals.acks += model.acks;
+    for (const [kind, n] of Object.entries(model.kinds)) this.totals.kinds[kind] = (this.totals.kinds[kind] ?? 0) + n;
+    if (process.env.KILL_TEST_DEBUG) {
+      const phases = Object.fromEntries(Object.entries(this.phases).map(([k, v]) => [k, Math.round(v)]));
+      console.error(lane.name, Math.round(ms), "ms", JSON.stringify(model.kinds), JSON.stringify(phases));
+    }
     assert.ok(model.acks > lane.trials * 5, `${lane.name}: only ${model.acks} acknowledgements`);
-    if (lane.compactRecords !== undefined && lane.compactRecords <= 300) assert.ok(generation > 0, `${lane.name}: no compaction happened`);
-  } finally {
-    for (const c of clients) c.proc.kill("SIGKILL");
-    if (server) await kill(server);
-    await rm(scratch, { recursive: true, force: true });
+    if (lane.compactRecords !== undefined && lane.compactRecords <= 300) assert.ok(this.generation > 0, `${lane.name}: no compaction happened`);
   }
 }
 
@@ -543,9 +604,16 @@ test("kill -9 at random moments under mixed load loses nothing acknowledged and 
   const cuts: string[] = [];
   t.after(setLogSink((line) => cuts.push(line))); // the parent's own journal opens (of copies) log their cuts here
   const totals: Totals = { trials: 0, acks: 0, killsAtStart: 0, killsAfterAnswer: 0, midCompaction: 0, compactions: 0, cuts: 0, kinds: {} };
+  // a failing lane stops the others at their next trial
+  let failed = false;
   await Promise.all(
     STREAMS.map(async (lanes, s) => {
-      for (const [i, lane] of lanes.entries()) await runLane(lane, root, scripts, 0x6b1 + s * 100 + i, totals);
+      for (const [i, lane] of lanes.entries()) {
+        await new LaneRun(lane, root, scripts, 0x6b1 + s * 100 + i, totals, () => failed).run().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        });
+      }
     }),
   );
   totals.cuts = cuts.filter((line) => line.includes("cut")).length;
