@@ -1,5 +1,4 @@
-// kill -9 trials of the manager: under mixed load from client processes the server is killed at random moments;
-// after each kill the journal loads with every acknowledged change, and no task is active on two workers.
+// kill -9 trials of the manager under mixed load from client processes: every acknowledged change survives, no task runs on two workers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
