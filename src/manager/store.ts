@@ -8,6 +8,18 @@ import type { FarmSettings } from "./model.js";
 
 /** records appended since the last snapshot before the journal is compacted */
 const COMPACT_AFTER_RECORDS = 200_000;
+/** Test knob (see stevedore(8), ENVIRONMENT): a smaller threshold, so tests cross compactions quickly. */
+const COMPACT_ENV = "STEVEDORE_MANAGER_COMPACT_RECORDS";
+
+/** The compaction threshold: COMPACT_ENV when it is a whole number from 1, else the default. */
+function compactAfterRecords(): number {
+  const raw = process.env[COMPACT_ENV];
+  if (raw === undefined || raw === "") return COMPACT_AFTER_RECORDS;
+  const n = Number(raw);
+  if (Number.isSafeInteger(n) && n >= 1) return n;
+  log.warn(`${COMPACT_ENV} is not a whole number from 1; using the default`, { value: raw, default: COMPACT_AFTER_RECORDS });
+  return COMPACT_AFTER_RECORDS;
+}
 
 export class JournalFailed extends Error {}
 
@@ -17,6 +29,7 @@ export class FarmStore {
   private tail: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
   private compacting = false;
+  private readonly compactAfter = compactAfterRecords();
 
   private constructor(
     readonly farm: Farm,
@@ -45,7 +58,7 @@ export class FarmStore {
       if (!this.failure) log.error("manager journal write failed; the manager refuses requests until restarted", { error: err.message });
       this.failure ??= err;
     });
-    if (this.journal.recordsSinceSnapshot >= COMPACT_AFTER_RECORDS) void this.compact();
+    if (this.journal.recordsSinceSnapshot >= this.compactAfter) void this.compact();
   }
 
   /** Resolves once everything the farm applied so far is durable; throws JournalFailed else. */
