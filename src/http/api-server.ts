@@ -426,3 +426,18 @@ function drainBounded(inc: Incoming): Promise<boolean> {
     });
   });
 }
+
+/** A JSON object body that may be empty (an action without options): {} when empty, 400 otherwise
+ *  when it is not a JSON object. */
+export async function optionalJsonObject(req: ApiRequest, limit?: number): Promise<Record<string, unknown>> {
+  const raw = await req.body(limit);
+  if (raw.length === 0) return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString("utf8"));
+  } catch (err) {
+    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "body must be a JSON object");
+  return body as Record<string, unknown>;
+}

@@ -1,6 +1,6 @@
 // The user side of the manager (see stevedore(8), MANAGER API): the job API, workers and their
 // status requests, the live event stream and the task logs. Callers carry a user JWT.
-import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
+import { HttpError, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
 import { userOf } from "./access.js";
 import type { ManagerDeps } from "./deps.js";
 
@@ -9,17 +9,6 @@ function objectBody(body: unknown, what: string): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-/** A JSON body that may be empty (an action without options). */
-async function optionalObject(req: ApiRequest, what: string): Promise<Record<string, unknown>> {
-  const raw = await req.body();
-  if (raw.length === 0) return {};
-  try {
-    return objectBody(JSON.parse(raw.toString("utf8")), what);
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
-    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
-  }
-}
 
 export function userRoutes(deps: ManagerDeps): ApiRoute[] {
   const { store, now } = deps;
@@ -34,7 +23,7 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
 
   /** a job action: apply, make it durable, answer with the job */
   const jobAction = (fn: (id: string, body: Record<string, unknown>) => unknown) => async (req: ApiRequest) => {
-    const body = await optionalObject(req, "");
+    const body = await optionalJsonObject(req);
     const doc = fn(req.params.job!, body);
     await store.durable();
     return answer(req, 200, doc);

@@ -1,25 +1,12 @@
 // The worker endpoints of the v2 manager protocol (see stevedore(8), MANAGER API): registration,
 // sign-on/off, /task, task updates and returns, may-i-run, status changes, produced outputs.
 import { log } from "../log.js";
-import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
+import { HttpError, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
 import { workerOf } from "./access.js";
 import { hashSecret, MAX_SECRET_BYTES } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
 import { checkWorkerFields } from "./farm.js";
 
-/** A body that may be empty (workers sign on and ask for tasks with none). */
-async function optionalJson(req: ApiRequest): Promise<Record<string, unknown>> {
-  const raw = await req.body();
-  if (raw.length === 0) return {};
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString("utf8"));
-  } catch (err) {
-    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "body must be a JSON object");
-  return body as Record<string, unknown>;
-}
 
 /** Older v2 workers name their task types `supported_job_types`. */
 function taskTypes(o: Record<string, unknown>): unknown {
@@ -33,7 +20,7 @@ export function workerRoutes(deps: ManagerDeps): ApiRoute[] {
   const farm = store.farm;
 
   async function register(req: ApiRequest): Promise<ApiResponse> {
-    const o = await optionalJson(req);
+    const o = await optionalJsonObject(req);
     const secret = o.secret;
     if (typeof secret !== "string" || secret.length === 0 || Buffer.byteLength(secret) > MAX_SECRET_BYTES)
       throw new HttpError(400, `field "secret": must be a non-empty string of at most ${MAX_SECRET_BYTES} bytes`);
@@ -48,7 +35,7 @@ export function workerRoutes(deps: ManagerDeps): ApiRoute[] {
 
   async function signOn(req: ApiRequest): Promise<ApiResponse> {
     const id = workerOf(req);
-    const o = await optionalJson(req);
+    const o = await optionalJsonObject(req);
     const fields: Record<string, unknown> = { address: req.remoteAddress };
     for (const key of ["nickname", "software"] as const) if (o[key] !== undefined) fields[key] = o[key];
     if (taskTypes(o) !== undefined) fields.supported_task_types = taskTypes(o);

@@ -1,7 +1,7 @@
 // The Shaman endpoints (see stevedore(8), SHAMAN): uploads and downloads of files by checksum and
 // size, checkout requirements and creation (text/plain), and the store's status and GC for the CLI.
 import type { FileHandle } from "node:fs/promises";
-import { HttpError, httpDate, type ApiRequest, type ApiResponse, type ApiRoute, type Incoming } from "../http/index.js";
+import { HttpError, httpDate, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute, type Incoming } from "../http/index.js";
 import { CheckoutError, isCheckoutId, parseCdf, SHA256_HEX_RE, sizeProblem, type BlobKey, type CdfEntry, type GcResult, type ShamanStats, type ShamanStore } from "../store/index.js";
 import { log } from "../log.js";
 
@@ -143,19 +143,6 @@ async function readCdf(req: ApiRequest): Promise<CdfEntry[]> {
   return parsed.entries;
 }
 
-/** an optional JSON object body (POST /shaman/gc) */
-async function optionalJson(req: ApiRequest): Promise<Record<string, unknown>> {
-  const raw = await req.body(64 * 1024);
-  if (raw.length === 0) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(raw.toString("utf8"));
-  } catch (err) {
-    throw new HttpError(400, `invalid JSON: ${(err as Error).message}`);
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new HttpError(400, "body must be a JSON object");
-  return v as Record<string, unknown>;
-}
 
 export function shamanRoutes(deps: ShamanDeps): ApiRoute[] {
   const { store } = deps;
@@ -204,7 +191,7 @@ export function shamanRoutes(deps: ShamanDeps): ApiRoute[] {
       method: "POST",
       path: "/shaman/gc",
       handler: async (req) => {
-        const opts = await optionalJson(req);
+        const opts = await optionalJsonObject(req, 64 * 1024);
         if (opts.dry_run !== undefined && typeof opts.dry_run !== "boolean") throw new HttpError(400, "dry_run must be a boolean");
         return { status: 200, body: await deps.gc(opts.dry_run === true) };
       },
