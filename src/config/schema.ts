@@ -67,6 +67,8 @@ export const KEYS = {
   shaman_gc_period_secs: { type: "integer", default: 86400, group: "dynamic", min: 60, max: 31536000 },
   shaman_gc_max_age_secs: { type: "integer", default: 31 * 86400, group: "dynamic", min: 60, max: 315360000 },
   shaman_max_file_size: { type: "integer", default: 64 * GiB, group: "dynamic", min: 1, max: 16 * 1024 * GiB },
+  // JSON APIs (core, manager): hostile clients (issue 16)
+  api_header_timeout_secs: { type: "integer", default: 5, group: "dynamic", min: 1, max: 300 },
 } as const satisfies Record<string, KeySpec>;
 
 /** Keys of one `[[site]]` table: a static route of the proxy (dynamic). */

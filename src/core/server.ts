@@ -14,7 +14,8 @@ import { ID_RE, parseCreateBody, parseEnvBody } from "./params.js";
 import { CoreServices, type CtlOp } from "./services.js";
 
 const MAX_CONNECTIONS = 256;
-const LIMITS = { maxConnections: MAX_CONNECTIONS, headMs: 30_000, idleMs: 5_000, maxHeaderBytes: 16 * 1024 };
+/** maxConnections: clients past the key check; as many silent or unkeyed ones are kept besides */
+const LIMITS = { maxConnections: MAX_CONNECTIONS, idleMs: 5_000, maxHeaderBytes: 16 * 1024 };
 const REPO_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$|^[a-zA-Z0-9.-]+(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)+$/;
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const NO_CONTENT: ApiResponse = { status: 204 };
@@ -135,7 +136,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
       if (!checker?.check(req.header("x-duxcore-corekey"))) throw new HttpError(401, "invalid core key");
     },
     errorStatus,
-    limits: () => ({ maxBodyBytes: ctx.dynamic().core_max_body_bytes, ...LIMITS }),
+    limits: () => ({ maxBodyBytes: ctx.dynamic().core_max_body_bytes, headMs: ctx.dynamic().api_header_timeout_secs * 1000, ...LIMITS }),
     inherit: ctx.inherit,
   });
 

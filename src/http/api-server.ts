@@ -57,7 +57,11 @@ export interface ApiRoute {
 
 export interface ApiLimits {
   maxBodyBytes: number;
+  /** connections that sent an accepted request (past the `before` hook) at most; past it 503 */
   maxConnections: number;
+  /** connections with no accepted request yet (silent, unauthenticated) kept besides those; a new
+   *  one closes the oldest idle of them (default: maxConnections) */
+  maxPendingConnections?: number;
   /** from the first byte of a request head to its end (slower: 408) */
   headMs: number;
   /** keep-alive idle time between requests */
@@ -128,7 +132,14 @@ class JsonApiServer implements ApiServer {
     this.conns = new ClientConnSet(
       () => {
         const l = opts.limits();
-        return { maxHeaderBytes: l.maxHeaderBytes, idleMs: l.idleMs, headMs: l.headMs, answerHalfClosed: true };
+        return {
+          maxHeaderBytes: l.maxHeaderBytes,
+          idleMs: l.idleMs,
+          headMs: l.headMs,
+          answerHalfClosed: true,
+          maxAdmitted: l.maxConnections,
+          maxPending: l.maxPendingConnections ?? l.maxConnections,
+        };
       },
       {
         request: (inc) => void this.handle(inc),
@@ -149,15 +160,10 @@ class JsonApiServer implements ApiServer {
     try {
       const hp = parseHostPort(address);
       if (!hp) throw new Error(`${address} must be host:port`);
-      const accept = (socket: Socket) => {
-        server.maxConnections = this.opts.limits().maxConnections; // from the next one on
-        this.conns.accept(socket);
-      };
-      const server = tls
-        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, accept)
-        : createNetServer({ allowHalfOpen: true, noDelay: true }, accept);
-      server.maxConnections = this.opts.limits().maxConnections;
-      if (tls) server.on("tlsClientError", (err) => log.debug(`${name} API TLS handshake failed`, { error: err.message }));
+      // no listener cap: the connection set bounds pending and admitted connections itself, so
+      // that silent clients cannot keep real ones out (see ClientConnSet)
+      const accept = (socket: Socket) => this.conns.accept(socket);
+      const server = tls ? await tlsServer(name, tls, accept) : createNetServer({ allowHalfOpen: true, noDelay: true }, accept);
       if (!(await this.opts.inherit?.(server, name, address))) await listen(server, { host: hp.host, port: hp.port });
       server.on("error", (err) => log.error(`${name} API server error`, { error: err.message }));
       const bound = server.address();
@@ -209,6 +215,11 @@ class JsonApiServer implements ApiServer {
       path = target.path;
       const req = new Request(inc, target.path, target.query, this.opts.limits().maxBodyBytes);
       let res = (await this.opts.before?.(req)) ?? undefined;
+      // past the checks: the connection counts as a client's (no longer a pending one)
+      if (!res && !inc.conn.admit()) {
+        inc.keepAlive = false;
+        res = { status: 503, body: { error: "too many connections" }, headers: { "Retry-After": "1" } };
+      }
       if (!res) {
         const { route, params } = this.router.match(method, req.path);
         req.params = params;
@@ -260,6 +271,13 @@ class JsonApiServer implements ApiServer {
     }
     inc.answer(status, STATUS_CODES[status] ?? "", headers, bodiless || !body ? EMPTY : body); // HEAD: the body is not sent
   }
+}
+
+/** The TLS listener (certificate files read now); handshake failures are logged. */
+async function tlsServer(name: string, tls: { certFile: string; keyFile: string }, accept: (socket: Socket) => void): Promise<Server> {
+  const server = createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, accept);
+  server.on("tlsClientError", (err) => log.debug(`${name} API TLS handshake failed`, { error: err.message }));
+  return server;
 }
 
 /** The path and query of a request target (origin-form, or absolute-form through URL). */

@@ -30,12 +30,17 @@ export interface RequestSink extends BodySink {
   onRequest(head: RequestHead): void;
 }
 
-/** method SP request-target SP HTTP-version; the target is visible ASCII or obs-text */
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP\/1\.([01])$/;
+/** method SP request-target SP HTTP-version. The target is visible ASCII only (RFC 9112 §3.2: no
+ *  control, space or non-ASCII byte; these are never forwarded). Some ASCII outside the strict
+ *  grammar (`"<>\^`{|}`) is let through as other servers do: real clients send it raw in queries. */
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export class RequestParser extends MessageParser {
   /** bytes after the end of the current request (the next pipelined one, or upgraded traffic) */
   private held: Buffer | undefined;
+  /** the last head block handed to head() (its method tells how to refuse it) */
+  private lastHead: Buffer | undefined;
 
   constructor(protected override readonly sink: RequestSink) {
     super(sink);
@@ -45,6 +50,7 @@ export class RequestParser extends MessageParser {
   begin(maxHeaderBytes: number): void {
     this.reset(State.Head, maxHeaderBytes);
     this.held = undefined;
+    this.lastHead = undefined;
   }
 
   /** between requests, with no byte of the next one seen */
@@ -62,7 +68,19 @@ export class RequestParser extends MessageParser {
     const held = this.held;
     this.reset(State.Head, maxHeaderBytes);
     this.held = undefined;
+    this.lastHead = undefined;
     if (held) this.execute(held);
+  }
+
+  /** The method of a request whose head failed (bad line, too large), when its first bytes start
+   *  with one: a refused HEAD must be answered without a body. */
+  failedMethod(): string | undefined {
+    const buf = this.pending ?? this.lastHead;
+    if (buf === undefined) return undefined;
+    const sp = buf.subarray(0, 21).indexOf(0x20);
+    if (sp <= 0) return undefined;
+    const method = buf.subarray(0, sp).toString("latin1");
+    return METHOD.test(method) ? method : undefined;
   }
 
   /** Give up parsing (upgrade): the bytes held after the head. */
@@ -80,6 +98,7 @@ export class RequestParser extends MessageParser {
   }
 
   protected head(block: Buffer): State {
+    this.lastHead = block;
     const lines = block.toString("latin1").split("\r\n");
     const m = REQUEST_LINE.exec(lines[0]!);
     if (!m) throw new HttpParseError(lines[0]!.length === 0 ? "empty request line" : "bad request line");

@@ -26,6 +26,12 @@ export interface ServerSettings {
   /** a client that shuts down its sending side after a request still gets the answer; else its
    *  end is taken as going away (a long-poll server must notice clients leaving) */
   answerHalfClosed: boolean;
+  /** connections not yet admitted (see ClientConn.admit) kept at most; past it the oldest idle one
+   *  is closed for a new one, so silent clients cannot hold the slots of real ones. Unset: no
+   *  admission (every connection counts the same, the listener's own cap applies). */
+  maxPending?: number;
+  /** admitted connections at most (admit() is false past it) */
+  maxAdmitted?: number;
 }
 
 export interface ClientHandlers {
@@ -198,6 +204,10 @@ export class ClientConn implements RequestSink {
   private timer: NodeJS.Timeout | undefined;
   /** no further request is read: the connection closes after the current answer */
   closing = false;
+  /** counted against maxAdmitted (an authenticated request came), no longer pending */
+  admitted = false;
+  /** no request head completed yet: the first one must be in within headMs of the accept */
+  private fresh = true;
 
   constructor(
     readonly socket: Socket,
@@ -209,8 +219,16 @@ export class ClientConn implements RequestSink {
     socket.on("end", this.onPeerEnd);
     socket.on("error", noop);
     socket.on("close", this.onClose);
-    this.parser.begin(set.settings().maxHeaderBytes);
-    this.arm(set.settings().idleMs);
+    const settings = set.settings();
+    this.parser.begin(settings.maxHeaderBytes);
+    // a new connection has headMs for its whole first head (a silent client is gone by then)
+    this.arm(Math.min(settings.idleMs, settings.headMs));
+  }
+
+  /** The connection sent a request that passed the server's checks (auth): it moves from the
+   *  pending connections to the admitted ones; false when those are full. */
+  admit(): boolean {
+    return this.admitted || this.set.admit(this);
   }
 
   /** a request is being answered */
@@ -223,8 +241,9 @@ export class ClientConn implements RequestSink {
   private onData = (chunk: Buffer): void => {
     if (this.current === undefined) {
       if (this.closing) return; // closing: nothing more is read
-      // the first byte of a request head: it now has headMs to complete
-      if (this.parser.idle) this.arm(this.set.settings().headMs);
+      // the first byte of a request head: it now has headMs to complete (a fresh connection's
+      // first head already runs against its deadline from the accept)
+      if (this.parser.idle && !this.fresh) this.arm(this.set.settings().headMs);
     }
     try {
       this.parser.execute(chunk);
@@ -255,6 +274,7 @@ export class ClientConn implements RequestSink {
 
   onRequest(head: RequestHead): void {
     clearTimeout(this.timer);
+    this.fresh = false;
     const inc = new Incoming(head, this);
     this.current = inc;
     if (head.method === "CONNECT") return this.refuse(400);
@@ -329,14 +349,28 @@ export class ClientConn implements RequestSink {
   /** A request the server refuses itself (or one whose head could not be read): answer and close. */
   private refuse(status: number): void {
     this.closing = true;
-    this.handlers.refuse((this.current ??= new Incoming(PLACEHOLDER, this)), status);
+    // a head that could not be read still tells its method when it starts with one: a refused
+    // HEAD is answered without a body
+    const method = this.parser.failedMethod();
+    const placeholder = method === undefined || method === PLACEHOLDER.method ? PLACEHOLDER : { ...PLACEHOLDER, method };
+    this.handlers.refuse((this.current ??= new Incoming(placeholder, this)), status);
   }
 
   private fail(err: Error): void {
     this.closing = true;
     const cur = this.current;
-    // bad bytes inside a request body being forwarded: cut (its exchange sees the client go)
-    if (cur || !(err instanceof RequestParseError)) return void this.socket.destroy();
+    if (!(err instanceof RequestParseError)) return void this.socket.destroy();
+    if (cur) {
+      // bad framing inside a request body (a chunk size of -1): when no answer has started, the
+      // request's handler is told the client went (it stops, a forwarded exchange is abandoned)
+      // and the client gets the 400 instead; else all that is left is to cut
+      if (cur.headersSent) return void this.socket.destroy();
+      cur.ended = true; // whatever the handler still answers is dropped
+      cur.discardBody();
+      this.current = new Incoming(cur.head, this);
+      cur.closed(false);
+      if (this.socket.destroyed) return;
+    }
     this.refuse(err.status);
   }
 
@@ -360,6 +394,7 @@ export class ClientConn implements RequestSink {
   }
 
   private onIdle = (): void => {
+    this.fresh = false;
     // a request head started but did not finish in time
     if (this.current === undefined && !this.parser.idle) return this.refuse(408);
     this.socket.destroy();
@@ -388,6 +423,9 @@ export function httpDate(): string {
 /** The connections of one or more listeners: settings, and closing them at stop. */
 export class ClientConnSet {
   private conns = new Set<ClientConn>();
+  /** connections not admitted yet, oldest first (only with settings().maxPending) */
+  private pending = new Set<ClientConn>();
+  private admittedCount = 0;
   private emptied: (() => void)[] = [];
   /** answers end with Connection: close */
   stopping = false;
@@ -398,11 +436,45 @@ export class ClientConnSet {
   ) {}
 
   accept = (socket: Socket): void => {
-    this.conns.add(new ClientConn(socket, this, this.handlers));
+    const max = this.settings().maxPending;
+    // all pending ones busy with a request (their handlers hold them): the new one waits its turn
+    if (max !== undefined && this.pending.size >= max && !this.evictPending()) return void socket.destroy();
+    const conn = new ClientConn(socket, this, this.handlers);
+    this.conns.add(conn);
+    if (max !== undefined) this.pending.add(conn);
   };
 
+  /** close the oldest pending connection with no request in progress (it sent nothing useful yet) */
+  private evictPending(): boolean {
+    for (const c of this.pending) {
+      if (c.busy) continue;
+      this.pending.delete(c);
+      c.socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  /** see ClientConn.admit */
+  admit(conn: ClientConn): boolean {
+    const max = this.settings().maxAdmitted;
+    if (max !== undefined && this.admittedCount >= max) return false;
+    if (!this.conns.has(conn)) return false; // closed meanwhile
+    conn.admitted = true;
+    this.admittedCount++;
+    this.pending.delete(conn);
+    return true;
+  }
+
+  /** connections admitted and pending now (tests, status) */
+  counts(): { admitted: number; pending: number; total: number } {
+    return { admitted: this.admittedCount, pending: this.pending.size, total: this.conns.size };
+  }
+
   delete(conn: ClientConn): void {
-    this.conns.delete(conn);
+    if (!this.conns.delete(conn)) return;
+    if (conn.admitted) this.admittedCount--;
+    this.pending.delete(conn);
     if (this.conns.size === 0) for (const cb of this.emptied.splice(0)) cb();
   }
 

@@ -17,7 +17,7 @@ import { userRoutes } from "./user-routes.js";
 import { workerRoutes } from "./worker-routes.js";
 
 const MiB = 1024 * 1024;
-const LIMITS = { maxBodyBytes: 16 * MiB, maxConnections: 4096, headMs: 10_000, idleMs: 30_000, maxHeaderBytes: 16 * 1024 };
+const LIMITS = { maxBodyBytes: 16 * MiB, maxConnections: 4096, idleMs: 30_000, maxHeaderBytes: 16 * 1024 };
 /** how often due worker and task time-outs are expired (a heap pop each, not a scan) */
 const EXPIRE_EVERY_MS = 1000;
 
@@ -117,7 +117,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
           return auth(req);
         },
         errorStatus,
-        limits: () => LIMITS,
+        limits: () => ({ ...LIMITS, headMs: ctx.dynamic().api_header_timeout_secs * 1000 }),
         inherit: ctx.inherit,
       });
       unsubscribe = farm.onEvent((e) => hub.publish(e.type, e.doc));

@@ -302,7 +302,7 @@ test("keep-alive: requests reuse one connection", async () => {
   }
 });
 
-test("maxConnections: a connection past the limit is closed unanswered; the others are served", async () => {
+test("maxConnections: a request on a connection past the limit gets a JSON 503 and the connection closes; the others are served", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let waiting = 0;
@@ -317,12 +317,78 @@ test("maxConnections: a connection past the limit is closed unanswered; the othe
     const third = await raw(port);
     third.s.write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
     await waitFor("the third connection closed", () => third.closed(), 3000);
-    assert.equal(third.text(), "");
+    assert.match(third.text(), /^HTTP\/1.1 503 [^]*Connection: close[^]*\{"error":"too many connections"\}$/);
     assert.equal(waiting, 2);
     release();
     assert.deepEqual([(await first).status, (await second).status], [200, 200]);
   } finally {
     release();
+    await close();
+  }
+});
+
+test("silent clients: 2x the connection cap of them never keep keyed requests out; a fresh connection has headMs for its head", async () => {
+  const cap = 20;
+  const { port, close } = await serve({
+    limits: () => ({ ...LIMITS, maxConnections: cap, headMs: 1500 }),
+    before: (req) => (req.header("x-key") === "good" ? undefined : { status: 401, body: { error: "no key" } }),
+  });
+  const silent: Awaited<ReturnType<typeof raw>>[] = [];
+  try {
+    for (let i = 0; i < 2 * cap; i++) silent.push(await raw(port));
+    // unkeyed requests do not take a client's slot either
+    for (let i = 0; i < cap; i++) assert.equal((await call(port, "GET", "/items/x", { headers: { "X-Key": "bad" } })).status, 401);
+    const keyed = await Promise.all(Array.from({ length: 3 * cap }, () => call(port, "GET", "/items/x", { headers: { "X-Key": "good" } }).then((r) => r.status, (e: Error) => e.message)));
+    assert.deepEqual(keyed, Array(3 * cap).fill(200));
+    // the silent ones that were not pushed out are closed unanswered once headMs is over
+    const started = performance.now();
+    await waitFor("silent connections closed", () => silent.every((c) => c.closed()), 5000);
+    assert.ok(performance.now() - started < 4000);
+    assert.ok(silent.every((c) => c.text() === ""));
+    // a head started but not finished in time: the JSON 408
+    const slow = await raw(port);
+    slow.s.write("GET /items/x HT");
+    await waitFor("408", () => slow.closed(), 5000);
+    assert.match(slow.text(), /^HTTP\/1.1 408 [^]*\{"error":"request timeout"\}$/);
+  } finally {
+    for (const c of silent) c.s.destroy();
+    await close();
+  }
+});
+
+test("every malformed request gets a JSON answer: bad header byte, CONNECT, non-ASCII target, long head, bad chunk size; HEAD without body", async () => {
+  const { port, close } = await serve();
+  const cases: [string, number][] = [
+    ["GET /items/x HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n", 400],
+    ["GET /items/x HTTP/1.1\r\nHo\x7fst: x\r\n\r\n", 400],
+    ["CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400],
+    ["GET /items/\xed\xa0 HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+    ["GET /items/\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+    ["GET /items/a b HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+    [`GET /items/x HTTP/1.1\r\nHost: x\r\nX-Long: ${"a".repeat(10_000)}\r\n\r\n`, 431],
+    ["POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", 400],
+    ["POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nzz\r\n", 400],
+    ["POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501],
+  ];
+  try {
+    for (const [request, status] of cases) {
+      const c = await raw(port);
+      c.s.write(Buffer.from(request, "latin1"));
+      await waitFor("closed", () => c.closed(), 3000);
+      const text = c.text();
+      assert.match(text, new RegExp(`^HTTP/1.1 ${status} `), JSON.stringify(request.slice(0, 60)));
+      assert.match(text, /Content-Type: application\/json/);
+      const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+      assert.equal(typeof JSON.parse(body).error, "string", body);
+    }
+    // a refused HEAD: the same head, no body
+    for (const request of ["HEAD /items/\xed\xa0 HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD /items/x HTTP/1.1\r\nX-Bad: \x01\r\n\r\n", `HEAD /x HTTP/1.1\r\nX: ${"a".repeat(10_000)}\r\n\r\n`]) {
+      const c = await raw(port);
+      c.s.write(Buffer.from(request, "latin1"));
+      await waitFor("closed", () => c.closed(), 3000);
+      assert.match(c.text(), /^HTTP\/1.1 4\d\d [^]*Content-Length: [1-9][^]*\r\n\r\n$/, c.text());
+    }
+  } finally {
     await close();
   }
 });
