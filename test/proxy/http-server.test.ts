@@ -574,6 +574,10 @@ test("malformed requests get 400 and the connection is closed; nothing reaches t
     ["two different Content-Length values", "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"],
     ["obs-fold header line", "GET / HTTP/1.1\r\nHost: a.test\r\nX-Folded: one\r\n two\r\n\r\n"],
     ["header name with a space", "GET / HTTP/1.1\r\nHost: a.test\r\nX Bad: 1\r\n\r\n"],
+    ["raw non-UTF-8 bytes in the request target", "GET /\xed\xa0 HTTP/1.1\r\nHost: a.test\r\n\r\n"],
+    ["raw non-ASCII in the request target", "GET /caf\xe9 HTTP/1.1\r\nHost: a.test\r\n\r\n"],
+    ["a control byte in the request target", "GET /a\x01b HTTP/1.1\r\nHost: a.test\r\n\r\n"],
+    ["DEL in the request target", "GET /a\x7f HTTP/1.1\r\nHost: a.test\r\n\r\n"],
   ];
   await withProxy(oneFront(b), undefined, async (p) => {
     for (const [name, bytes] of cases) {
@@ -591,6 +595,47 @@ test("malformed requests get 400 and the connection is closed; nothing reaches t
         }
       });
     }
+  });
+});
+
+test("an invalid chunk size (-1, 0x1, +1, empty) gets 400 before the connection closes", async (t) => {
+  const b = await be("A");
+  await withProxy(oneFront(b), undefined, async (p) => {
+    for (const size of ["-1", "0x1", "+1", "", "1 2", "fffffffffffffffff"]) {
+      await t.test(JSON.stringify(size), async () => {
+        const c = await Conn.open(p.httpPort);
+        try {
+          await c.write(`POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n${size}\r\n`);
+          const r = await c.response({ ms: 3000 });
+          assert.equal(r.status, 400);
+          await c.closed();
+        } finally {
+          c.destroy();
+        }
+      });
+    }
+  });
+});
+
+test("a refused HEAD gets the 400 status line and headers without a body", async () => {
+  const b = await be("A");
+  await withProxy(oneFront(b), undefined, async (p) => {
+    for (const bytes of ["HEAD /\xed\xa0 HTTP/1.1\r\nHost: a.test\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: a.test\r\nX Bad: 1\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: bad host\r\n\r\n"]) {
+      const c = new Set<Socket>();
+      const text = await new Promise<string>((resolve, reject) => {
+        let got = "";
+        const s = connect(p.httpPort, "127.0.0.1", () => s.write(Buffer.from(bytes, "latin1")));
+        c.add(s);
+        s.setEncoding("latin1").on("data", (d: string) => (got += d));
+        s.on("error", reject);
+        s.on("close", () => resolve(got));
+        setTimeout(() => s.destroy(), 5000).unref();
+      });
+      assert.match(text, /^HTTP\/1.1 400 /, JSON.stringify(bytes));
+      assert.match(text, /Content-Length: [1-9]/);
+      assert.ok(text.endsWith("\r\n\r\n"), `no body after the head: ${JSON.stringify(text)}`);
+    }
+    assert.equal(b.hits, 0);
   });
 });
 
