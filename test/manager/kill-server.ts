@@ -77,7 +77,7 @@ const ctx = {
       manager_registration_secret: "",
     },
   },
-  dynamic: () => settings,
+  dynamic: () => ({ ...settings, api_header_timeout_secs: 5 }),
   inherit: async () => false,
 } as unknown as DaemonContext;
 
