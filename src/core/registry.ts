@@ -1,4 +1,5 @@
-// The registry of core services (create parameters, env), persisted atomically in the state dir.
+// The registry of core services (create parameters, env), persisted atomically in the state dir;
+// also the intents of creates in progress (see ServiceRecord.pending).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Serializer } from "../base/index.js";
@@ -14,6 +15,9 @@ export interface ServiceRecord {
   /** the env the current container was created with; differs from `env` until the next start/restart */
   containerEnv: Record<string, string>;
   created: string;
+  /** an intent: written (and fsynced) before the container is created, cleared once it exists. A
+   *  record still pending at start is a create the client never saw succeed: it is rolled back. */
+  pending?: true;
 }
 
 interface FileShape {
@@ -41,6 +45,11 @@ export class Registry {
     const data = JSON.parse(text) as FileShape;
     if (data.version !== 1 || typeof data.services !== "object" || data.services === null) throw new Error(`${this.file}: unknown format`);
     for (const [id, rec] of Object.entries(data.services)) this.services.set(id, rec);
+  }
+
+  /** the ids of the creates a crash interrupted */
+  pendingIds(): string[] {
+    return [...this.services].filter(([, r]) => r.pending).map(([id]) => id);
   }
 
   get(id: string): ServiceRecord | undefined {

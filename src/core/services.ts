@@ -39,20 +39,49 @@ export class CoreServices {
   async init(): Promise<void> {
     await this.registry.load();
     await this.binds.init();
+    for (const id of this.registry.pendingIds()) {
+      try {
+        await this.rollBack(id);
+      } catch (err) {
+        // Docker away: the intent stays (invisible to the API); the next create of the id retries
+        log.warn("core service: interrupted create not rolled back yet", { id, error: (err as Error).message });
+      }
+    }
   }
 
+  /**
+   * Undo a create that a crash interrupted (its intent is still pending): its container (if it was
+   * made) and bind dir go, then the intent. The client never got its 204, so the service never
+   * existed for it; rolling back rather than adopting keeps "acknowledged = exists" exact, and its
+   * retry then creates the service afresh instead of meeting a 409.
+   */
+  private async rollBack(id: string): Promise<void> {
+    try {
+      await this.docker.removeContainer(id, { force: true });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await this.binds.remove(id);
+    await this.registry.set(id, undefined);
+    log.info("core service: interrupted create rolled back", { id });
+  }
+
+  /** a service the API knows (an intent of a create in progress is not one yet) */
   private record(id: string): ServiceRecord {
     const rec = this.registry.get(id);
-    if (!rec) throw new HttpError(404, `no such service: ${id}`);
+    if (!rec || rec.pending) throw new HttpError(404, `no such service: ${id}`);
     return rec;
   }
 
   async create(params: ServiceParams): Promise<void> {
     const id = params.id;
-    if (this.registry.has(id) || this.creating.has(id)) throw new HttpError(409, `service ${id} already exists`);
+    const known = this.registry.get(id);
+    if ((known && !known.pending) || this.creating.has(id)) throw new HttpError(409, `service ${id} already exists`);
     this.creating.add(id);
     try {
       await this.lock.run(id, async () => {
+        // an intent left by a crash whose roll-back at start could not reach Docker
+        if (this.registry.get(id)?.pending) await this.rollBack(id);
         const limits = this.limits();
         await this.ensureImage(params.image);
         await this.binds.create(id, params.bind_contents, {
@@ -61,6 +90,9 @@ export class CoreServices {
         const rec: ServiceRecord = { params, deployment: params.deployment ?? limits.deployment, env: {}, containerEnv: {}, created: new Date().toISOString() };
         let containerMade = false;
         try {
+          // the intent is durable before the container exists: a kill -9 from here on leaves
+          // nothing the registry does not know (rolled back at the next start)
+          await this.registry.set(id, { ...rec, pending: true });
           await this.docker.createContainer(id, createBody(params, rec.containerEnv, this.binds.path(id), rec.deployment));
           containerMade = true;
           await this.registry.set(id, rec);
