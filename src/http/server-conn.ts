@@ -206,8 +206,9 @@ export class ClientConn implements RequestSink {
   closing = false;
   /** counted against maxAdmitted (an authenticated request came), no longer pending */
   admitted = false;
-  /** no request head completed yet: the first one must be in within headMs of the accept */
-  private fresh = true;
+  /** with admission (maxPending set): no request head completed yet, and the first one must be in
+   *  within headMs of the accept (a silent client is gone by then) */
+  private fresh: boolean;
 
   constructor(
     readonly socket: Socket,
@@ -221,8 +222,8 @@ export class ClientConn implements RequestSink {
     socket.on("close", this.onClose);
     const settings = set.settings();
     this.parser.begin(settings.maxHeaderBytes);
-    // a new connection has headMs for its whole first head (a silent client is gone by then)
-    this.arm(Math.min(settings.idleMs, settings.headMs));
+    this.fresh = settings.maxPending !== undefined;
+    this.arm(this.fresh ? Math.min(settings.idleMs, settings.headMs) : settings.idleMs);
   }
 
   /** The connection sent a request that passed the server's checks (auth): it moves from the
