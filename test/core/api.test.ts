@@ -447,3 +447,32 @@ test("a daemon restart between create and ctl/delete: every endpoint works for s
   assert.equal((await api.call("DELETE", `/service/coretest-all-${RUN}`)).status, 204);
   assert.equal((await api.call("DELETE", `/service/coretest-ctl-${RUN}`)).status, 204);
 });
+
+test("hostile clients: 2x the cap (512) of silent connections never keep keyed requests out; malformed requests get JSON", async (t) => {
+  if (!(await needDocker(t))) return;
+  const { connect } = await import("node:net");
+  const silent = Array.from({ length: 512 }, () => {
+    const s = connect(d.corePort, "127.0.0.1");
+    s.on("error", () => {});
+    return s;
+  });
+  try {
+    await Promise.all(silent.map((s) => new Promise<void>((r) => (s.readyState === "open" ? r() : s.once("connect", () => r()).once("close", () => r())))));
+    const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => api.call("GET", `/service/coretest-nosuch-${RUN}-${i}`).then((r) => r.status, (e: Error) => e.message)));
+    assert.deepEqual(statuses, Array(60).fill(404));
+    // Node's own parser used to answer these with an empty 400, or close without an answer
+    for (const bytes of [`GET /service/x HTTP/1.1\r\nHost: x\r\nX-Duxcore-CoreKey: ${api.key}\r\nX-Bad: a\x01b\r\n\r\n`, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"]) {
+      const text = await new Promise<string>((resolve) => {
+        let got = "";
+        const s = connect(d.corePort, "127.0.0.1", () => s.write(Buffer.from(bytes, "latin1")));
+        s.setEncoding("latin1").on("data", (c: string) => (got += c));
+        s.on("error", () => {});
+        s.on("close", () => resolve(got));
+        setTimeout(() => s.destroy(), 5000).unref();
+      });
+      assert.match(text, /^HTTP\/1.1 400 [^]*Content-Type: application\/json[^]*\r\n\r\n\{"error":"[^"]+"\}$/, JSON.stringify(text));
+    }
+  } finally {
+    for (const s of silent) s.destroy();
+  }
+});
