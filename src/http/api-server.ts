@@ -4,7 +4,10 @@
 import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { guardTlsHandshakes } from "./tls-guard.js";
+
+const DEFAULT_HANDSHAKE_MS = 5000;
 import { Readable } from "node:stream";
 import { formatHostPort, parseHostPort } from "../base/index.js";
 import { untilDeadline } from "../deadline.js";
@@ -76,7 +79,8 @@ export interface ApiServerOptions {
   name: string;
   /** "host:port"; "" = disabled */
   listen: string;
-  tls?: { certFile: string; keyFile: string };
+  /** handshakeMs: a TLS handshake must finish within it (default 5 s), read per connection */
+  tls?: { certFile: string; keyFile: string; handshakeMs?(): number };
   routes: ApiRoute[];
   /** a ":name" capture failing its RegExp → 404 */
   params?: Record<string, RegExp>;
@@ -157,7 +161,7 @@ class JsonApiServer implements ApiServer {
         ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, accept)
         : createNetServer({ allowHalfOpen: true, noDelay: true }, accept);
       server.maxConnections = this.opts.limits().maxConnections;
-      if (tls) server.on("tlsClientError", (err) => log.debug(`${name} API TLS handshake failed`, { error: err.message }));
+      if (tls) guardTlsHandshakes(server as TlsServer, { name: `${name} API`, handshakeMs: () => (tls.handshakeMs?.() ?? DEFAULT_HANDSHAKE_MS) });
       if (!(await this.opts.inherit?.(server, name, address))) await listen(server, { host: hp.host, port: hp.port });
       server.on("error", (err) => log.error(`${name} API server error`, { error: err.message }));
       const bound = server.address();
