@@ -26,6 +26,10 @@ export interface ServerSettings {
   /** a client that shuts down its sending side after a request still gets the answer; else its
    *  end is taken as going away (a long-poll server must notice clients leaving) */
   answerHalfClosed: boolean;
+  /** the listener's connection limit (its maxConnections): at it, accepting a connection closes the
+   *  oldest one that is idle (no request byte yet, or keep-alive between requests), so idle clients
+   *  cannot keep new ones out; unset: no eviction */
+  maxConnections?: number;
 }
 
 export interface ClientHandlers {
@@ -213,6 +217,11 @@ export class ClientConn implements RequestSink {
     this.arm(set.settings().idleMs);
   }
 
+  /** no request in progress and no byte of the next one: closing it loses nothing */
+  get idle(): boolean {
+    return this.current === undefined && this.upgrading === undefined && this.parser.idle;
+  }
+
   /** a request is being answered */
   get busy(): boolean {
     return this.current !== undefined;
@@ -398,8 +407,20 @@ export class ClientConnSet {
   ) {}
 
   accept = (socket: Socket): void => {
-    this.conns.add(new ClientConn(socket, this, this.handlers));
+    const conn = new ClientConn(socket, this, this.handlers);
+    this.conns.add(conn);
+    const max = this.settings().maxConnections;
+    if (max !== undefined && max > 0 && this.conns.size >= max) this.evictIdle(conn);
   };
+
+  /** close the oldest idle connection but `except` (Set order is accept order) */
+  private evictIdle(except: ClientConn): void {
+    for (const c of this.conns) {
+      if (c === except || !c.idle) continue;
+      c.socket.destroy();
+      return;
+    }
+  }
 
   delete(conn: ClientConn): void {
     this.conns.delete(conn);

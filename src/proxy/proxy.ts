@@ -60,6 +60,7 @@ function settingsOf(dyn: DynamicConfig): Settings {
     headMs: idleMs,
     answerHalfClosed: true,
     maxHeaderBytes: dyn.proxy_max_header_bytes,
+    maxConnections: dyn.proxy_max_connections,
   };
 }
 

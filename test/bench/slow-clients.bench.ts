@@ -42,7 +42,7 @@ async function measure(t: Target): Promise<{ ok: number; p50: number; p99: numbe
     }
   }
   lat.sort((a, b) => a - b);
-  const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : NaN);
+  const q = (p: number) => (lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN);
   return { ok: ok / REQUESTS, p50: q(0.5), p99: q(0.99) };
 }
 
