@@ -51,6 +51,8 @@ export const KEYS = {
   proxy_response_timeout_secs: { type: "integer", default: 60, group: "dynamic", min: 1, max: 3600 },
   proxy_idle_timeout_secs: { type: "integer", default: 60, group: "dynamic", min: 1, max: 3600 },
   proxy_max_connections: { type: "integer", default: 10000, group: "dynamic", min: 1, max: 1000000 },
+  // issue 16 (hostile clients): a TLS handshake (proxy https, core and manager TLS) must finish within this
+  tls_handshake_timeout_secs: { type: "integer", default: 5, group: "dynamic", min: 1, max: 300 },
   proxy_default_cert: { type: "string", default: "", group: "dynamic" },
   proxy_default_key: { type: "string", default: "", group: "dynamic" },
   core_deployment: { type: "string", default: "core", group: "dynamic" },

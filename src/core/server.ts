@@ -129,7 +129,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
   const api = createApiServer({
     name: "core",
     listen: config.core_listen,
-    tls: tls ? { certFile: config.core_tls_cert, keyFile: config.core_tls_key } : undefined,
+    tls: tls ? { certFile: config.core_tls_cert, keyFile: config.core_tls_key, handshakeMs: () => ctx.dynamic().tls_handshake_timeout_secs * 1000 } : undefined,
     routes: coreRoutes(services, () => ctx.dynamic().core_image_max_bytes),
     params: { id: ID_RE },
     before(req) {

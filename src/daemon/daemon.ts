@@ -1,5 +1,5 @@
 // The daemon: load the config, start the components, serve until a stop, then drain and stop.
-import { ensureDir } from "../store/index.js";
+import { ensureDir, removeStaleTemps } from "../store/index.js";
 import { configPath, loadConfig, ConfigError, type Config, type DynamicConfig } from "../config/index.js";
 import { DockerClient } from "../docker/index.js";
 import { Catalog } from "../catalog/index.js";
@@ -23,6 +23,9 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   }
   setLogLevel(config.dynamic.log_level as Level);
   await ensureDir(config.static.state_dir, 0o700);
+  // temps of atomic writes a crash cut short (kill -9 between write and rename)
+  const stale = await removeStaleTemps(config.static.state_dir);
+  if (stale.length > 0) log.info("removed stale temp files", { dir: config.static.state_dir, count: stale.length });
 
   const docker = new DockerClient(config.static.docker_socket);
   const components: Component[] = [];

@@ -4,7 +4,10 @@
 import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { guardTlsHandshakes } from "./tls-guard.js";
+
+const DEFAULT_HANDSHAKE_MS = 5000;
 import { Readable } from "node:stream";
 import { formatHostPort, parseHostPort } from "../base/index.js";
 import { untilDeadline } from "../deadline.js";
@@ -80,7 +83,8 @@ export interface ApiServerOptions {
   name: string;
   /** "host:port"; "" = disabled */
   listen: string;
-  tls?: { certFile: string; keyFile: string };
+  /** handshakeMs: a TLS handshake must finish within it (default 5 s), read per connection */
+  tls?: { certFile: string; keyFile: string; handshakeMs?(): number };
   routes: ApiRoute[];
   /** a ":name" capture failing its RegExp → 404 */
   params?: Record<string, RegExp>;
@@ -273,10 +277,10 @@ class JsonApiServer implements ApiServer {
   }
 }
 
-/** The TLS listener (certificate files read now); handshake failures are logged. */
-async function tlsServer(name: string, tls: { certFile: string; keyFile: string }, accept: (socket: Socket) => void): Promise<Server> {
+/** The TLS listener (certificate files read now); handshakes bounded in time, failures logged. */
+async function tlsServer(name: string, tls: NonNullable<ApiServerOptions["tls"]>, accept: (socket: Socket) => void): Promise<Server> {
   const server = createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, accept);
-  server.on("tlsClientError", (err) => log.debug(`${name} API TLS handshake failed`, { error: err.message }));
+  guardTlsHandshakes(server, { name: `${name} API`, handshakeMs: () => tls.handshakeMs?.() ?? DEFAULT_HANDSHAKE_MS });
   return server;
 }
 

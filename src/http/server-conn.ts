@@ -32,6 +32,10 @@ export interface ServerSettings {
   maxPending?: number;
   /** admitted connections at most (admit() is false past it) */
   maxAdmitted?: number;
+  /** the listener's connection limit (its maxConnections): at it, accepting a connection closes the
+   *  oldest one that is idle (no request byte yet, or keep-alive between requests), so idle clients
+   *  cannot keep new ones out; unset: no eviction */
+  maxConnections?: number;
 }
 
 export interface ClientHandlers {
@@ -230,6 +234,11 @@ export class ClientConn implements RequestSink {
    *  pending connections to the admitted ones; false when those are full. */
   admit(): boolean {
     return this.admitted || this.set.admit(this);
+  }
+
+  /** no request in progress and no byte of the next one: closing it loses nothing */
+  get idle(): boolean {
+    return this.current === undefined && this.upgrading === undefined && this.parser.idle;
   }
 
   /** a request is being answered */
@@ -443,6 +452,8 @@ export class ClientConnSet {
     const conn = new ClientConn(socket, this, this.handlers);
     this.conns.add(conn);
     if (max !== undefined) this.pending.add(conn);
+    const cap = this.settings().maxConnections;
+    if (cap !== undefined && cap > 0 && this.conns.size >= cap) this.evictIdle(conn);
   };
 
   /** close the oldest pending connection with no request in progress (it sent nothing useful yet) */
@@ -470,6 +481,15 @@ export class ClientConnSet {
   /** connections admitted and pending now (tests, status) */
   counts(): { admitted: number; pending: number; total: number } {
     return { admitted: this.admittedCount, pending: this.pending.size, total: this.conns.size };
+  }
+
+  /** close the oldest idle connection but `except` (Set order is accept order) */
+  private evictIdle(except: ClientConn): void {
+    for (const c of this.conns) {
+      if (c === except || !c.idle) continue;
+      c.socket.destroy();
+      return;
+    }
   }
 
   delete(conn: ClientConn): void {

@@ -1,5 +1,6 @@
 // Unix-socket listeners: the stale-socket rules, the mode set without a window, hand-over of the path.
-import { lstat, unlink, chmod, rename } from "node:fs/promises";
+import { lstat, unlink, rename } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { ensureDir } from "../store/index.js";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
@@ -19,7 +20,28 @@ function unlinkOnClose(server: Server, path: string, handover: UnixHandover): vo
   server.once("close", () => void (handover.handedOver?.() ? undefined : unlink(path).catch(() => {})));
 }
 
-export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket"; message: string };
+export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket" | "unsafe-dir" | "swapped"; message: string };
+
+/** A directory others may write to lets them swap names in it, unless it is sticky and owned by
+ *  root or us (then only the owner of a name may rename or remove it): the message, or undefined. */
+export async function unsafeSocketDir(dir: string): Promise<string | undefined> {
+  const st = await lstat(dir);
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  if ((st.mode & 0o022) === 0) return undefined;
+  const sticky = (st.mode & 0o1000) !== 0;
+  const owner = st.uid === 0 || st.uid === process.getuid?.();
+  if (sticky && owner) return undefined;
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+  return `socket directory ${dir} (mode ${mode}, owner uid ${st.uid}) is writable by group or others without the sticky bit and a root-owned (or our own) directory; refusing to create a socket in it`;
+}
+
+// umask is process-wide: one socket creation at a time, so no other bind sees our umask
+let creating: Promise<unknown> = Promise.resolve();
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = creating.then(fn, fn);
+  creating = run.catch(() => {});
+  return run;
+}
 
 /** Does something accept connections on this socket path? */
 export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -40,17 +62,24 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
  * Bind `server` on a Unix socket path with the stale-socket rules:
  * nothing there → bind; a dead socket → unlink and bind; a live socket → leave it, report "in-use";
  * anything that is not a socket (file, dir, symlink) → never touched, report "not-a-socket".
- * The socket gets `mode` with no window of other permissions: it is bound under a temporary
- * name in the same directory, chmod-ed, then renamed into place.
+ * The socket gets `mode` with no window of other permissions and no chmod by path: it is bound
+ * under an unpredictable temporary name in the same directory with the umask that yields `mode`,
+ * checked (a socket, ours), renamed into place, and checked again (the same inode).
+ * A directory others can write to (see unsafeSocketDir) is refused: "unsafe-dir".
  */
 export async function listenUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover = {}): Promise<UnixListenResult> {
   // a new master takes the old one's socket as is: same file, same inode, no window without it
   if (await handover.inherit?.(server, what, path)) {
-    await chmod(path, mode).catch(() => {});
     unlinkOnClose(server, path, handover);
     return { ok: true };
   }
   await ensureDir(dirname(path), 0o755);
+  const unsafe = await unsafeSocketDir(dirname(path));
+  if (unsafe) {
+    const message = `${what} disabled: ${unsafe}`;
+    log.error(message, { path });
+    return { ok: false, reason: "unsafe-dir", message };
+  }
   const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
     throw err;
@@ -70,17 +99,28 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
     log.info("removing stale socket", { path });
     await unlink(path);
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await unlink(tmp).catch(() => {});
-  const oldMask = process.umask(0o077); // the temp socket is born 0600 at most
-  try {
-    await listen(server, { path: tmp });
-  } finally {
-    process.umask(oldMask);
-  }
-  await chmod(tmp, mode);
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(12).toString("hex")}.tmp`);
+  await serialized(async () => {
+    const oldMask = process.umask(0o777 & ~mode); // the socket is born with `mode`: no chmod afterwards
+    try {
+      await listen(server, { path: tmp });
+    } finally {
+      process.umask(oldMask);
+    }
+  });
+  const bound = await lstat(tmp).catch(() => undefined);
+  if (!bound?.isSocket() || bound.uid !== process.getuid?.()) return swapped(server, what, path);
   await rename(tmp, path);
+  const placed = await lstat(path).catch(() => undefined);
+  if (!placed || placed.ino !== bound.ino || placed.dev !== bound.dev) return swapped(server, what, path);
   // node unlinks the bound name on close; remember the real one so stop removes it
   unlinkOnClose(server, path, handover);
   return { ok: true };
+}
+
+function swapped(server: Server, what: string, path: string): UnixListenResult {
+  server.close();
+  const message = `${what} socket ${path}: the bound socket was replaced before it was in place; ${what} disabled`;
+  log.error(message, { path });
+  return { ok: false, reason: "swapped", message };
 }

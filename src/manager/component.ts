@@ -109,7 +109,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
       server = createApiServer({
         name: "manager",
         listen: cfg.manager_listen,
-        tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key } : undefined,
+        tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key, handshakeMs: () => ctx.dynamic().tls_handshake_timeout_secs * 1000 } : undefined,
         routes: [...workerRoutes(deps), ...userRoutes(deps), ...extraRoutes],
         params: { task: OBJECT_ID_RE, job: OBJECT_ID_RE, worker: OBJECT_ID_RE, status: /^[a-z-]{1,32}$/ },
         before: (req) => {

@@ -19,7 +19,7 @@ import { normalizeHost, type RouteTable } from "./table.js";
 import { forward } from "./forward.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
-import { ClientConnSet, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
+import { ClientConnSet, guardTlsHandshakes, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
@@ -60,6 +60,7 @@ function settingsOf(dyn: DynamicConfig): Settings {
     headMs: idleMs,
     answerHalfClosed: true,
     maxHeaderBytes: dyn.proxy_max_header_bytes,
+    maxConnections: dyn.proxy_max_connections,
   };
 }
 
@@ -246,7 +247,7 @@ export class ProxyComponent implements Component {
         ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, l.conns.accept)
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
-    if (proto === "https") server.on("tlsClientError", () => {});
+    if (proto === "https") guardTlsHandshakes(server as TlsServer, { name: "proxy https", handshakeMs: () => this.ctx.dynamic().tls_handshake_timeout_secs * 1000 });
     const err = await this.ctx.inherit(server, `proxy-${proto}`, l.address)
       .then((inherited) => (inherited ? undefined : listen(server, { port: hp.port, host: hp.host })))
       .then(() => undefined, (e: Error) => e);

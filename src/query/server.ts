@@ -59,7 +59,7 @@ export class QueryServer {
 
   constructor(private opts: QueryServerOptions) {
     // a poll client that half-closes has gone: its waiter leaves at once (as with node:http)
-    const settings = { maxHeaderBytes: LIMITS.maxHeaderSize, idleMs: LIMITS.keepAliveTimeoutMs, headMs: LIMITS.headersTimeoutMs, answerHalfClosed: false };
+    const settings = { maxHeaderBytes: LIMITS.maxHeaderSize, idleMs: LIMITS.keepAliveTimeoutMs, headMs: LIMITS.headersTimeoutMs, answerHalfClosed: false, maxConnections: opts.maxConnections };
     this.conns = new ClientConnSet(() => settings, {
       request: (inc) => this.request(inc),
       refuse: refuseJson,

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LIMITS, QueryServer } from "../../src/query/index.js";
@@ -75,14 +75,31 @@ test("an idle keep-alive connection is closed after the keep-alive timeout", asy
 });
 
 test("connections beyond query_max_connections are refused", async (t) => {
-  const { sock } = await server(t, {}, 2);
-  const held = [connect(sock), connect(sock)];
+  const { sock, catalog } = await server(t, {}, 2);
+  const rev = catalog.publish([]);
+  // two clients busy in long polls hold both slots: a third is closed without an answer
+  const held: Socket[] = [];
   t.after(async () => held.forEach((s) => s.destroy()));
-  await Promise.all(held.map((s) => new Promise((r) => s.once("connect", r))));
+  for (const n of [1, 2]) {
+    const s = connect(sock);
+    s.on("error", () => {});
+    held.push(s);
+    await new Promise((r) => s.once("connect", r));
+    s.write(`GET /poll?since=${rev.ts}&timeout=60 HTTP/1.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    await waitFor("the poll waits", () => catalog.waiterCount() === n, 2000);
+  }
   const third = await raw(sock, "GET /healthz HTTP/1.1\r\n\r\n", 3000);
   assert.equal(third.text, "", "the third connection is closed without an answer");
   held[0]!.destroy();
   await waitFor("a free slot serves again", async () => /^HTTP\/1.1 200 /.test((await raw(sock, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 3000)).text), 2000);
+});
+
+test("idle connections at query_max_connections make room for new clients (oldest first)", async (t) => {
+  const { sock } = await server(t, {}, 2);
+  const held = [connect(sock), connect(sock), connect(sock), connect(sock)];
+  t.after(async () => held.forEach((s) => s.destroy()));
+  held.forEach((s) => s.on("error", () => {}));
+  for (let i = 0; i < 5; i++) assert.match((await raw(sock, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 3000)).text, /^HTTP\/1.1 200 /);
 });
 
 test("malformed requests get 400 (unknown codings 501) in the JSON error shape, then the connection closes", async (t) => {

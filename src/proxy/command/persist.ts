@@ -64,7 +64,9 @@ export function parseStateFile(text: string): ParsedFile {
       return { ok: false, message: `line ${i + 1}: empty record` };
     }
     const d = decodeRequest(record);
-    if (!d.ok) return { ok: false, message: `line ${i + 1}: ${d.message}` };
+    // JSON.parse's message quotes the input: a file that is not a state file (LOAD_STATE /etc/shadow)
+    // must not have its content echoed back
+    if (!d.ok) return { ok: false, message: `line ${i + 1}: ${d.message.startsWith("invalid JSON") ? "not a JSON command: not a state file" : d.message}` };
     if (!isStateOrder(d.order)) return { ok: false, message: `line ${i + 1}: ${d.order.type} is not a state change` };
     orders.push(d.order);
   }

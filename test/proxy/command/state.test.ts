@@ -73,7 +73,9 @@ test("a state file with one bad record applies nothing and names its line", asyn
   const good = (n: number) => JSON.stringify(req(`SAVE-${n}`, "ADD_BACKEND", { app_id: "x", ip_address: "10.0.0.1", port: n })) + "\n\0";
   const files: [string, string][] = [
     [good(1) + good(2) + '{"id":"SAVE-3","data":{"type":"ADD_BACKEND","data":{"app_id":"x"}}}\n\0' + good(4), "line 3: ADD_BACKEND: missing field ip_address (or address)"],
-    [good(1) + "{oops\n\0", "line 2: invalid JSON"],
+    [good(1) + "{oops\n\0", "line 2: not a JSON command: not a state file"],
+    // issue 16: a file that is not a state file (like /etc/shadow) is not echoed back
+    ["root:*:20200:0:99999:7:::\ndaemon:*:20200:0:99999:7:::\n", "line 1: not a JSON command: not a state file"],
     [good(1) + JSON.stringify(req("SAVE-2", "SOFT_STOP")) + "\n\0", "line 2: SOFT_STOP is not a state change"],
     [good(1) + JSON.stringify(req("SAVE-2", "ADD_HTTPS_FRONT", { app_id: "x", hostname: "a.b", fingerprint: "0".repeat(64) })) + "\n\0", `line 2: ADD_HTTPS_FRONT: No such certificate ${"0".repeat(64)}`],
     [good(1) + JSON.stringify(req("SAVE-2", "REMOVE_BACKEND", { app_id: "x", ip_address: "10.0.0.9", port: 9 })) + "\n\0", "line 2: REMOVE_BACKEND: No such backend"],
@@ -84,6 +86,7 @@ test("a state file with one bad record applies nothing and names its line", asyn
     assert.equal(a.status, "Error");
     assert.ok(a.message.startsWith(`${join(h.stateDir, `bad${i}`)}: ${want}`), a.message);
     assert.ok(a.message.endsWith("; nothing loaded"));
+    assert.ok(!/root|20200|oops/.test(a.message), `no file content in ${a.message}`);
     assert.equal(h.comp.state.backends().length, 0, "nothing applied");
   }
   const missing = await c.request(req("m", "LOAD_STATE", { path: "/nonexistent/file" }));
