@@ -9,6 +9,8 @@ import type { Component, DaemonContext } from "../component/index.js";
 import { createComponents } from "./components.js";
 import { Reloader } from "./reload.js";
 import { Handover, stopAccepting } from "./handover.js";
+import { unavailableListeners } from "./unavailable.js";
+import { checkMovedListeners } from "./bind-check.js";
 
 /** Run the daemon in the foreground until SIGTERM/SIGINT or a stop request. Resolves with the exit code. */
 export async function runDaemon(configFlag: string | undefined): Promise<number> {
@@ -26,8 +28,13 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
 
   const docker = new DockerClient(config.static.docker_socket);
   const components: Component[] = [];
-  const reloader = new Reloader(path, explicit, config, async (next) =>
-    (await Promise.all(components.map((c) => c.prepareReload?.(next) ?? []))).flat(),
+  const reloader = new Reloader(
+    path,
+    explicit,
+    config,
+    async (next) => (await Promise.all(components.map((c) => c.prepareReload?.(next) ?? []))).flat(),
+    process.env,
+    (changed, next) => checkMovedListeners(changed, next, components),
   );
   const catalog = new Catalog({ docker, stateDir: config.static.state_dir, dynamic: () => reloader.dynamic });
   let stopRequested: ((graceful: boolean) => void) | undefined;
@@ -74,10 +81,19 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on("SIGHUP", onHup);
   log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
   await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
-  for (const c of components) await c.start();
+  const failures: string[] = [];
+  for (const c of components) await c.start().catch((err: Error) => failures.push(`${c.name}: ${err.message}`));
+  // Every listener the operator configured must be up (as nginx: no half-started daemon that
+  // looks healthy to systemd); the cause goes on one line, the exit status is 1.
+  failures.push(...unavailableListeners(components));
+  let exitCode = 0;
+  if (failures.length) {
+    log.error("cannot start", { cause: failures.join("; ") });
+    exitCode = 1;
+  }
   // a new master (UPGRADE_MASTER) that could not take every socket over gives up: the old one keeps serving
-  if (!(await handover.reportReady())) stopRequested?.(false);
-  log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
+  if (!(await handover.reportReady(failures)) || failures.length) stopRequested?.(false);
+  if (!failures.length) log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
 
   // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable
   // the daemon would exit silently. This timer holds it until a stop is requested.
@@ -96,5 +112,5 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.off("SIGINT", onSignal);
   process.off("SIGHUP", onHup);
   log.info("stopped");
-  return 0;
+  return exitCode;
 }
