@@ -37,6 +37,14 @@ export class Reloader {
     return this.current;
   }
 
+  /** begin/end of every reload, inside the lock (systemd's RELOADING=1 ... READY=1) */
+  around(begin: () => void, end: () => void): void {
+    this.begin = begin;
+    this.end = end;
+  }
+  private begin = () => {};
+  private end = () => {};
+
   onSwap(fn: (dyn: DynamicConfig) => void): void {
     this.listeners.push(fn);
   }
@@ -50,6 +58,7 @@ export class Reloader {
     const seq = ++this.seq;
     // The test hook for "reloads never overlap": begin/end pairs with a sequence number.
     log.debug("reload begin", { seq });
+    this.begin();
     try {
       const next = await loadConfigAsync(this.path, this.explicit, this.env);
       const problems = await this.prepare(next.dynamic);
@@ -75,6 +84,7 @@ export class Reloader {
       log.error("reload failed, config unchanged", { errors: errors.length, seq });
       return { errors, restartRequired: [] };
     } finally {
+      this.end();
       log.debug("reload end", { seq });
     }
   }
