@@ -2,7 +2,10 @@
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
-UNITDIR    ?= /lib/systemd/system
+# where systemd looks for units (pkg-config systemd), else Debian's
+UNITDIR    ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+# the node the launcher runs: an absolute path, found at install time
+NODE       ?= $(shell command -v node 2>/dev/null)
 VERSION    := $(shell node -p 'require("./package.json").version')
 
 BIN        := node_modules/.bin
@@ -44,13 +47,15 @@ run: build
 	node dist/stevedore.js daemon --config .run/stevedore.conf
 
 install: build
+	@case '$(NODE)' in /*) [ -x '$(NODE)' ] && exit 0;; esac; \
+	  echo "stevedore: node not found (NODE='$(NODE)'): install Node.js >= 20 or pass NODE=/absolute/path/to/node" >&2; exit 1
 	install -d $(DESTDIR)$(PREFIX)/lib/stevedore $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/stevedore
 	install -m 755 dist/stevedore.js $(DESTDIR)$(PREFIX)/lib/stevedore/stevedore.js
 	install -m 644 dist/stevedore.js.map $(DESTDIR)$(PREFIX)/lib/stevedore/stevedore.js.map
 	install -m 644 dist/package.json $(DESTDIR)$(PREFIX)/lib/stevedore/package.json
-	printf '#!/bin/sh\nexec node %s "$$@"\n' '$(PREFIX)/lib/stevedore/stevedore.js' > $(DESTDIR)$(PREFIX)/bin/stevedore
+	sed -e 's|@NODE@|$(NODE)|g' -e 's|@LIBDIR@|$(PREFIX)/lib/stevedore|g' packaging/stevedore.sh.in > $(DESTDIR)$(PREFIX)/bin/stevedore
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/stevedore
 	install -m 644 man/stevedore.8 $(DESTDIR)$(PREFIX)/share/man/man8/stevedore.8
 	install -m 644 man/stevedore.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/stevedore.conf.5

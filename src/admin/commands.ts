@@ -8,8 +8,10 @@ export function adminHandlers(ctx: DaemonContext): Record<string, Handler> {
   return {
     reload: async (args) => {
       if (args.length) return INVALID_INPUT;
-      const errors = await ctx.reload();
-      return errors.length ? { status: "error", message: errors.join("; ") } : { status: "ok" };
+      const { errors, restartRequired } = await ctx.reload();
+      if (errors.length) return { status: "error", message: errors.join("; ") };
+      // the spec's bare {"status":"ok"} when nothing waits for a restart
+      return restartRequired.length ? { status: "ok", restart_required: restartRequired } : { status: "ok" };
     },
     status: (args) => (args.length ? INVALID_INPUT : statusReply(ctx)),
   };

@@ -11,13 +11,16 @@ Asks the running daemon over its admin socket (admin_socket_path of the config
 file, or PATH) for its status: uptime, routed sites, deployments, services, the
 Docker connection, each listener's state, the pending long-polls, and the
 manager's workers and jobs by status.
---json prints the daemon's reply as it is.`,
+--json prints the daemon's reply as it is.
+Exits 1 when a configured listener is unavailable (its row says the address and
+the cause), 0 when every one is listening or disabled.`,
   async run(args) {
     const { values } = parse(args, { ...ADMIN_OPTIONS, json: { type: "boolean" } }, false);
     const reply = await callAdmin(adminSocketPath(values), "status");
     if (reply.status !== "ok") throw new CommandError(`status failed: ${String(reply.message ?? "unknown error")}`);
     process.stdout.write(values.json ? JSON.stringify(reply) + "\n" : human(reply));
-    return 0;
+    // like a health check: 1 when a configured listener is down (each row says why)
+    return unavailableRows(reply).length ? 1 : 0;
   },
 };
 
@@ -33,8 +36,17 @@ function human(r: Record<string, unknown>): string {
   const listeners = (r.listeners && typeof r.listeners === "object" ? r.listeners : {}) as Record<string, Record<string, unknown>>;
   const manager = listeners.manager ?? {};
   if (manager.workers) lines.push(`workers:        ${counts(manager.workers)}`, `jobs:           ${counts(manager.jobs)}`);
-  const rows = Object.entries(listeners).flatMap(([name, s]) => listenerRows(name, s ?? {}));
+  const rows = allRows(r);
   return `${lines.join("\n")}\n\n${table(["LISTENER", "STATE", "ADDRESS", "NOTE"], rows)}`;
+}
+
+function allRows(r: Record<string, unknown>): string[][] {
+  const listeners = (r.listeners && typeof r.listeners === "object" ? r.listeners : {}) as Record<string, Record<string, unknown>>;
+  return Object.entries(listeners).flatMap(([name, s]) => listenerRows(name, s ?? {}));
+}
+
+function unavailableRows(r: Record<string, unknown>): string[][] {
+  return allRows(r).filter((row) => row[1] === "unavailable");
 }
 
 /** "3 (2 awake, 1 asleep)" from counts by status */

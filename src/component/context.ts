@@ -17,6 +17,13 @@ export type LaunchResult = { ok: true; pid: number } | { ok: false; reason: stri
  *  reports it instead of "ready", and the old one keeps serving). */
 export type InheritFn = (server: Server, name: string, address: string) => Promise<boolean>;
 
+/** How a reload ended: every error ([] on success), and the static keys whose new value waits
+ *  for a restart (they differ from the running ones; [] when none). */
+export interface ReloadResult {
+  errors: string[];
+  restartRequired: string[];
+}
+
 /** What the daemon hands every component. */
 export interface DaemonContext {
   /** the config as loaded at start; its static part stays in force until restart */
@@ -32,8 +39,8 @@ export interface DaemonContext {
   /** Ask the daemon to stop (SIGTERM, SOFT_STOP, HARD_STOP). Resolves once every component
    *  that is not `stopLast` has stopped (drained, when graceful); `stopLast` ones stop after. */
   requestStop(graceful: boolean): Promise<void>;
-  /** the one reload path (SIGHUP and admin `reload`); resolves with the errors, [] on success */
-  reload(): Promise<string[]>;
+  /** the one reload path (SIGHUP and admin `reload`); never rejects */
+  reload(): Promise<ReloadResult>;
   // ---- UPGRADE_MASTER (each a plain function: components pass them on unbound) ----
   /** the new master's side: take a listener over from the old master (see InheritFn) */
   readonly inherit: InheritFn;

@@ -110,6 +110,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
   const config = ctx.config.static;
   /** the key or the service registry could not be loaded: nothing is served */
   let setupFailed = false;
+  let setupError = "";
   let checker: KeyChecker | undefined;
   const services = new CoreServices(
     ctx.docker,
@@ -155,6 +156,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
         ctx.catalog.refreshRegistered();
       } catch (err) {
         setupFailed = true;
+        setupError = (err as Error).message;
         log.error("core API unavailable", { listen: config.core_listen, error: (err as Error).message });
         return;
       }
@@ -169,7 +171,7 @@ export function createCoreComponent(ctx: DaemonContext): Component {
     listeners: () => api.listeners(),
     status() {
       const s = api.status();
-      return { ...s, state: setupFailed ? "unavailable" : s.state, services: services.registry.size };
+      return { ...s, ...(setupFailed && { state: "unavailable", address: config.core_listen, reason: setupError }), services: services.registry.size };
     },
   };
 }

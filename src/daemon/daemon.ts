@@ -9,6 +9,9 @@ import type { Component, DaemonContext } from "../component/index.js";
 import { createComponents } from "./components.js";
 import { Reloader } from "./reload.js";
 import { Handover, stopAccepting } from "./handover.js";
+import { unavailableListeners } from "./unavailable.js";
+import { checkMovedListeners } from "./bind-check.js";
+import { SystemdNotifier } from "./notify.js";
 
 /** Run the daemon in the foreground until SIGTERM/SIGINT or a stop request. Resolves with the exit code. */
 export async function runDaemon(configFlag: string | undefined): Promise<number> {
@@ -29,9 +32,18 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
 
   const docker = new DockerClient(config.static.docker_socket);
   const components: Component[] = [];
-  const reloader = new Reloader(path, explicit, config, async (next) =>
-    (await Promise.all(components.map((c) => c.prepareReload?.(next) ?? []))).flat(),
+  const reloader = new Reloader(
+    path,
+    explicit,
+    config,
+    async (next) => (await Promise.all(components.map((c) => c.prepareReload?.(next) ?? []))).flat(),
+    process.env,
+    (changed, next) => checkMovedListeners(changed, next, components),
   );
+  // systemd (Type=notify): READY=1 once every listener is bound, RELOADING=1/READY=1 around
+  // each reload, STOPPING=1 at the stop
+  const notifier = new SystemdNotifier();
+  reloader.around(() => void notifier.reloading(), () => void notifier.send("READY=1"));
   const catalog = new Catalog({ docker, stateDir: config.static.state_dir, dynamic: () => reloader.dynamic });
   let stopRequested: ((graceful: boolean) => void) | undefined;
   const stopped = new Promise<boolean>((resolve) => (stopRequested = resolve));
@@ -77,16 +89,30 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on("SIGHUP", onHup);
   log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
   await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
-  for (const c of components) await c.start();
+  const failures: string[] = [];
+  for (const c of components) await c.start().catch((err: Error) => failures.push(`${c.name}: ${err.message}`));
+  // Every listener the operator configured must be up (as nginx: no half-started daemon that
+  // looks healthy to systemd); the cause goes on one line, the exit status is 1.
+  failures.push(...unavailableListeners(components));
+  let exitCode = 0;
+  if (failures.length) {
+    log.error("cannot start", { cause: failures.join("; ") });
+    exitCode = 1;
+  }
   // a new master (UPGRADE_MASTER) that could not take every socket over gives up: the old one keeps serving
-  if (!(await handover.reportReady())) stopRequested?.(false);
-  log.info("ready", { components: components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",") });
+  if (!(await handover.reportReady(failures)) || failures.length) stopRequested?.(false);
+  if (!failures.length) {
+    const summary = components.map((c) => `${c.name}:${String(c.status().state ?? "?")}`).join(",");
+    log.info("ready", { components: summary });
+    void notifier.send("READY=1", `STATUS=ready: ${summary}`);
+  }
 
   // Signal handlers do not keep node's loop alive: with every listener disabled or unavailable
   // the daemon would exit silently. This timer holds it until a stop is requested.
   const keepAlive = setInterval(() => {}, 1 << 30);
   const graceful = await stopped;
   clearInterval(keepAlive);
+  const stopping = notifier.send("STOPPING=1");
   const deadline = performance.now() + (graceful ? reloader.dynamic.shutdown_timeout_secs * 1000 : 0);
   // Interfaces first (all at once, each draining until the deadline), then the stopLast ones,
   // then the catalog they read from.
@@ -98,6 +124,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   process.off("SIGHUP", onHup);
+  await stopping; // (sent long ago: the order of systemd's messages is kept)
   log.info("stopped");
-  return 0;
+  return exitCode;
 }

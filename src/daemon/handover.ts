@@ -82,8 +82,9 @@ export class Handover {
   };
 
   /** After start: tell the old master we are ready (or why not: then exit). No-op on a normal start. */
-  async reportReady(): Promise<boolean> {
+  async reportReady(startFailures: readonly string[] = []): Promise<boolean> {
     if (!this.isSuccessor()) return true;
+    for (const f of startFailures) if (!this.failures.some((g) => f.includes(g) || g.includes(f))) this.failures.push(f);
     // descriptors whose listener the new config moved or disabled are not ours to keep open
     for (const [name, h] of this.inherited) if (!this.used.has(name)) closeSafely(h.fd);
     const message = this.failures.length ? { type: "failed", reason: this.failures.join("; ") } : { type: "ready" };

@@ -13,7 +13,7 @@ import { formatHostPort, parseHostPort } from "../base/index.js";
 import { untilDeadline } from "../deadline.js";
 import { log } from "../log.js";
 import { HttpError, errorBody, refuseJson } from "./json.js";
-import { listen } from "./listen.js";
+import { describeBindError, listen } from "./listen.js";
 import { Router } from "./router.js";
 import { ClientConnSet, httpDate, type Incoming } from "./server-conn.js";
 
@@ -106,7 +106,8 @@ export interface ApiServer {
   /** stop accepting; idle connections close now; when graceful, requests in flight finish until
    *  `deadline` (performance.now() ms); then every connection is closed */
   stop(graceful: boolean, deadline: number): Promise<void>;
-  status(): { state: ApiServerState; address?: string };
+  /** address: the bound one, else the configured one; reason: why it is unavailable */
+  status(): { state: ApiServerState; address?: string; reason?: string };
   /** for the hand-over: the listening socket under `name` */
   listeners(): Map<string, { server: Server; address: string }>;
   /** the bound "host:port" ("" when not listening) */
@@ -127,6 +128,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 class JsonApiServer implements ApiServer {
   address = "";
   private state: ApiServerState = "stopped";
+  private reason = "";
   private server: Server | undefined;
   private readonly router: Router<ApiRoute>;
   private readonly conns: ClientConnSet;
@@ -177,7 +179,8 @@ class JsonApiServer implements ApiServer {
       log.info(`${name} API listening`, { address: this.address, tls: tls !== undefined });
     } catch (err) {
       this.state = "unavailable";
-      log.error(`${name} API unavailable`, { listen: address, error: (err as Error).message });
+      this.reason = `${address}: ${describeBindError(err)}`;
+      log.error(`${name} API unavailable`, { listen: address, error: describeBindError(err) });
     }
   }
 
@@ -198,7 +201,8 @@ class JsonApiServer implements ApiServer {
     this.address = "";
   }
 
-  status(): { state: ApiServerState; address?: string } {
+  status(): { state: ApiServerState; address?: string; reason?: string } {
+    if (this.state === "unavailable") return { state: this.state, address: this.opts.listen, reason: this.reason };
     return { state: this.state, address: this.address || undefined };
   }
 

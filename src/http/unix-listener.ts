@@ -5,7 +5,7 @@ import { ensureDir } from "../store/index.js";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
-import { listen } from "./listen.js";
+import { describeBindError, listen } from "./listen.js";
 
 /** The daemon's listener hand-over (UPGRADE_MASTER), as a Unix listener needs it; a
  *  DaemonContext is one. Without it: no socket is inherited, the path is unlinked on close. */
@@ -20,7 +20,7 @@ function unlinkOnClose(server: Server, path: string, handover: UnixHandover): vo
   server.once("close", () => void (handover.handedOver?.() ? undefined : unlink(path).catch(() => {})));
 }
 
-export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket" | "unsafe-dir" | "swapped"; message: string };
+export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket" | "unsafe-dir" | "swapped" | "error"; message: string };
 
 /** A directory others may write to lets them swap names in it, unless it is sticky and owned by
  *  root or us (then only the owner of a name may rename or remove it): the message, or undefined. */
@@ -68,6 +68,17 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
  * A directory others can write to (see unsafeSocketDir) is refused: "unsafe-dir".
  */
 export async function listenUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover = {}): Promise<UnixListenResult> {
+  try {
+    return await bindUnix(server, path, mode, what, handover);
+  } catch (err) {
+    // a directory we may not create or write, a full disk...: one readable cause, never thrown
+    const message = `${what} socket ${path}: ${describeBindError(err, "unix")}`;
+    log.error(message, { path });
+    return { ok: false, reason: "error", message };
+  }
+}
+
+async function bindUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover): Promise<UnixListenResult> {
   // a new master takes the old one's socket as is: same file, same inode, no window without it
   if (await handover.inherit?.(server, what, path)) {
     unlinkOnClose(server, path, handover);
@@ -92,8 +103,8 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
       return { ok: false, reason: "not-a-socket", message };
     }
     if (await socketIsLive(path)) {
-      const message = `${what} socket ${path} is in use by another process; ${what} disabled`;
-      log.warn(message, { path });
+      const message = `${what} socket ${path} is in use by another process`;
+      log.error(message, { path });
       return { ok: false, reason: "in-use", message };
     }
     log.info("removing stale socket", { path });

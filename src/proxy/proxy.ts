@@ -19,7 +19,7 @@ import { normalizeHost, type RouteTable } from "./table.js";
 import { forward } from "./forward.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
-import { ClientConnSet, guardTlsHandshakes, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
+import { ClientConnSet, describeBindError, guardTlsHandshakes, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
 
 export interface ProxyOptions {
   /** active health check timing (tests shorten the interval) */
@@ -46,7 +46,10 @@ interface Listener {
   /** its client connections (our own HTTP/1.1 server side) */
   conns: ClientConnSet;
   state: "disabled" | "listening" | "unavailable" | "stopped";
+  /** the errno code (EADDRINUSE) */
   error?: string;
+  /** the cause for an operator: "0.0.0.0:80: address already in use" */
+  reason?: string;
 }
 
 type Settings = TunnelSettings & ServerSettings;
@@ -153,7 +156,7 @@ export class ProxyComponent implements Component {
   status(): Record<string, unknown> {
     const ls = Object.values(this.endpoints);
     const state = ls.some((l) => l.state === "listening") ? "listening" : ls.every((l) => l.state === "disabled") ? "disabled" : ls.some((l) => l.state === "unavailable") ? "unavailable" : "stopped";
-    const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error });
+    const describe = (l: Listener) => ({ state: l.state, address: l.address || undefined, error: l.error, reason: l.reason });
     const t = this.current();
     return { state, http: describe(this.endpoints.http), https: describe(this.endpoints.https), sites: new Set(this.routedHostnames()).size, routes: describeTables(t).length, inflight: this.inflight };
   }
@@ -238,6 +241,7 @@ export class ProxyComponent implements Component {
     if (!hp) {
       l.state = "unavailable";
       l.error = "bad address";
+      l.reason = `${l.address}: must be host:port`;
       return;
     }
     const proto = l.proto;
@@ -254,6 +258,7 @@ export class ProxyComponent implements Component {
     if (err) {
       l.state = "unavailable";
       l.error = (err as NodeJS.ErrnoException).code ?? err.message;
+      l.reason = `${l.address}: ${describeBindError(err)}`;
       log.error("proxy listener unavailable", { proto, address: l.address, error: l.error });
       return;
     }

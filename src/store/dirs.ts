@@ -1,5 +1,5 @@
 // Directories with the right mode, made when missing.
-import { mkdir, stat } from "node:fs/promises";
+import { chmod, mkdir, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 
 // Node's mkdir({recursive: true}) never returns for a path under /proc (procfs answers ENOENT
@@ -24,5 +24,8 @@ export async function ensureDir(path: string, mode: number): Promise<void> {
     });
   }
   if (!(await stat(path)).isDirectory()) throw notADir(path);
+  // a directory made here gets exactly `mode`: the umask (systemd's UMask=0077) must not narrow
+  // a socket's 0755 parent; an existing one is left as the operator made it
+  if (made !== false) await chmod(path, mode);
 }
 

@@ -85,7 +85,7 @@ test("a changed static key logs restart required and keeps its running value", a
   const from = d.logs.length;
   const moved = `${d.dir}/elsewhere.sock`;
   await writeFile(d.configPath, `${base.replace(/admin_socket_path = .*\n/, `admin_socket_path = "${moved}"\n`)}\nquery_max_connections = 7\n`);
-  assert.deepEqual(parseReply((await adminRaw(d.adminSocket, "reload\n")).reply), { status: "ok" });
+  assert.deepEqual(parseReply((await adminRaw(d.adminSocket, "reload\n")).reply), { status: "ok", restart_required: ["query_max_connections", "admin_socket_path"] });
   await d.waitForLog(/level=warn msg="restart required" key=admin_socket_path/);
   await d.waitForLog(/level=warn msg="restart required" key=query_max_connections/);
   assert.ok(!d.logs.slice(from).some((l) => l.includes(moved)), "values are not logged");

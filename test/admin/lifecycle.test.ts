@@ -1,4 +1,4 @@
-// Socket lifecycle: stale socket, live socket of another process, a regular file, "" disables, mode 0600.
+// Socket lifecycle: stale socket, live socket of another process or a regular file (no start), "" disables, mode 0600.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -18,6 +18,11 @@ async function foreignListener(path: string) {
     proc.once("exit", (c) => reject(new Error(`listener exited ${c}`)));
   });
   return proc;
+}
+
+function exited(d: { proc: import("node:child_process").ChildProcess }): Promise<number | null> {
+  if (d.proc.exitCode !== null) return Promise.resolve(d.proc.exitCode);
+  return new Promise((r) => d.proc.once("exit", (code) => r(code)));
 }
 
 async function tempDir() {
@@ -41,19 +46,16 @@ test("7. a stale socket (nobody listening) is removed and replaced at start", as
   }
 });
 
-test("8. a live socket of another process: warning, the daemon continues without the admin socket, the socket is left alone", async () => {
+test("8. a live socket of another process: the socket is left alone, the daemon does not start (exit 1, the cause logged)", async () => {
   const dir = await tempDir();
   const path = join(dir, "admin.sock");
   const other = await foreignListener(path);
-  const d = await startDaemon({ dir, disable: [...ONLY_ADMIN] });
+  const d = await startDaemon({ dir, disable: [...ONLY_ADMIN], readyLog: /msg="cannot start"/ });
   try {
-    await d.waitForLog(/level=warn msg="admin socket .* is in use by another process; admin disabled"/);
-    assert.match(await d.waitForLog(/msg="ready"/), /components="?[^"]*\badmin:unavailable\b/);
+    await d.waitForLog(/level=error msg="admin socket .* is in use by another process"/);
+    assert.match(await d.waitForLog(/msg="cannot start"/), /cause="admin: admin socket \S+ is in use by another process"/);
+    assert.equal(await exited(d), 1);
     assert.equal((await adminRaw(path)).reply, "foreign\n", "the other process still owns it");
-    assert.equal(d.proc.exitCode, null, "the daemon keeps running");
-    // the daemon still serves SIGHUP reloads
-    d.proc.kill("SIGHUP");
-    await d.waitForLog(/msg="config reloaded"/);
   } finally {
     await d.cleanup();
     other.kill();
@@ -61,17 +63,15 @@ test("8. a live socket of another process: warning, the daemon continues without
   }
 });
 
-test("a regular file at the path is kept untouched; the daemon continues", async () => {
+test("a regular file at the path is kept untouched; the daemon does not start", async () => {
   const dir = await tempDir();
   const path = join(dir, "admin.sock");
   await writeFile(path, "precious\n");
-  const d = await startDaemon({ dir, disable: [...ONLY_ADMIN] });
+  const d = await startDaemon({ dir, disable: [...ONLY_ADMIN], readyLog: /msg="cannot start"/ });
   try {
-    assert.match(await d.waitForLog(/msg="ready"/), /components="?[^"]*\badmin:unavailable\b/);
     await d.waitForLog(/level=error msg="admin path .* exists and is not a socket; refusing to replace it"/);
-    assert.equal(await readFile(path, "utf8"), "precious\n");
-    await d.stop();
-    assert.equal(await readFile(path, "utf8"), "precious\n", "still there after stop");
+    assert.equal(await exited(d), 1);
+    assert.equal(await readFile(path, "utf8"), "precious\n", "still there after the daemon gave up");
   } finally {
     await d.cleanup();
     await rm(dir, { recursive: true, force: true });

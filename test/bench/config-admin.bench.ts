@@ -66,7 +66,7 @@ async function main() {
     dockerState: () => "ok",
     waiterCount: () => 0,
   });
-  const ctx = { config, dynamic: () => config.dynamic, catalog, startedAt: performance.now(), components: [], reload: async () => [] } as unknown as DaemonContext;
+  const ctx = { config, dynamic: () => config.dynamic, catalog, startedAt: performance.now(), components: [], reload: async () => ({ errors: [], restartRequired: [] }) } as unknown as DaemonContext;
   const admin = new AdminSocket(join(dir, "admin.sock"), adminHandlers(ctx));
   (ctx.components as unknown as unknown[]).push(admin);
   await admin.start();

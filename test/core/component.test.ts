@@ -39,7 +39,7 @@ async function component(extra: string, makeCatalog?: (docker: DockerClient, sta
   const config = parseConfig(`state_dir = "${join(dir, "state")}"\n${extra}\n`, "test.conf", {});
   const docker = new DockerClient(DOCKER_SOCKET);
   const catalog = makeCatalog ? await makeCatalog(docker, join(dir, "state"), () => config.dynamic) : new FakeCatalog();
-  const ctx = { config, dynamic: () => config.dynamic, docker, catalog, startedAt: 0, components: [], requestStop: async () => {}, reload: async () => [] } as unknown as DaemonContext;
+  const ctx = { config, dynamic: () => config.dynamic, docker, catalog, startedAt: 0, components: [], requestStop: async () => {}, reload: async () => ({ errors: [], restartRequired: [] }) } as unknown as DaemonContext;
   const lines: string[] = [];
   const restore = setLogSink((l) => lines.push(l));
   const c = createCoreComponent(ctx);

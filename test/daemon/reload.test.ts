@@ -42,7 +42,7 @@ test("concurrent reloads never overlap, and each one re-reads the file when it g
     const pending: Promise<string[]>[] = [];
     for (let v = 2; v <= 11; v++) {
       f.write(sites(v));
-      pending.push(r.reload());
+      pending.push(r.reload().then((x) => x.errors));
     }
     for (const errs of await Promise.all(pending)) assert.deepEqual(errs, []);
     assert.equal(maxActive, 1);
@@ -79,8 +79,8 @@ test("a reload waiting behind a slow one applies the file written meanwhile", as
     f.write(sites(3));
     const second = r.reload();
     release();
-    assert.deepEqual(await first, []);
-    assert.deepEqual(await second, []);
+    assert.deepEqual((await first).errors, []);
+    assert.deepEqual((await second).errors, []);
     assert.equal(r.dynamic.sites.length, 3);
   } finally {
     f.done();
@@ -101,20 +101,20 @@ test("a failed reload changes nothing: parse errors, prepare errors, a prepare t
   const before = r.dynamic;
   try {
     f.write(`${sites(3)}\nnope = 1\nlog_level = "shout"\n`);
-    const errs = await r.reload();
+    const errs = (await r.reload()).errors;
     assert.equal(errs.length, 2);
     assert.ok(errs.every((e) => e.startsWith(`${f.path}:`)), errs.join("\n"));
     f.write(sites(4));
     failPrepare = "errors";
-    assert.deepEqual(await r.reload(), ["cert.pem: cannot load", "key.pem: cannot load"]);
+    assert.deepEqual((await r.reload()).errors, ["cert.pem: cannot load", "key.pem: cannot load"]);
     failPrepare = "throw";
-    assert.deepEqual(await r.reload(), ["component exploded"]);
+    assert.deepEqual((await r.reload()).errors, ["component exploded"]);
     assert.equal(r.dynamic, before);
     assert.deepEqual(swaps, []);
     assert.ok(logs.lines.some((l) => /level=error msg="reload error" error=.*unknown key nope/.test(l)));
     assert.ok(logs.lines.some((l) => /level=error msg="reload failed, config unchanged" errors=2/.test(l)));
     failPrepare = "no";
-    assert.deepEqual(await r.reload(), []);
+    assert.deepEqual((await r.reload()).errors, []);
     assert.equal(r.dynamic.sites.length, 4);
     assert.equal(swaps.length, 1);
   } finally {
@@ -134,7 +134,7 @@ test("the swap is atomic: a reference taken before keeps the old config; listene
   try {
     const held = r.dynamic;
     f.write('log_level = "warn"\n' + sites(2));
-    assert.deepEqual(await r.reload(), []);
+    assert.deepEqual((await r.reload()).errors, []);
     assert.equal(held.log_level, "info");
     assert.equal(held.sites.length, 1);
     assert.equal(r.dynamic.log_level, "warn");
@@ -151,7 +151,7 @@ test("a changed static key logs restart required (without its value) and keeps t
   const r = new Reloader(f.path, true, f.config, undefined, {});
   try {
     f.write('manager_registration_secret = "new-secret"\ncore_listen = "127.0.0.1:9000"\nlog_level = "debug"\n');
-    assert.deepEqual(await r.reload(), []);
+    assert.deepEqual(await r.reload(), { errors: [], restartRequired: ["core_listen", "manager_registration_secret"] });
     const warns = logs.lines.filter((l) => /restart required/.test(l));
     assert.deepEqual(warns.sort(), [
       'level=warn msg="restart required" key=core_listen',
@@ -160,6 +160,47 @@ test("a changed static key logs restart required (without its value) and keeps t
     assert.ok(!logs.lines.some((l) => l.includes("secret\"") || l.includes("new-secret")));
     assert.equal(f.config.static.core_listen, "127.0.0.1:8000", "the running static config is untouched");
     assert.equal(r.dynamic.log_level, "debug", "dynamic keys of the same file applied");
+  } finally {
+    logs.restore();
+    f.done();
+  }
+});
+
+test("restart_required names every static key that differs from the running value, also after later reloads", async () => {
+  const f = setup('core_listen = "127.0.0.1:8000"\n');
+  const r = new Reloader(f.path, true, f.config, undefined, {});
+  try {
+    assert.deepEqual(await r.reload(), { errors: [], restartRequired: [] });
+    f.write('core_listen = "127.0.0.1:9000"\n');
+    assert.deepEqual((await r.reload()).restartRequired, ["core_listen"]);
+    f.write('core_listen = "127.0.0.1:9000"\nlog_level = "warn"\n');
+    assert.deepEqual((await r.reload()).restartRequired, ["core_listen"], "still waiting for the restart");
+    f.write('core_listen = "127.0.0.1:8000"\n');
+    assert.deepEqual((await r.reload()).restartRequired, [], "back to the running value");
+  } finally {
+    setLogLevel("info");
+    f.done();
+  }
+});
+
+test("a changed static key whose check fails (a listener that cannot bind) fails the whole reload", async () => {
+  const f = setup('core_listen = "127.0.0.1:8000"\nlog_level = "info"\n');
+  const logs = captureLogs();
+  const checked: string[][] = [];
+  const r = new Reloader(f.path, true, f.config, undefined, {}, async (changed, next) => {
+    checked.push(changed);
+    return next.core_listen.endsWith(":9001") ? [`core_listen = ${next.core_listen}: cannot bind: address already in use`] : [];
+  });
+  try {
+    const before = r.dynamic;
+    f.write('core_listen = "127.0.0.1:9001"\nlog_level = "warn"\n');
+    assert.deepEqual(await r.reload(), { errors: ["core_listen = 127.0.0.1:9001: cannot bind: address already in use"], restartRequired: [] });
+    assert.equal(r.dynamic, before, "nothing applied");
+    assert.ok(!logs.lines.some((l) => /restart required/.test(l)));
+    f.write('core_listen = "127.0.0.1:9002"\nlog_level = "warn"\n');
+    assert.deepEqual(await r.reload(), { errors: [], restartRequired: ["core_listen"] });
+    assert.equal(r.dynamic.log_level, "warn");
+    assert.deepEqual(checked, [["core_listen"], ["core_listen"]]);
   } finally {
     logs.restore();
     f.done();

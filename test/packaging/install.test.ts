@@ -5,23 +5,33 @@ import { mkdtempSync, statSync, readFileSync, writeFileSync, rmSync, existsSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** where the unit goes by default: pkg-config's systemdsystemunitdir, else Debian's */
+const UNITDIR = (() => {
+  const r = spawnSync("pkg-config", ["--variable=systemdsystemunitdir", "systemd"], { encoding: "utf8" });
+  return (r.status === 0 && r.stdout.trim()) || "/lib/systemd/system";
+})();
+
 test("make install puts the bundle, launcher, man pages, unit and example config into DESTDIR", () => {
   const dest = mkdtempSync(join(tmpdir(), "stevedore-install-"));
   try {
     execFileSync("make", ["-s", "install", `DESTDIR=${dest}`, "PREFIX=/usr/local"], { stdio: "pipe" });
     const want = [
       "usr/local/lib/stevedore/stevedore.js", "usr/local/bin/stevedore", "usr/local/share/man/man8/stevedore.8",
-      "usr/local/share/man/man5/stevedore.conf.5", "lib/systemd/system/stevedore.service", "etc/stevedore/stevedore.conf",
+      "usr/local/share/man/man5/stevedore.conf.5", `${UNITDIR.slice(1)}/stevedore.service`, "etc/stevedore/stevedore.conf",
     ];
     for (const f of want) assert.ok(existsSync(join(dest, f)), `${f} installed`);
     assert.equal(statSync(join(dest, "usr/local/bin/stevedore")).mode & 0o111, 0o111);
-    const unit = readFileSync(join(dest, "lib/systemd/system/stevedore.service"), "utf8");
+    const unit = readFileSync(join(dest, UNITDIR.slice(1), "stevedore.service"), "utf8");
     assert.match(unit, /^ExecStart=\/usr\/local\/bin\/stevedore daemon$/m);
-    assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    assert.match(unit, /^ExecReload=\/usr\/local\/bin\/stevedore reload$/m, "systemctl reload fails when the reload fails");
+    assert.match(unit, /^Type=notify$/m);
+    assert.match(unit, /^NotifyAccess=all$/m, "the readiness comes from systemd-notify, a child");
     assert.doesNotMatch(unit, /^MemoryDenyWriteExecute/m);
-    // the launcher runs the installed bundle (not the build tree)
+    // the launcher runs the installed bundle (not the build tree) with the node found at install time
     const launcher = readFileSync(join(dest, "usr/local/bin/stevedore"), "utf8");
-    assert.match(launcher, /exec node \/usr\/local\/lib\/stevedore\/stevedore\.js/);
+    const node = execFileSync("sh", ["-c", "command -v node"], { encoding: "utf8" }).trim();
+    assert.match(launcher, new RegExp(`^NODE='${node.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'$`, "m"));
+    assert.match(launcher, /^exec "\$NODE" '\/usr\/local\/lib\/stevedore\/stevedore\.js' "\$@"$/m);
     const v = spawnSync(process.execPath, [join(dest, "usr/local/lib/stevedore/stevedore.js"), "version"], { encoding: "utf8" });
     assert.equal(v.status, 0, v.stderr);
 
@@ -44,10 +54,61 @@ test("the systemd unit passes systemd-analyze verify where it is available", (t)
   const dir = mkdtempSync(join(tmpdir(), "stevedore-unit-"));
   try {
     const unit = readFileSync("packaging/stevedore.service", "utf8").replace(/@BINDIR@/g, "/bin");
-    writeFileSync(join(dir, "stevedore.service"), unit.replace("/bin/stevedore daemon", "/bin/true daemon"));
+    writeFileSync(join(dir, "stevedore.service"), unit.replaceAll("/bin/stevedore ", "/bin/true "));
     const r = spawnSync("systemd-analyze", ["verify", join(dir, "stevedore.service")], { encoding: "utf8" });
     const problems = (r.stderr + r.stdout).split("\n").filter((l) => l.includes("stevedore.service") && !/Command 'man /.test(l)); // man pages are not installed here
     assert.deepEqual(problems, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** the bundle built by the first test (or by `make build` before the run) is not built again */
+const NO_REBUILD = ["-s", "-o", "dist/stevedore.js", "-o", "node_modules/.installed"];
+
+test("UNITDIR puts the unit elsewhere; a node that is missing at install time fails the install, at run time the launcher says so", () => {
+  const dest = mkdtempSync(join(tmpdir(), "stevedore-install-"));
+  try {
+    execFileSync("make", [...NO_REBUILD, "install", `DESTDIR=${dest}`, "PREFIX=/opt/sd", "UNITDIR=/etc/systemd/system"], { stdio: "pipe" });
+    assert.ok(existsSync(join(dest, "etc/systemd/system/stevedore.service")));
+    assert.match(readFileSync(join(dest, "etc/systemd/system/stevedore.service"), "utf8"), /^ExecStart=\/opt\/sd\/bin\/stevedore daemon$/m);
+
+    for (const node of ["/nonexistent/node", "node"]) {
+      const again = mkdtempSync(join(tmpdir(), "stevedore-install-"));
+      const r = spawnSync("make", [...NO_REBUILD, "install", `DESTDIR=${again}`, `NODE=${node}`], { encoding: "utf8" });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, new RegExp(`stevedore: node not found \\(NODE='${node}'\\): install Node.js >= 20 or pass NODE=/absolute/path/to/node`));
+      assert.ok(!existsSync(join(again, "usr/local/bin/stevedore")), "nothing half-installed");
+      rmSync(again, { recursive: true, force: true });
+    }
+
+    // the node the launcher was written for disappears: a clear message and 127 (command not found)
+    const gone = join(dest, "node-that-was");
+    writeFileSync(gone, "");
+    execFileSync("make", [...NO_REBUILD, "install", `DESTDIR=${dest}`, "PREFIX=/opt/sd", "UNITDIR=/etc/systemd/system", `NODE=${process.execPath}`], { stdio: "pipe" });
+    const launcher = join(dest, "opt/sd/bin/stevedore");
+    writeFileSync(launcher, readFileSync(launcher, "utf8").replace(`NODE='${process.execPath}'`, `NODE='${gone}'`));
+    const run = spawnSync(launcher, ["version"], { encoding: "utf8" });
+    assert.equal(run.status, 127);
+    assert.equal(run.stderr, `stevedore: node not found at ${gone} (where it was at install time): install Node.js >= 20 there, or run make install NODE=/path/to/node again\n`);
+  } finally {
+    rmSync(dest, { recursive: true, force: true });
+  }
+});
+
+test("systemd-analyze security rates the unit 4.0 or better (offline)", (t) => {
+  const probe = spawnSync("systemd-analyze", ["security", "--help"], { encoding: "utf8" });
+  if (probe.error || !/--offline/.test(probe.stdout)) return t.skip("systemd-analyze with security --offline not installed");
+  const dir = mkdtempSync(join(tmpdir(), "stevedore-unit-"));
+  try {
+    const path = join(dir, "stevedore.service");
+    writeFileSync(path, readFileSync("packaging/stevedore.service", "utf8").replace(/@BINDIR@/g, "/usr/bin"));
+    const r = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", path], { encoding: "utf8" });
+    const m = /Overall exposure level for stevedore\.service: (\d+\.\d+)/.exec(r.stdout);
+    assert.ok(m, r.stdout + r.stderr);
+    assert.ok(Number(m[1]) <= 4.0, `exposure ${m[1]} > 4.0`);
+    // (writable+executable memory stays allowed: V8's JIT needs it)
+    assert.match(r.stdout, /MemoryDenyWriteExecute=.*\n?/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -90,7 +90,7 @@ export async function startProxy(opts: { config?: string; state?: FakeState; cat
     startedAt: performance.now(),
     components: [],
     requestStop: async () => {},
-    reload: async () => [],
+    reload: async () => ({ errors: [], restartRequired: [] }),
     inherit: async () => false,
     handedOver: () => false,
     launchSuccessor: async () => ({ ok: false, reason: "test" }),

@@ -108,7 +108,7 @@ test("stale socket: a dead socket is replaced", async (t) => {
   assert.ok(d.logs.some((l) => /removing stale socket/.test(l)));
 });
 
-test("stale socket: a live socket of another process is kept, a warning logged, the daemon keeps running", async (t) => {
+test("stale socket: a live socket of another process is kept, an error logged, the daemon does not start (exit 1)", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-live-"));
   const path = join(dir, "query.sock");
   let accepted = 0;
@@ -119,14 +119,14 @@ test("stale socket: a live socket of another process is kept, a warning logged, 
   });
   await new Promise<void>((r) => other.listen(path, r));
   t.after(() => new Promise<void>((r) => other.close(() => r())));
-  const d = await startDaemon({ ...only, dir });
+  const d = await startDaemon({ ...only, dir, readyLog: /msg="cannot start"/ });
   t.after(async () => {
     await d.stop(); // before removing the dir the daemon writes its state into
     await rm(dir, { recursive: true, force: true });
   });
-  const warn = await d.waitForLog(/level=warn .*in use by another process/);
+  const warn = await d.waitForLog(/level=error .*in use by another process/);
   assert.match(warn, /query/);
-  assert.match(d.logs.find((l) => /msg="ready"/.test(l))!, /query:unavailable/);
+  assert.match(d.logs.find((l) => /msg="cannot start"/.test(l))!, /cause="query: query socket \S+ is in use by another process"/);
   const before = accepted;
   await new Promise<void>((resolve, reject) => {
     const s = connect(path);
@@ -134,20 +134,19 @@ test("stale socket: a live socket of another process is kept, a warning logged, 
     s.once("error", reject);
   });
   assert.ok(accepted > before, "the other process still owns the socket");
-  assert.equal(d.proc.exitCode, null);
+  assert.equal(d.proc.exitCode ?? (await new Promise((r) => d.proc.once("exit", r))), 1);
 });
 
-test("stale socket: a regular file at the path is kept and reported", async (t) => {
+test("stale socket: a regular file at the path is kept and reported; the daemon does not start", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-q-file-"));
   const path = join(dir, "query.sock");
   await writeFile(path, "precious\n");
-  const d = await startDaemon({ ...only, dir });
+  const d = await startDaemon({ ...only, dir, readyLog: /msg="cannot start"/ });
   t.after(async () => {
     await d.stop(); // before removing the dir the daemon writes its state into
     await rm(dir, { recursive: true, force: true });
   });
   await d.waitForLog(/level=error .*query path .* exists and is not a socket; refusing to replace it/);
   assert.equal(await readFile(path, "utf8"), "precious\n");
-  assert.match(d.logs.find((l) => /msg="ready"/.test(l))!, /query:unavailable/);
-  assert.equal(d.proc.exitCode, null);
+  assert.equal(d.proc.exitCode ?? (await new Promise((r) => d.proc.once("exit", r))), 1, "the daemon does not start");
 });
