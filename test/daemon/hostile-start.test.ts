@@ -1,7 +1,7 @@
 // Start-up against a hostile state and socket directory (issue 16 items 2 and 5), with the bundle:
 // stale temps of atomic writes are removed (only ours, only regular files, writer gone; a symlink
 // with a temp-like name is left and its target untouched), and sockets in a directory others may
-// write to are refused with a clear error while the daemon keeps running its other listeners; the
+// write to are refused with a clear error (and, as every configured listener that cannot be made, fail the start); the
 // proxy HTTPS listener under handshake-stalled clients (item 1).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { request } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect as netConnect, type Socket } from "node:net";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { waitFor } from "../helpers/docker.js";
-import { startDaemon } from "../helpers/daemon.js";
+import { BUNDLE, startDaemon } from "../helpers/daemon.js";
 
 const DEAD_PID = 2147483646; // above any pid_max: no such process
 
@@ -60,20 +60,23 @@ test("stale temps are removed at start; symlinks, live writers' temps and other 
   }
 });
 
-test("sockets in a directory writable by others (no sticky bit) are refused; the daemon keeps running", async () => {
+test("sockets in a directory writable by others (no sticky bit) are refused: one clear line, exit 1, no socket made", async () => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-hostile-"));
   await chmod(dir, 0o777);
-  const d = await startDaemon({ dir, disable: ["core", "manager", "https"] });
+  const config = join(dir, "stevedore.conf");
+  const sock = join(dir, "query.sock");
+  await writeFile(config, `state_dir = "${join(dir, "state")}"\nquery_socket_path = "${sock}"\nadmin_socket_path = ""\ncommand_socket_path = ""\ncore_listen = ""\nmanager_listen = ""\nproxy_http_listen = ""\nproxy_https_listen = ""\n`);
   try {
-    const line = await d.waitForLog(/level=error .*query disabled: socket directory .* writable by group or others/);
-    assert.match(line, /mode 0777/);
-    await assert.rejects(lstat(d.querySocket));
-    await assert.rejects(lstat(d.adminSocket));
-    // still running: the proxy answers
-    assert.ok((await httpStatus(d.httpPort)) >= 400);
-    assert.equal(d.proc.exitCode, null);
+    // a configured listener that cannot be made fails the start (stevedore(8), EXIT STATUS)
+    const p = spawn(process.execPath, [BUNDLE, "daemon", "--config", config], { env: { ...process.env, STEVEDORE_CONFIG: "", STEVEDORE_QUERY_SOCKET: "", STEVEDORE_STATE_DIR: "", DOCKER_HOST: "unix:///nonexistent/docker.sock" } });
+    let stderr = "";
+    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((r) => p.once("exit", (c) => r(c)));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /query disabled: socket directory .* \(mode 0777, owner uid \d+\) is writable by group or others/);
+    assert.doesNotMatch(stderr, /msg="ready"/);
+    await assert.rejects(lstat(sock));
   } finally {
-    await d.cleanup();
     await rm(dir, { recursive: true, force: true });
   }
 });
