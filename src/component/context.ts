@@ -65,6 +65,8 @@ export interface Component {
   routedHostnames?(): Iterable<string>;
   /** the listening sockets UPGRADE_MASTER hands to a new master, by name */
   listeners?(): ListenerMap;
+  /** SIGUSR1: reopen log files (logrotate renamed them) */
+  reopenLogs?(): void;
   /** after a reload swapped the dynamic config */
   reloaded?(dynamic: DynamicConfig): void;
 }

@@ -2,6 +2,11 @@
 import { loadConfigAsync, ConfigError, KEYS, type Config, type DynamicConfig, type KeySpec } from "../config/index.js";
 import { Serializer } from "../base/index.js";
 import { log } from "../log.js";
+import { metrics } from "../metrics/index.js";
+
+const reloads = metrics.counter("stevedore_reloads_total", "Config reloads by result (ok, failed).", ["result"]);
+reloads.labels("ok");
+reloads.labels("failed");
 
 /**
  * The one reload path (SIGHUP and the admin `reload`). Under one async mutex (`reloadLock`):
@@ -59,11 +64,13 @@ export class Reloader {
         }
       }
       log.info("config reloaded", { file: next.file || "(defaults)", seq });
+      reloads.labels("ok").inc();
       return [];
     } catch (err) {
       const errors = err instanceof ConfigError ? err.errors : [(err as Error).message ?? String(err)];
       for (const e of errors) log.error("reload error", { error: e, seq });
       log.error("reload failed, config unchanged", { errors: errors.length, seq });
+      reloads.labels("failed").inc();
       return errors;
     } finally {
       log.debug("reload end", { seq });
