@@ -61,9 +61,9 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   let unsubscribe = () => {};
   let failure = "";
   let server: ApiServer | undefined;
-  const countsBy = (kind: "workers" | "tasks") => () => Object.entries(store && !store.failed ? store.farm.counts()[kind] : {}).map(([k, v]): Sample => [[k], v]);
-  metrics.gauge("stevedore_manager_workers", "Manager workers by status.", ["status"], countsBy("workers"));
-  metrics.gauge("stevedore_manager_tasks", "Manager tasks by status.", ["status"], countsBy("tasks"));
+  const samples = (counts: () => Record<string, number>) => () => Object.entries(store && !store.failed ? counts() : {}).map(([k, v]): Sample => [[k], v]);
+  metrics.gauge("stevedore_manager_workers", "Manager workers by status.", ["status"], samples(() => store!.farm.counts().workers));
+  metrics.gauge("stevedore_manager_tasks", "Manager tasks by status.", ["status"], samples(() => store!.farm.taskCounts()));
 
   /** Issued at once and in order (task logs keep call order per file); resolves when durable. */
   function writeLogs(appends: readonly LogAppend[]): Promise<void> {

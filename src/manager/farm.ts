@@ -183,14 +183,19 @@ export class Farm {
 
   /** The stored (opaque) secret hash, for the auth layer. */
   /** how many workers and jobs, by status (admin `status`) */
-  counts(): { workers: Record<string, number>; jobs: Record<string, number>; tasks: Record<string, number> } {
+  counts(): { workers: Record<string, number>; jobs: Record<string, number> } {
     const workers: Record<string, number> = {};
     const jobs: Record<string, number> = {};
-    const tasks: Record<string, number> = {};
-    for (const t of this.tasks.values()) tasks[t.status] = (tasks[t.status] ?? 0) + 1;
     for (const w of this.workers.values()) workers[w.status] = (workers[w.status] ?? 0) + 1;
     for (const j of this.jobs.values()) jobs[j.status] = (jobs[j.status] ?? 0) + 1;
-    return { workers, jobs, tasks };
+    return { workers, jobs };
+  }
+
+  /** tasks by status (metrics scrapes; one pass over every task) */
+  taskCounts(): Record<string, number> {
+    const tasks: Record<string, number> = {};
+    for (const t of this.tasks.values()) tasks[t.status] = (tasks[t.status] ?? 0) + 1;
+    return tasks;
   }
 
   workerSecretHash(workerId: string): string | undefined {

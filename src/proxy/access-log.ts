@@ -2,6 +2,7 @@
 // objects), written in batches (one write per event-loop turn) to stderr, a file (reopened on
 // SIGUSR1, logrotate's convention) or nowhere. Never logs headers, bodies or (unless asked) the query.
 import { close, closeSync, openSync, write, writeSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { log, logEnabled, logFormat, logTimestamps, logfmtValue, timestamp, writeLogLine } from "../log.js";
 
 /** One request as the proxy saw it. */
@@ -58,6 +59,17 @@ export function formatAccess(e: AccessEntry, keepQuery: boolean): string {
 }
 
 const FLUSH_BYTES = 64 * 1024;
+
+/** A reload to an access log file that cannot be opened fails (the old destination stays). */
+export async function checkAccessLogFile(dest: string): Promise<string | undefined> {
+  if (dest === "stderr" || dest === "off") return undefined;
+  try {
+    await (await open(dest, "a", 0o640)).close();
+    return undefined;
+  } catch (err) {
+    return `access_log: cannot open ${dest}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+}
 
 export class AccessLog {
   /** "stderr", "off" or a file path */

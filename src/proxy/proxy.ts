@@ -17,7 +17,7 @@ import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type Route, type RouteTable } from "./table.js";
 import { forward, type Exchange } from "./forward.js";
-import { AccessLog } from "./access-log.js";
+import { AccessLog, checkAccessLogFile } from "./access-log.js";
 import { duration, requests, statusClass, upstreamDuration } from "./proxy-metrics.js";
 import { metrics } from "../metrics/index.js";
 import { refuseRaw, sendStatus } from "./answers.js";
@@ -173,6 +173,8 @@ export class ProxyComponent implements Component {
 
   async prepareReload(next: DynamicConfig): Promise<string[]> {
     const { certs, errors } = await loadConfigCerts(next);
+    const logError = await checkAccessLogFile(next.access_log);
+    if (logError) errors.push(logError);
     if (errors.length === 0) this.prepared.set(next, certs);
     return errors;
   }

@@ -109,6 +109,12 @@ test("access_log to a file: rename, SIGUSR1, the next line lands in a new file; 
   assert.doesNotMatch(await readFile(`${file}.1`, "utf8"), /path=\/second/);
   assert.equal(accessLines(from).length, 0, "a file access log writes nothing to stderr");
 
+  // a file that cannot be opened fails the reload: the old destination stays
+  const bad = d.logs.length;
+  await d.writeConfig(baseConf() + `access_log = "${join(d.dir, "no-such-dir", "a.log")}"\n` + site(b.port));
+  d.proc.kill("SIGHUP");
+  await waitFor("failed reload", () => d.logs.slice(bad).some((l) => /reload failed/.test(l)), 10_000);
+  assert.ok(d.logs.slice(bad).some((l) => /access_log: cannot open .*ENOENT/.test(l)));
   await reload(baseConf() + `access_log = "off"\n` + site(b.port));
   const from2 = d.logs.length;
   await get(d.httpPort, "access.test", "/third");
