@@ -1,4 +1,5 @@
-// Proxy throughput with the access log on (to a file; one line per request) against off, in one
+// Proxy throughput with the access log on (to a file, and to stderr read through a pipe as
+// journald would; one line per request) against off, in one
 // run on one daemon (a reload switches it), alternating rounds; medians and the ratio (goal ≥ 0.9).
 // Run: node --import tsx test/bench/access-log.bench.ts
 import { spawn } from "node:child_process";
@@ -44,18 +45,24 @@ async function main(): Promise<void> {
     await wrk(url); // warm-up
     const off: number[] = [];
     const on: number[] = [];
+    const err: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       await set("off");
       off.push(await wrk(url));
       await set(file);
       on.push(await wrk(url));
+      await set("stderr");
+      err.push(await wrk(url));
+      d.logs.length = 0; // the helper keeps every stderr line: free them between rounds
     }
     await set("off");
     const lines = (await readFile(file, "utf8")).split("\n").length - 1;
     const [mOff, mOn] = [median(off), median(on)];
     console.log(`access log off (anchor): median ${mOff.toFixed(0)} req/s  rounds ${off.map((x) => x.toFixed(0)).join(" ")}`);
     console.log(`access log on (file):    median ${mOn.toFixed(0)} req/s  rounds ${on.map((x) => x.toFixed(0)).join(" ")}  (${lines} lines written)`);
-    console.log(`ratio on/off: ${(mOn / mOff).toFixed(3)} (goal >= 0.9; wrk -c${CONNECTIONS} ${SECS}s x ${ROUNDS} rounds, alternating)`);
+    const mErr = median(err);
+    console.log(`access log on (stderr):  median ${mErr.toFixed(0)} req/s  rounds ${err.map((x) => x.toFixed(0)).join(" ")}`);
+    console.log(`ratio file/off: ${(mOn / mOff).toFixed(3)}, stderr/off: ${(mErr / mOff).toFixed(3)} (goal >= 0.9; wrk -c${CONNECTIONS} ${SECS}s x ${ROUNDS} rounds, alternating)`);
   } finally {
     await d.cleanup();
     backend.kill();
