@@ -59,9 +59,17 @@ export function logfmtValue(value: string): string {
   return BARE.test(value) ? value : JSON.stringify(value);
 }
 
-/** RFC 3339 with milliseconds, UTC. */
+let lastMs = 0;
+let lastStamp = "";
+
+/** RFC 3339 with milliseconds, UTC; the string is reused within one millisecond (busy proxy). */
 export function timestamp(): string {
-  return new Date().toISOString();
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastStamp = new Date(now).toISOString();
+  }
+  return lastStamp;
 }
 
 export function formatLine(level: Level, msg: string, fields: Fields = {}): string {
