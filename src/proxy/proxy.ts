@@ -107,7 +107,7 @@ export class ProxyComponent implements Component {
       conns: new ClientConnSet(() => this.settings, {
         request: (inc) => this.handle(inc, proto),
         upgrade: (head, socket, rest) => this.upgrade(head, socket, rest, proto),
-        refuse: sendStatus,
+        refuse: (inc, status) => this.refuse(inc, status),
       }),
     });
     this.endpoints = { http: listener("http", st.proxy_http_listen), https: listener("https", st.proxy_https_listen) };
@@ -311,6 +311,13 @@ export class ProxyComponent implements Component {
     x = forward(inc, route, scan, this.settings);
   }
 
+  /** a request our HTTP/1.1 server side refused (bad head, 408, 431...): counted and logged too */
+  private refuse(inc: Incoming, status: number): void {
+    const t0 = performance.now();
+    inc.onClose((completed) => this.observe(inc, t0, undefined, undefined, undefined, completed));
+    sendStatus(inc, status);
+  }
+
   private observe(inc: Incoming, t0: number, host: string | undefined, route: Route | undefined, x: Exchange | undefined, completed: boolean): void {
     const totalMs = performance.now() - t0;
     // nginx's 499: the client went away before an answer
@@ -325,8 +332,9 @@ export class ProxyComponent implements Component {
     this.accessLog.record({
       client: clientAddress(inc.socket.remoteAddress),
       host: host ?? "",
-      method: inc.head.method,
-      url: inc.head.url,
+      // a head that could not be read is a placeholder without headers: no method or path to show
+      method: inc.head.rawHeaders.length || host ? inc.head.method : "-",
+      url: inc.head.rawHeaders.length || host ? inc.head.url : "",
       status,
       bytes: inc.bytes,
       upstream: x?.member?.up.address ?? "",

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFile, rename } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/docker.js";
@@ -78,6 +79,19 @@ test("a routed request and a no-route 404 each give one access line with every f
   assert.equal(field(none, "upstream_ms"), "-");
   assert.equal(field(none, "source"), "none");
   for (const l of d.logs) assert.match(l, TIME, l);
+});
+
+test("a request the HTTP server refuses (a bad request line) gives an access line too", async () => {
+  const from = d.logs.length;
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(d.httpPort, "127.0.0.1", () => s.end("NOT A REQUEST\r\n\r\n"));
+    s.on("error", reject).on("close", () => resolve()).resume();
+  });
+  const [line] = await waitFor("refused access line", () => accessLines(from).length >= 1 && accessLines(from), 10_000);
+  assert.equal(field(line!, "status"), "400");
+  assert.equal(field(line!, "method"), "-");
+  assert.equal(field(line!, "path"), "-");
+  assert.equal(field(line!, "source"), "none");
 });
 
 test("log_format json with access_log_query: the query is kept, secret-looking values redacted", async () => {
