@@ -27,7 +27,8 @@ const RULES: Record<string, Rule> = {
   store: { layer: FLOOR }, // atomic files
   docker: { layer: FLOOR }, // Engine API client
   config: { layer: FLOOR }, // config file, schema
-  http: { layer: FLOOR, sideways: ["store"] }, // a Unix listener makes its socket's directory
+  http: { layer: FLOOR, sideways: ["store", "metrics"] }, // a Unix listener makes its socket's directory; API request counters
+  metrics: { layer: FLOOR }, // Prometheus registry and text encoder
   catalog: { layer: MODEL, sideways: [] }, // deployments and services
   tokens: { layer: MODEL }, // query tokens
   component: { layer: CONTRACT }, // the Component/DaemonContext contract, listener hand-over

@@ -13,6 +13,10 @@ import { compareContainers, publicProjection, toContainerInfo } from "./containe
 import { membershipOf } from "./membership.js";
 import type { CatalogEvents, CatalogView, ContainerInfo, DockerState, Revision } from "./types.js";
 import { WaiterList, type WaitResult, type WaitOutcome } from "./waiters.js";
+import { metrics } from "../metrics/index.js";
+
+/** seconds between Docker stamping the last container event and our receiving it */
+const eventLag = metrics.gauge("stevedore_docker_event_lag_seconds", "Seconds between Docker stamping the last container event and the catalog receiving it.");
 
 export interface CatalogOptions {
   docker: DockerClient;
@@ -132,6 +136,7 @@ export class Catalog extends EventEmitter<CatalogEvents> implements CatalogView 
 
   private onEvent(e: DockerEvent): void {
     if (this.stopped || (e.Type !== undefined && e.Type !== "container")) return;
+    if (e.timeNano) eventLag.set(Math.max(0, Date.now() / 1000 - e.timeNano / 1e9));
     const action = e.Action.split(":", 1)[0]!.trim();
     if (!RELEVANT.has(action)) return;
     const id = e.Actor.ID;

@@ -6,7 +6,7 @@ import type { DockerClient } from "../docker/index.js";
 import type { CatalogView } from "../catalog/index.js";
 
 /** Every listening socket of a component, by hand-over name, with the address it listens on.
- *  Names: "query", "admin", "command", "core", "proxy-http", "proxy-https". */
+ *  Names: "query", "admin", "command", "core", "proxy-http", "proxy-https", "metrics". */
 export type ListenerMap = Map<string, { server: Server; address: string }>;
 
 /** How starting a new master (UPGRADE_MASTER) ended. */
@@ -72,6 +72,8 @@ export interface Component {
   routedHostnames?(): Iterable<string>;
   /** the listening sockets UPGRADE_MASTER hands to a new master, by name */
   listeners?(): ListenerMap;
+  /** SIGUSR1: reopen log files (logrotate renamed them) */
+  reopenLogs?(): void;
   /** after a reload swapped the dynamic config */
   reloaded?(dynamic: DynamicConfig): void;
 }

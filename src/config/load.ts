@@ -221,7 +221,7 @@ function applyEnv(values: Values, env: NodeJS.ProcessEnv, errors: string[]): Map
 const MAX_SOCKET_PATH = 107;
 
 function validateValues(values: Values, at: (key: string) => string, errors: string[]): void {
-  for (const key of ["core_listen", "manager_listen", "proxy_http_listen", "proxy_https_listen"] as const)
+  for (const key of ["core_listen", "manager_listen", "proxy_http_listen", "proxy_https_listen", "metrics_listen"] as const)
     if (values[key] !== "" && !parseHostPort(values[key])) errors.push(`${at(key)} must be host:port or ""`); // port 0: any free port
   if (!values.state_dir.startsWith("/")) errors.push(`${at("state_dir")} must be an absolute path`);
   for (const key of ["query_socket_path", "admin_socket_path", "command_socket_path", "docker_socket"] as const) {
@@ -232,6 +232,9 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   }
   if (!/^0?[0-7]{3}$/.test(values.query_socket_mode)) errors.push(`${at("query_socket_mode")} must be an octal mode like "0666"`);
   if (!["debug", "info", "warn", "error"].includes(values.log_level)) errors.push(`${at("log_level")} must be debug, info, warn or error`);
+  // access log, log format (issue 14)
+  if (!["logfmt", "json"].includes(values.log_format)) errors.push(`${at("log_format")} must be logfmt or json`);
+  if (!["stderr", "off"].includes(values.access_log) && !values.access_log.startsWith("/")) errors.push(`${at("access_log")} must be "stderr", "off" or an absolute file path`);
   if (values.ingress_domain !== "" && !isHostPattern(values.ingress_domain)) errors.push(`${at("ingress_domain")} must be a domain name`);
   if (!isDeploymentName(values.core_deployment)) errors.push(`${at("core_deployment")} must be a deployment name`);
   for (const [cert, key] of [["core_tls_cert", "core_tls_key"], ["manager_tls_cert", "manager_tls_key"], ["proxy_default_cert", "proxy_default_key"]] as const)

@@ -36,9 +36,15 @@ export const KEYS = {
   manager_registration_secret: { type: "string", default: "", group: "static" },
   proxy_http_listen: { type: "string", default: "0.0.0.0:80", group: "static" },
   proxy_https_listen: { type: "string", default: "0.0.0.0:443", group: "static" },
+  metrics_listen: { type: "string", default: "", group: "static" }, // "" = off; e.g. 127.0.0.1:9273
 
   // dynamic
   log_level: { type: "string", default: "info", group: "dynamic" },
+  // operators' logs and metrics (issue 14): access log destination "stderr" | "off" | a file path
+  // (reopened on SIGUSR1); keep the query string (secret-looking values still redacted); line format
+  access_log: { type: "string", default: "stderr", group: "dynamic" },
+  access_log_query: { type: "boolean", default: false, group: "dynamic" },
+  log_format: { type: "string", default: "logfmt", group: "dynamic" },
   shutdown_timeout_secs: { type: "integer", default: 30, group: "dynamic", min: 0, max: 3600 },
   ingress_domain: { type: "string", default: "", group: "dynamic" },
   catalog_debounce_ms: { type: "integer", default: 25, group: "dynamic", min: 0, max: 10000 },

@@ -3,7 +3,7 @@ import { ensureDir, removeStaleTemps } from "../store/index.js";
 import { configPath, loadConfig, ConfigError, type Config, type DynamicConfig } from "../config/index.js";
 import { DockerClient } from "../docker/index.js";
 import { Catalog } from "../catalog/index.js";
-import { log, setLogLevel, type Level } from "../log.js";
+import { log, setLogFormat, setLogLevel, type Level, type LogFormat } from "../log.js";
 import { VERSION } from "../version.js";
 import type { Component, DaemonContext } from "../component/index.js";
 import { createComponents } from "./components.js";
@@ -25,6 +25,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
     return 1;
   }
   setLogLevel(config.dynamic.log_level as Level);
+  setLogFormat(config.dynamic.log_format as LogFormat);
   await ensureDir(config.static.state_dir, 0o700);
   // temps of atomic writes a crash cut short (kill -9 between write and rename)
   const stale = await removeStaleTemps(config.static.state_dir);
@@ -70,6 +71,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   };
   reloader.onSwap((dyn: DynamicConfig) => {
     setLogLevel(dyn.log_level as Level);
+    setLogFormat(dyn.log_format as LogFormat);
     for (const c of components) c.reloaded?.(dyn);
   });
   components.push(...createComponents(ctx));
@@ -84,9 +86,15 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
     log.info("SIGHUP received, reloading");
     void reloader.reload();
   };
+  // logrotate's convention: the access log file was renamed, write a new one
+  const onUsr1 = () => {
+    log.info("SIGUSR1 received, reopening log files");
+    for (const c of components) c.reopenLogs?.();
+  };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("SIGHUP", onHup);
+  process.on("SIGUSR1", onUsr1);
   log.info("starting", { version: VERSION, config: config.file || "(defaults)", pid: process.pid });
   await Promise.race([catalog.start(), stopped]); // a hung Docker must not delay a stop
   const failures: string[] = [];
@@ -124,6 +132,7 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   process.off("SIGHUP", onHup);
+  process.off("SIGUSR1", onUsr1);
   await stopping; // (sent long ago: the order of systemd's messages is kept)
   log.info("stopped");
   return exitCode;

@@ -3,6 +3,11 @@ import { loadConfigAsync, ConfigError, KEYS, type Config, type DynamicConfig, ty
 import type { ReloadResult } from "../component/index.js";
 import { Serializer } from "../base/index.js";
 import { log } from "../log.js";
+import { metrics } from "../metrics/index.js";
+
+const reloads = metrics.counter("stevedore_reloads_total", "Config reloads by result (ok, failed).", ["result"]);
+reloads.labels("ok");
+reloads.labels("failed");
 
 /**
  * The one reload path (SIGHUP and the admin `reload`). Under one async mutex (`reloadLock`):
@@ -77,11 +82,13 @@ export class Reloader {
         }
       }
       log.info("config reloaded", { file: next.file || "(defaults)", seq });
+      reloads.labels("ok").inc();
       return { errors: [], restartRequired };
     } catch (err) {
       const errors = err instanceof ConfigError ? err.errors : [(err as Error).message ?? String(err)];
       for (const e of errors) log.error("reload error", { error: e, seq });
       log.error("reload failed, config unchanged", { errors: errors.length, seq });
+      reloads.labels("failed").inc();
       return { errors, restartRequired: [] };
     } finally {
       this.end();

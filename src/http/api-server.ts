@@ -16,6 +16,10 @@ import { HttpError, errorBody, refuseJson } from "./json.js";
 import { describeBindError, listen } from "./listen.js";
 import { Router } from "./router.js";
 import { ClientConnSet, httpDate, type Incoming } from "./server-conn.js";
+import { metrics } from "../metrics/index.js";
+
+const apiRequests = metrics.counter("stevedore_api_requests_total", "Requests of the JSON APIs (core, manager) by API, method and status class.", ["api", "method", "code"]);
+const statusClass = (status: number) => (status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "0xx");
 
 export interface ApiRequest {
   readonly method: string;
@@ -217,7 +221,10 @@ class JsonApiServer implements ApiServer {
     const started = performance.now();
     const { method } = inc.head;
     let path = "";
-    inc.onClose(() => log.debug(`${this.opts.name} API request`, { method, path, status: inc.status || undefined, ms: Math.round(performance.now() - started) }));
+    inc.onClose(() => {
+      apiRequests.labels(this.opts.name, method, statusClass(inc.status)).inc();
+      log.debug(`${this.opts.name} API request`, { method, path, status: inc.status || undefined, ms: Math.round(performance.now() - started) });
+    });
     try {
       const target = splitTarget(inc.head.url);
       path = target.path;

@@ -56,6 +56,8 @@ export class Incoming {
   requestComplete = false;
   /** the answer's status, once writeHead was called (for request logs) */
   status = 0;
+  /** body bytes of the answer handed to the socket (for access logs) */
+  bytes = 0;
   private sink: BodySink | undefined;
   private queued: Buffer[] | undefined;
   private pendingHead: string | undefined;
@@ -160,6 +162,7 @@ export class Incoming {
   /** Body bytes; false = wait for `onDrain`. */
   write(chunk: Buffer): boolean {
     if (this.ended || this.bodiless || chunk.length === 0) return true;
+    this.bytes += chunk.length;
     const sock = this.conn.socket;
     const head = this.pendingHead;
     if (head === undefined && !this.chunked) return sock.write(chunk);
@@ -444,6 +447,11 @@ export class ClientConnSet {
     readonly settings: () => ServerSettings,
     private readonly handlers: ClientHandlers,
   ) {}
+
+  /** open client connections (metrics) */
+  get size(): number {
+    return this.conns.size;
+  }
 
   accept = (socket: Socket): void => {
     const max = this.settings().maxPending;

@@ -5,6 +5,7 @@ import type { Component, DaemonContext } from "../component/index.js";
 import { createApiServer, HttpError, type ApiErrorStatus, type ApiRoute, type ApiServer } from "../http/index.js";
 import { JournalError } from "../store/index.js";
 import { log } from "../log.js";
+import { metrics, type Sample } from "../metrics/index.js";
 import { authenticate } from "./access.js";
 import { AuthBusyError, ensureKeyPair, loadUserKeys, WorkerAuth } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
@@ -60,6 +61,9 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   let unsubscribe = () => {};
   let failure = "";
   let server: ApiServer | undefined;
+  const samples = (counts: () => Record<string, number>) => () => Object.entries(store && !store.failed ? counts() : {}).map(([k, v]): Sample => [[k], v]);
+  metrics.gauge("stevedore_manager_workers", "Manager workers by status.", ["status"], samples(() => store!.farm.counts().workers));
+  metrics.gauge("stevedore_manager_tasks", "Manager tasks by status.", ["status"], samples(() => store!.farm.taskCounts()));
 
   /** Issued at once and in order (task logs keep call order per file); resolves when durable. */
   function writeLogs(appends: readonly LogAppend[]): Promise<void> {

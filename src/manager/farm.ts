@@ -191,6 +191,13 @@ export class Farm {
     return { workers, jobs };
   }
 
+  /** tasks by status (metrics scrapes; one pass over every task) */
+  taskCounts(): Record<string, number> {
+    const tasks: Record<string, number> = {};
+    for (const t of this.tasks.values()) tasks[t.status] = (tasks[t.status] ?? 0) + 1;
+    return tasks;
+  }
+
   workerSecretHash(workerId: string): string | undefined {
     return this.workers.get(workerId)?.secretHash;
   }

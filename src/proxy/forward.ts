@@ -9,6 +9,7 @@ import type { Route } from "./table.js";
 import { ConnectTimeout, type ConnUser, type Upstream, type UpstreamConn } from "./upstream.js";
 import type { ResponseHead } from "./response-parser.js";
 import { cookieValue, filterResponse, type ScannedRequest } from "./headers.js";
+import { upstreamErrors } from "./proxy-metrics.js";
 
 export const MAX_ATTEMPTS = 3;
 export const STICKY_COOKIE = "SOZUBALANCEID";
@@ -26,8 +27,12 @@ export interface ForwardSettings {
  * attempt (our own HTTP/1.1 client: one head write, body streamed with backpressure, response
  * parsed by ResponseParser and relayed to the client's Incoming with backpressure).
  */
-class Exchange implements ConnUser {
+export class Exchange implements ConnUser {
   attempts = 0;
+  /** performance.now() at the first attempt; 0 before */
+  upstreamStart = 0;
+  /** ms from the first attempt to the upstream's end or failure; -1 while none */
+  upstreamMs = -1;
   tried: Upstream[] | undefined;
   member: Member | undefined;
   conn: UpstreamConn | undefined;
@@ -65,7 +70,7 @@ class Exchange implements ConnUser {
       sendStatus(this.inc, this.attempts === 0 ? 503 : this.connectTimedOut ? 504 : 502);
       return;
     }
-    this.attempts++;
+    if (this.attempts++ === 0) this.upstreamStart = performance.now();
     this.member = member;
     member.up.active++;
     this.counted = true;
@@ -160,6 +165,7 @@ class Exchange implements ConnUser {
     if (!conn) return;
     this.conn = undefined;
     this.uncount();
+    this.upstreamMs = performance.now() - this.upstreamStart;
     conn.finish(this.requestDone);
     this.inc.end(); // answered before the whole body was sent: the client connection drops the rest
   }
@@ -169,6 +175,9 @@ class Exchange implements ConnUser {
     this.conn = undefined;
     this.uncount();
     clearTimeout(this.timer);
+    this.upstreamMs = performance.now() - this.upstreamStart;
+    const r = this.route;
+    upstreamErrors.labels(r.hostname + r.pathBegin, this.timedOut || err instanceof ConnectTimeout ? "timeout" : conn.connected ? "reset" : "connect").inc();
     if (this.clientGone) return;
     if (this.responded) {
       this.inc.destroy(); // the response was cut: the client must see it cut too
@@ -211,9 +220,10 @@ class Exchange implements ConnUser {
   }
 }
 
-export function forward(inc: Incoming, route: Route, scan: ScannedRequest, settings: ForwardSettings): void {
+export function forward(inc: Incoming, route: Route, scan: ScannedRequest, settings: ForwardSettings): Exchange {
   const sticky = route.pool.options.sticky ? cookieValue(scan.cookie, STICKY_COOKIE) : undefined;
   const x = new Exchange(inc, route, scan, settings, sticky);
   inc.onClose((completed) => completed || x.onClientClose());
   x.attempt();
+  return x;
 }

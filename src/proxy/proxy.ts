@@ -15,8 +15,11 @@ import { UpstreamSet } from "./upstream.js";
 import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
 import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
-import { normalizeHost, type RouteTable } from "./table.js";
-import { forward } from "./forward.js";
+import { normalizeHost, type Route, type RouteTable } from "./table.js";
+import { forward, type Exchange } from "./forward.js";
+import { AccessLog, checkAccessLogFile } from "./access-log.js";
+import { duration, requests, statusClass, upstreamDuration } from "./proxy-metrics.js";
+import { metrics } from "../metrics/index.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
 import { ClientConnSet, describeBindError, guardTlsHandshakes, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
@@ -88,6 +91,7 @@ export class ProxyComponent implements Component {
   private tunnels = new Set<Duplex>();
   /** between start and stop: `proxy routes` answers this table */
   private routing = false;
+  readonly accessLog = new AccessLog();
 
   constructor(
     private ctx: DaemonContext,
@@ -107,11 +111,15 @@ export class ProxyComponent implements Component {
       conns: new ClientConnSet(() => this.settings, {
         request: (inc) => this.handle(inc, proto),
         upgrade: (head, socket, rest) => this.upgrade(head, socket, rest, proto),
-        refuse: sendStatus,
+        refuse: (inc, status) => this.refuse(inc, status),
       }),
     });
     this.endpoints = { http: listener("http", st.proxy_http_listen), https: listener("https", st.proxy_https_listen) };
     if (st.proxy_https_listen) this.httpsPort = parseHostPort(st.proxy_https_listen)?.port;
+    this.accessLog.configure(dyn.access_log, dyn.access_log_query);
+    metrics.gauge("stevedore_proxy_open_connections", "Open client connections of the proxy, by listener.", ["proto"], () =>
+      Object.values(this.endpoints).filter((l) => l.server).map((l) => [[l.proto], l.conns.size]));
+    metrics.gauge("stevedore_proxy_inflight_requests", "Requests of the proxy being answered.", [], () => [[[], this.inflight]]);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -145,6 +153,12 @@ export class ProxyComponent implements Component {
     this.health.stopAll();
     this.upstreams.closeAll();
     this.routing = false;
+    this.accessLog.close();
+  }
+
+  /** SIGUSR1: reopen the access log file (logrotate renamed it) */
+  reopenLogs(): void {
+    this.accessLog.reopen();
   }
 
   listeners(): ListenerMap {
@@ -163,12 +177,15 @@ export class ProxyComponent implements Component {
 
   async prepareReload(next: DynamicConfig): Promise<string[]> {
     const { certs, errors } = await loadConfigCerts(next);
+    const logError = await checkAccessLogFile(next.access_log);
+    if (logError) errors.push(logError);
     if (errors.length === 0) this.prepared.set(next, certs);
     return errors;
   }
 
   reloaded(dyn: DynamicConfig): void {
     this.settings = settingsOf(dyn);
+    this.accessLog.configure(dyn.access_log, dyn.access_log_query);
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
     for (const l of Object.values(this.endpoints)) if (l.server) l.server.maxConnections = dyn.proxy_max_connections;
@@ -277,12 +294,19 @@ export class ProxyComponent implements Component {
 
   private handle(inc: Incoming, proto: Proto): void {
     this.inflight++;
-    inc.onClose(() => this.done());
+    const t0 = performance.now();
     const scan = scanRequest(inc.head.rawHeaders, clientAddress(inc.socket.remoteAddress), proto);
+    let route: Route | undefined;
+    let x: Exchange | undefined;
+    // one closure per request: metrics and the access line once the answer is complete or cut
+    inc.onClose((completed) => {
+      this.observe(inc, t0, scan.host, route, x, completed);
+      this.done();
+    });
     const host = normalizeHost(scan.host);
     if (host === undefined) return sendStatus(inc, 400);
     const path = inc.head.url;
-    let route = this.table(proto).lookup(host, path);
+    route = this.table(proto).lookup(host, path);
     if (proto === "http") {
       // an application with https_redirect answers HTTP with 301, also when only its HTTPS front names the host
       const redirect = route ?? this.table("https").lookup(host, path);
@@ -290,7 +314,40 @@ export class ProxyComponent implements Component {
     }
     if (!route) return sendStatus(inc, 404);
     if (route.pool.members.length === 0) return sendStatus(inc, 503);
-    forward(inc, route, scan, this.settings);
+    x = forward(inc, route, scan, this.settings);
+  }
+
+  /** a request our HTTP/1.1 server side refused (bad head, 408, 431...): counted and logged too */
+  private refuse(inc: Incoming, status: number): void {
+    const t0 = performance.now();
+    inc.onClose((completed) => this.observe(inc, t0, undefined, undefined, undefined, completed));
+    sendStatus(inc, status);
+  }
+
+  private observe(inc: Incoming, t0: number, host: string | undefined, route: Route | undefined, x: Exchange | undefined, completed: boolean): void {
+    const totalMs = performance.now() - t0;
+    // nginx's 499: the client went away before an answer
+    const status = inc.status || (completed ? 0 : 499);
+    const key = route ? route.hostname + route.pathBegin : "";
+    const source = route ? route.source : "none";
+    requests.labels(key, source, statusClass(status)).inc();
+    duration.labels(key).observe(totalMs / 1000);
+    const upstreamMs = x ? x.upstreamMs : -1;
+    if (upstreamMs >= 0) upstreamDuration.labels(key).observe(upstreamMs / 1000);
+    if (!this.accessLog.enabled) return;
+    this.accessLog.record({
+      client: clientAddress(inc.socket.remoteAddress),
+      host: host ?? "",
+      // a head that could not be read is a placeholder without headers: no method or path to show
+      method: inc.head.rawHeaders.length || host ? inc.head.method : "-",
+      url: inc.head.rawHeaders.length || host ? inc.head.url : "",
+      status,
+      bytes: inc.bytes,
+      upstream: x?.member?.up.address ?? "",
+      upstreamMs,
+      totalMs,
+      source,
+    });
   }
 
   private redirect(inc: Incoming, host: string, path: string): void {

@@ -501,7 +501,7 @@ test("request log at debug: method, path without the query, status, ms; no heade
     await call(port, "GET", "/nothing");
     await waitFor("two request lines", () => lines.filter((l) => /test API request"/.test(l)).length === 2, 3000);
     const reqLines = lines.filter((l) => /test API request"/.test(l));
-    assert.match(reqLines[0]!, /^level=debug .* method=GET path=\/items\/x status=200 ms=\d+$/);
+    assert.match(reqLines[0]!, /^(time=\S+ )?level=debug .* method=GET path=\/items\/x status=200 ms=\d+$/);
     assert.match(reqLines[1]!, /path=\/nothing status=404/);
     assert.ok(!lines.some((l) => l.includes("hush")), lines.join("\n"));
   } finally {
