@@ -40,9 +40,9 @@ test("check-config: ok and exit 0; every error on its own stevedore: line and ex
   assert.equal(r.stdout, "");
   const lines = r.stderr.trimEnd().split("\n");
   assert.deepEqual(lines, [
+    `stevedore: ${bad}:1: log_level must be debug, info, warn or error`,
     `stevedore: ${bad}:2: unknown key nope`,
     `stevedore: ${bad}:3: [[site]] needs at least one backend`,
-    `stevedore: ${bad}:1: log_level must be debug, info, warn or error`,
   ]);
   // STEVEDORE_CONFIG is used when --config is not given; a missing named file is an error
   assert.equal((await cli(["check-config"], { STEVEDORE_CONFIG: bad })).status, 1);
