@@ -6,6 +6,7 @@ import { daemonCommand } from "./daemon.js";
 import { checkConfigCommand } from "./check-config.js";
 import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
+import { adminCommand } from "./admin.js";
 import { coreCommand } from "./core.js";
 import { proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
@@ -53,6 +54,7 @@ const COMMANDS: Command[] = [
   checkConfigCommand,
   statusCommand,
   reloadCommand,
+  adminCommand,
   coreCommand,
   proxyCommand,
   tokenCommand,
