@@ -89,3 +89,12 @@ test("completion bash: generated from the command table; bash accepts it and com
   assert.ok(complete("stevedore status --").includes("--socket"));
   assert.equal((await cli(["completion", "zsh"])).code, 2);
 });
+
+test("describeError: EACCES, ENOENT and ECONNREFUSED become a sentence that says what to do", async () => {
+  const { describeError } = await import("../../src/cli/command.js");
+  const err = (code: string, extra: object) => Object.assign(new Error(`${code}: raw`), { code, ...extra });
+  assert.equal(describeError(err("EACCES", { path: "/etc/stevedore/k.pem" })), "permission denied on /etc/stevedore/k.pem: run as root or as a user that may use it");
+  assert.match(describeError(err("ENOENT", { address: "/run/stevedore/x.sock" })), /^\/run\/stevedore\/x\.sock does not exist: is the daemon running\?/);
+  assert.match(describeError(err("ECONNREFUSED", { address: "/run/x.sock" })), /^nothing listens on \/run\/x\.sock: is the daemon running\?/);
+  assert.equal(describeError(new Error("Something broke")), "something broke");
+});
