@@ -64,3 +64,15 @@ export function describeError(err: unknown): string {
 function lowerFirst(s: string): string {
   return /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
 }
+
+/** A TCP endpoint that did not answer, without a raw errno: what happened and what to do. */
+export function unreachable(what: string, url: string, err: NodeJS.ErrnoException, flag: string): string {
+  const why: Record<string, string> = {
+    ECONNREFUSED: "nothing listens there: is the daemon running with it enabled?",
+    ENOTFOUND: "no such host",
+    EHOSTUNREACH: "the host is unreachable",
+    ETIMEDOUT: "the connection timed out",
+    ECONNRESET: "the connection was reset",
+  };
+  return `cannot reach ${what} at ${url}: ${(err.code && why[err.code]) ?? lowerFirst(err.message)} (check it, or pass ${flag})`;
+}

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { CommandClient, type Answer, type RouteInfo, type StateDump } from "../proxy/index.js";
-import { CommandError, UsageError, parse, table, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, table, type Command } from "./command.js";
 import { lenientValue } from "./admin-socket.js";
 
 const USAGE = `usage: stevedore proxy [--config FILE] [--socket PATH] SUBCOMMAND
@@ -260,7 +260,7 @@ async function readPem(path: string, what: string): Promise<string> {
     return text;
   } catch (err) {
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CommandError(`cannot read the ${what} file: ${describeError(err)}`);
   }
 }
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mapLimit } from "../base/index.js";
 import { isCheckoutId, pathProblem } from "../store/index.js";
 import { VERSION } from "../version.js";
-import { CommandError, UsageError, parse, type Command } from "./command.js";
+import { CommandError, UsageError, parse, unreachable, type Command } from "./command.js";
 import { MANAGER_OPTIONS, MANAGER_OPTIONS_HELP, printJson } from "./jobs.js";
 import { callOk, managerTarget, replyError, type ManagerTarget, type Reply } from "./manager-client.js";
 import { loadCliConfig } from "./query-common.js";
@@ -196,7 +196,7 @@ function rawCall(target: ManagerTarget, method: string, path: string, headers: R
   return new Promise((resolve, reject) => {
     const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers }, timeout: IDLE_MS });
     req.on("timeout", () => req.destroy(new Error(`the manager was silent for ${IDLE_MS / 1000} s`)));
-    req.on("error", (err: NodeJS.ErrnoException) => reject(new CommandError(`cannot reach the manager at ${target.url}: ${err.code ?? err.message}`)));
+    req.on("error", (err: NodeJS.ErrnoException) => reject(new CommandError(unreachable("the manager", target.url, err, "--manager URL"))));
     req.on("response", (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
