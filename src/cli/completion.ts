@@ -13,7 +13,7 @@ export function wordsOf(cmd: Command): { subcommands: string[]; options: string[
 }
 
 export function bashCompletion(commands: readonly Command[]): string {
-  const cases = commands.map((c) => {
+  const cases = commands.filter((c) => c.name !== "help").map((c) => {
     const { subcommands, options } = wordsOf(c);
     return `    ${c.name}) words="${[...subcommands, ...options].join(" ")}" ;;`;
   });

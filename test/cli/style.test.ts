@@ -84,6 +84,7 @@ test("completion bash: generated from the command table; bash accepts it and com
     return execFileSync("bash", ["-c", `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _stevedore; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8" }).trim().split("\n");
   };
   assert.deepEqual(complete("stevedore sta"), ["status"]);
+  assert.deepEqual(complete("stevedore help sta"), ["status"]);
   assert.ok(complete("stevedore proxy ").includes("routes"));
   assert.ok(complete("stevedore check-config --").includes("--print"));
   assert.ok(complete("stevedore status --").includes("--socket"));
