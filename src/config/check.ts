@@ -1,6 +1,6 @@
 // What `stevedore check-config` adds to validation: the files the daemon will load (certificates,
 // keys), checked as the daemon would, with the config line; errors sorted by line; the effective config.
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { parseToml } from "./toml.js";
 import { KEYS, type Config } from "./schema.js";
@@ -61,14 +61,30 @@ function checkPair(cert: Ref | undefined, key: Ref | undefined, name: string, no
     out.errors.push(`${name}:${key.line}: ${key.key} ${key.path} does not match the certificate ${cert!.path}`);
 }
 
+/** Certificate files are small; a FIFO or device named by mistake must not hang check-config. */
+const MAX_PEM_BYTES = 1024 * 1024;
+
 function readFile(ref: Ref, name: string, out: FileCheck): Buffer | undefined {
+  let fd: number | undefined;
   try {
-    return readFileSync(ref.path);
+    fd = openSync(ref.path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      out.errors.push(`${name}:${ref.line}: ${ref.key} ${ref.path} is not a regular file`);
+      return undefined;
+    }
+    if (st.size > MAX_PEM_BYTES) {
+      out.errors.push(`${name}:${ref.line}: ${ref.key} ${ref.path} is larger than ${MAX_PEM_BYTES} bytes: not a PEM file`);
+      return undefined;
+    }
+    return readFileSync(fd);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied: run as root or fix its mode)" : code === "EISDIR" ? "is a directory" : `cannot be read (${code ?? (err as Error).message})`;
     out.errors.push(`${name}:${ref.line}: ${ref.key} ${ref.path} ${why}`);
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -56,6 +56,13 @@ test("checkFiles: matching pair ok; missing, not PEM, mismatched key are errors 
   assert.match(later.warnings[0]!, /^f\.conf:1: core_tls_cert \S+a\.crt expired on \d{4}-.*: renew it$/);
 });
 
+test("checkFiles: a directory or a FIFO named as a certificate is an error at once (never a hang)", () => {
+  const fifo = join(dir, "fifo.pem");
+  execFileSync("mkfifo", [fifo]);
+  const r = checkFiles(`core_tls_cert = "${dir}"\ncore_tls_key = "${fifo}"\n`, "f.conf");
+  assert.deepEqual(r.errors, [`f.conf:1: core_tls_cert ${dir} is not a regular file`, `f.conf:2: core_tls_key ${fifo} is not a regular file`]);
+});
+
 test("checkFiles: an unreadable file says permission denied and what to do (not as root)", { skip: process.getuid?.() === 0 && "root reads every file" }, () => {
   const f = join(dir, "secret.key");
   writeFileSync(f, "x");
