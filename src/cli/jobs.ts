@@ -1,6 +1,6 @@
 // `stevedore jobs ...`: submit, list, show and steer jobs of the manager's task farm through its job API.
 import { readFile } from "node:fs/promises";
-import { CommandError, UsageError, parse, table, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, table, type Command } from "./command.js";
 import { call, callOk, followEvents, managerTarget, replyError, type ManagerTarget, type SseEvent } from "./manager-client.js";
 import { loadCliConfig } from "./query-common.js";
 
@@ -157,7 +157,7 @@ async function readJobFile(file: string): Promise<unknown> {
     }
   } catch (err) {
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new CommandError(`cannot read the job file: ${describeError(err)}`);
   }
   try {
     const doc = JSON.parse(text) as unknown;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mapLimit } from "../base/index.js";
 import { isCheckoutId, pathProblem } from "../store/index.js";
 import { VERSION } from "../version.js";
-import { CommandError, UsageError, parse, unreachable, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, unreachable, type Command } from "./command.js";
 import { MANAGER_OPTIONS, MANAGER_OPTIONS_HELP, printJson } from "./jobs.js";
 import { callOk, managerTarget, replyError, type ManagerTarget, type Reply } from "./manager-client.js";
 import { loadCliConfig } from "./query-common.js";
@@ -137,7 +137,7 @@ interface LocalFile {
 /** Every regular file under `root` (links to files followed), relative paths with "/". */
 async function listFiles(root: string): Promise<{ path: string; abs: string }[]> {
   const rootStat = await stat(root).catch((err: Error) => {
-    throw new CommandError(`cannot read ${root}: ${err.message}`);
+    throw new CommandError(`cannot read ${root}: ${describeError(err)}`);
   });
   if (!rootStat.isDirectory()) throw new CommandError(`${root} is not a directory`);
   const out: { path: string; abs: string }[] = [];
@@ -243,7 +243,7 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
   let hashedBytes = 0;
   const files: LocalFile[] = await mapLimit(listed, Math.min(jobs, 8), async (f) => {
     const h = await hashFile(f.abs).catch((err: Error) => {
-      throw new CommandError(`cannot read ${f.abs}: ${err.message}`);
+      throw new CommandError(`cannot read ${f.abs}: ${describeError(err)}`);
     });
     hashed++;
     hashedBytes += h.size;

@@ -99,3 +99,9 @@ test("describeError: EACCES, ENOENT and ECONNREFUSED become a sentence that says
   assert.match(describeError(err("ECONNREFUSED", { address: "/run/x.sock" })), /^nothing listens on \/run\/x\.sock: is the daemon running\?/);
   assert.equal(describeError(new Error("Something broke")), "something broke");
 });
+
+test("a missing job file is a sentence, not an errno", async () => {
+  const r = await cli(["jobs", "submit", join(dir, "nope.json"), "--manager", "http://127.0.0.1:1"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^stevedore: cannot read the job file: \S+nope\.json does not exist\n$/);
+});
