@@ -59,6 +59,7 @@ install: build
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/stevedore
 	install -m 644 man/stevedore.8 $(DESTDIR)$(PREFIX)/share/man/man8/stevedore.8
 	install -m 644 man/stevedore.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/stevedore.conf.5
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && node dist/stevedore.js completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stevedore
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' packaging/stevedore.service > $(DESTDIR)$(UNITDIR)/stevedore.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/stevedore.service
 	@# never overwrite a user's config
@@ -68,6 +69,7 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/stevedore $(DESTDIR)$(PREFIX)/share/man/man8/stevedore.8 \
 	  $(DESTDIR)$(PREFIX)/share/man/man5/stevedore.conf.5 $(DESTDIR)$(UNITDIR)/stevedore.service
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stevedore
 	rm -rf $(DESTDIR)$(PREFIX)/lib/stevedore
 	@echo "kept $(SYSCONFDIR)/stevedore/stevedore.conf and the state dir /var/lib/stevedore"
 

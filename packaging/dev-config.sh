@@ -17,8 +17,8 @@ ingress_domain = "localhost"
 CONF
 cat >&2 <<MSG
 stevedore development run (config $dir/stevedore.conf)
-  query socket    $dir/query.sock     (stevedore token get NAME; curl --unix-socket ...)
-  admin socket    $dir/admin.sock     (STEVEDORE_CONFIG=$dir/stevedore.conf stevedore status)
+  query socket    $dir/query.sock     (node dist/stevedore.js token get NAME --config .run/stevedore.conf)
+  admin socket    $dir/admin.sock     (node dist/stevedore.js status --config .run/stevedore.conf)
   command socket  $dir/command.sock
   core API        http://127.0.0.1:18000
   proxy           http://127.0.0.1:18080  https://127.0.0.1:18443

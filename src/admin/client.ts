@@ -43,9 +43,9 @@ export function adminCall(path: string, command: string, timeoutMs = 60_000): Pr
     sock.once("error", (err: NodeJS.ErrnoException) => {
       if (connected) return fail(err);
       if (err.code === "ENOENT" || err.code === "ECONNREFUSED")
-        return fail(new AdminUnreachable(`the daemon is not running (nothing listens on the admin socket ${path})`));
+        return fail(new AdminUnreachable(`the daemon is not running (nothing listens on the admin socket ${path}): is the daemon running? start it (stevedore daemon, or systemctl start stevedore) or pass --socket`));
       if (err.code === "EACCES" || err.code === "EPERM")
-        return fail(new AdminUnreachable(`permission denied on the admin socket ${path} (run as root?)`));
+        return fail(new AdminUnreachable(`permission denied on the admin socket ${path}: run as root or as a user that may open it`));
       fail(new AdminUnreachable(`cannot connect to the admin socket ${path}: ${err.message}`));
     });
   });

@@ -1,11 +1,12 @@
-// The admin commands: `reload` and `status`.
+// The admin commands: `reload` and `status` (`help` and `config`: introspect.ts).
 import type { DaemonContext } from "../component/index.js";
 import type { DynamicConfig } from "../config/index.js";
 import { VERSION } from "../version.js";
+import { withIntrospection } from "./introspect.js";
 import { INVALID_INPUT, type Handler, type Reply } from "./protocol.js";
 
 export function adminHandlers(ctx: DaemonContext): Record<string, Handler> {
-  return {
+  return withIntrospection(ctx, {
     reload: async (args) => {
       if (args.length) return INVALID_INPUT;
       const { errors, restartRequired } = await ctx.reload();
@@ -14,7 +15,7 @@ export function adminHandlers(ctx: DaemonContext): Record<string, Handler> {
       return restartRequired.length ? { status: "ok", restart_required: restartRequired } : { status: "ok" };
     },
     status: (args) => (args.length ? INVALID_INPUT : statusReply(ctx)),
-  };
+  });
 }
 
 /** The spec's three fields first (always present, always these names), then the extras. */

@@ -1,5 +1,5 @@
 // Which admin socket the CLI talks to: --socket, else the config's admin_socket_path.
-import { configPath, loadConfig, readConfigText, ConfigError, KEYS } from "../config/index.js";
+import { configPath, loadConfig, readConfigText, ConfigError, KEYS, type Key, type Values } from "../config/index.js";
 import { parseToml } from "../config/index.js";
 import { adminCall } from "../admin/index.js";
 import { CommandError } from "./command.js";
@@ -13,24 +13,28 @@ export const ADMIN_OPTIONS = {
  *  its socket: fall back to a lenient read of admin_socket_path, then to the default. */
 export function adminSocketPath(flags: { config?: string; socket?: string }): string {
   if (flags.socket) return flags.socket;
-  const { path, explicit } = configPath(flags.config);
-  let socket: string;
-  try {
-    socket = loadConfig(path, explicit).static.admin_socket_path;
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    socket = lenientSocketPath(path) ?? KEYS.admin_socket_path.default;
-  }
-  if (socket === "") throw new CommandError(`the admin socket is disabled (admin_socket_path = "" in ${path})`);
+  const { path } = configPath(flags.config);
+  const socket = lenientValue(flags.config, "admin_socket_path");
+  if (socket === "") throw new CommandError(`the admin socket is disabled (admin_socket_path = "" in ${path}): set it, or pass --socket`);
   return socket;
 }
 
-function lenientSocketPath(path: string): string | undefined {
+/** One key of the config, read leniently: the validated value, else (the file has errors — often the
+ *  reason one runs these commands) the file's own value when it has the key's type, else the default. */
+export function lenientValue<K extends Key>(flag: string | undefined, key: K): Values[K] {
+  const { path, explicit } = configPath(flag);
   try {
-    const v = parseToml(readConfigText(path)).doc.root.get("admin_socket_path")?.value;
-    return typeof v === "string" ? v : undefined;
+    const c = loadConfig(path, explicit);
+    return ((c.static as Record<string, unknown>)[key] ?? (c.dynamic as Record<string, unknown>)[key]) as Values[K];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+  }
+  const fallback = KEYS[key].default as Values[K];
+  try {
+    const v = parseToml(readConfigText(path)).doc.root.get(key)?.value;
+    return typeof v === typeof fallback ? (v as Values[K]) : fallback;
   } catch {
-    return undefined;
+    return fallback;
   }
 }
 

@@ -1,27 +1,46 @@
-// `stevedore check-config`: load and validate a config file without starting the daemon.
-import { configPath, loadConfig, ConfigError } from "../config/index.js";
+// `stevedore check-config` (alias `-t`): validate the config file and the files it names, without starting the daemon.
+import { configPath, loadConfig, readConfigText, checkFiles, byLine, printConfig, ConfigError, type Config } from "../config/index.js";
 import { parse, type Command } from "./command.js";
 
 export const checkConfigCommand: Command = {
   name: "check-config",
-  summary: "validate the config file and list every error",
-  usage: `usage: stevedore check-config [--config FILE]
+  summary: "validate the config file and the files it names; list every error",
+  usage: `usage: stevedore check-config [--print] [--config FILE]
+       stevedore -t [--print] [--config FILE]
 
 Reads the config file (FILE, else $STEVEDORE_CONFIG, else /etc/stevedore/stevedore.conf)
-the way the daemon does and validates every key. Prints "ok" and exits 0 when it is
-valid; otherwise prints every error (file:line: message), one per line on stderr,
-and exits 1. Certificate files named by the config are loaded by the daemon only.`,
+the way the daemon does and validates every key, then loads every certificate and key
+file it names: a missing or unreadable file, a file that is not PEM, or a key that does
+not match its certificate is an error; an expired certificate is a warning. Prints "ok"
+and exits 0 when there is no error; otherwise prints every error (file:line: message)
+in line order, one per line on stderr, and exits 1. Warnings go to stderr too.
+--print  print the effective config (every key, defaults filled in) as TOML on stdout
+         instead of "ok", like nginx -T.`,
   async run(args) {
-    const { values } = parse(args, { config: { type: "string", short: "c" } }, false);
+    const { values } = parse(args, { config: { type: "string", short: "c" }, print: { type: "boolean" } }, false);
     const { path, explicit } = configPath(values.config);
+    let config: Config | undefined;
+    let errors: string[] = [];
     try {
-      loadConfig(path, explicit);
+      config = loadConfig(path, explicit);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(err.errors.map((e) => `stevedore: ${e}\n`).join(""));
+      errors = err.errors;
+    }
+    let text: string | undefined;
+    try {
+      text = readConfigText(path);
+    } catch {
+      text = undefined; // unreadable: loadConfig has said why (or it is the missing default file)
+    }
+    const files = text === undefined ? { errors: [], warnings: [] } : checkFiles(text, path);
+    process.stderr.write(files.warnings.map((w) => `stevedore: warning: ${w}\n`).join(""));
+    errors = byLine([...errors, ...files.errors], path);
+    if (errors.length || !config) {
+      process.stderr.write(errors.map((e) => `stevedore: ${e}\n`).join(""));
       return 1;
     }
-    process.stdout.write("ok\n");
+    process.stdout.write(values.print ? printConfig(config) : "ok\n");
     return 0;
   },
 };

@@ -32,3 +32,47 @@ export function table(headers: string[], rows: string[][]): string {
   const fmt = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
   return [fmt(headers), ...rows.map(fmt)].join("\n") + "\n";
 }
+
+/** Levenshtein distance, for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** An error as one lowercase line that says what to do; never a raw errno. */
+export function describeError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { address?: string };
+  const where = e.path ?? e.address ?? "";
+  switch (e?.code) {
+    case "EACCES":
+    case "EPERM":
+      return `permission denied on ${where || "a file or socket"}: run as root or as a user that may use it`;
+    case "ENOENT":
+      return where ? `${where} does not exist${where.endsWith(".sock") ? ": is the daemon running? (see stevedore status, or pass --socket)" : ""}` : "no such file or directory";
+    case "ECONNREFUSED":
+      return `nothing listens on ${where || "the socket"}: is the daemon running? (start it with stevedore daemon, or pass --socket)`;
+    default:
+      return lowerFirst((err as Error)?.message ?? String(err));
+  }
+}
+
+function lowerFirst(s: string): string {
+  return /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
+}
+
+/** A TCP endpoint that did not answer, without a raw errno: what happened and what to do. */
+export function unreachable(what: string, url: string, err: NodeJS.ErrnoException, flag: string): string {
+  const why: Record<string, string> = {
+    ECONNREFUSED: "nothing listens there: is the daemon running with it enabled?",
+    ENOTFOUND: "no such host",
+    EHOSTUNREACH: "the host is unreachable",
+    ETIMEDOUT: "the connection timed out",
+    ECONNRESET: "the connection was reset",
+  };
+  return `cannot reach ${what} at ${url}: ${(err.code && why[err.code]) ?? lowerFirst(err.message)} (check it, or pass ${flag})`;
+}

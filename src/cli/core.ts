@@ -1,7 +1,7 @@
 // `stevedore core key`: core API helpers (the core key).
-import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { keyPath, readKey } from "../core/index.js";
-import { CommandError, UsageError, parse, type Command } from "./command.js";
+import { lenientValue } from "./admin-socket.js";
+import { describeError, CommandError, UsageError, parse, type Command } from "./command.js";
 
 export const coreCommand: Command = {
   name: "core",
@@ -14,19 +14,13 @@ the key at its first start; run this as a user that may read the file.`,
   async run(args) {
     const { values, positionals } = parse(args, { config: { type: "string", short: "c" } });
     if (positionals.length !== 1 || positionals[0] !== "key") throw new UsageError(positionals.length ? `unknown core subcommand: ${positionals.join(" ")}` : "core needs a subcommand: key");
-    const { path, explicit } = configPath(values.config);
-    let file: string;
-    try {
-      file = keyPath(loadConfig(path, explicit).static);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new CommandError(err.errors.join("; "));
-      throw err;
-    }
+    // lenient, as status: a config with an unrelated error still names the key file
+    const file = keyPath({ core_key_file: lenientValue(values.config, "core_key_file"), state_dir: lenientValue(values.config, "state_dir") });
     let key: Buffer | null;
     try {
       key = await readKey(file);
     } catch (err) {
-      throw new CommandError(`cannot read the core key ${file}: ${(err as Error).message}`);
+      throw new CommandError(`cannot read the core key: ${describeError(err)}`);
     }
     if (!key) throw new CommandError(`no core key at ${file} (the daemon creates it at its first start with the core API enabled)`);
     process.stdout.write(key.toString("base64") + "\n");

@@ -1,10 +1,12 @@
 // The command line: dispatches `stevedore <command>` to the command groups (see stevedore(8)).
 import { VERSION } from "../version.js";
-import { CommandError, UsageError, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, editDistance, type Command } from "./command.js";
+import { makeCompletionCommand } from "./completion.js";
 import { daemonCommand } from "./daemon.js";
 import { checkConfigCommand } from "./check-config.js";
 import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
+import { adminCommand } from "./admin.js";
 import { coreCommand } from "./core.js";
 import { proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
@@ -38,11 +40,13 @@ const helpCommand: Command = {
       return 0;
     }
     const cmd = COMMANDS.find((c) => c.name === args[0]);
-    if (!cmd) throw new UsageError(`unknown command: ${args[0]}`);
+    if (!cmd) throw new UsageError(unknownCommand(args[0]));
     process.stdout.write(cmd.usage + "\n");
     return 0;
   },
 };
+
+const completionCommand = makeCompletionCommand(() => COMMANDS);
 
 /** Every command, in the order `stevedore help` lists them. */
 const COMMANDS: Command[] = [
@@ -50,6 +54,7 @@ const COMMANDS: Command[] = [
   checkConfigCommand,
   statusCommand,
   reloadCommand,
+  adminCommand,
   coreCommand,
   proxyCommand,
   tokenCommand,
@@ -61,6 +66,7 @@ const COMMANDS: Command[] = [
   managerCommand,
   shamanCommand,
   workerCommand,
+  completionCommand,
   versionCommand,
   helpCommand,
 ];
@@ -83,9 +89,9 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === "--version") return versionCommand.run([]);
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = COMMANDS.find((c) => c.name === (name === "-t" ? "check-config" : name));
   try {
-    if (!cmd) throw new UsageError(`unknown command: ${name}`);
+    if (!cmd) throw new UsageError(unknownCommand(name));
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(cmd.usage + "\n");
       return 0;
@@ -100,7 +106,15 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`stevedore: ${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`stevedore: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`stevedore: ${describeError(err)}\n`);
     return 1;
   }
 }
+
+/** `unknown command "statuss"; did you mean status?` (the closest name within 2 edits). */
+export function unknownCommand(name: string): string {
+  const best = COMMANDS.map((c) => ({ name: c.name, d: editDistance(name, c.name) })).sort((a, b) => a.d - b.d)[0];
+  return `unknown command ${JSON.stringify(name)}${best && best.d <= 2 ? `; did you mean ${best.name}?` : ""}`;
+}
+
+

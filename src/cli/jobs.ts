@@ -1,6 +1,6 @@
 // `stevedore jobs ...`: submit, list, show and steer jobs of the manager's task farm through its job API.
 import { readFile } from "node:fs/promises";
-import { CommandError, UsageError, parse, table, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, table, type Command } from "./command.js";
 import { call, callOk, followEvents, managerTarget, replyError, type ManagerTarget, type SseEvent } from "./manager-client.js";
 import { loadCliConfig } from "./query-common.js";
 
@@ -47,7 +47,7 @@ The commands sign their calls with a short-lived ES256 token made with
 <state_dir>/jwt/es256-private.pem (root only), or send $STEVEDORE_MANAGER_TOKEN.`;
 
 const USAGE = `usage: stevedore jobs submit FILE|- [--wait] [--json]
-       stevedore jobs list [--status STATUS] [--json]
+       stevedore jobs list [--status STATUS] [--json|-q]
        stevedore jobs show ID [--json]
        stevedore jobs cancel|pause|resume ID [--json]
        stevedore jobs requeue ID [--failed-only] [--json]
@@ -71,6 +71,7 @@ Jobs of the manager's task farm, through its job API.
   --follow          (log) keep printing new lines until the task ends; exit 0
                     when it completed, 1 when it failed or was canceled
   --json            print the manager's JSON
+  -q, --quiet       (list) job ids only, one a line
 ${MANAGER_OPTIONS_HELP}`;
 
 export const jobsCommand: Command = {
@@ -81,6 +82,7 @@ export const jobsCommand: Command = {
     const { values, positionals } = parse(args, {
       ...MANAGER_OPTIONS,
       json: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
       wait: { type: "boolean" },
       status: { type: "string" },
       "failed-only": { type: "boolean" },
@@ -96,6 +98,7 @@ export const jobsCommand: Command = {
     only("status", ["list"]);
     only("failed-only", ["requeue"]);
     only("follow", ["log"]);
+    only("quiet", ["list"]);
     only("json", ["submit", "list", "show", "cancel", "requeue", "pause", "resume"]);
     const needArg = (what: string) => {
       if (arg === undefined) throw new UsageError(`jobs ${action} needs ${what}`);
@@ -108,7 +111,7 @@ export const jobsCommand: Command = {
       case "submit":
         return submit(target, needArg("a job file (or - for standard input)"), values.wait === true, values.json === true);
       case "list":
-        return list(target, values.status, values.json === true);
+        return list(target, values.status, values.json === true, values.quiet === true);
       case "show":
         return show(target, idArg(needArg("a job id")), values.json === true);
       case "log":
@@ -154,7 +157,7 @@ async function readJobFile(file: string): Promise<unknown> {
     }
   } catch (err) {
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new CommandError(`cannot read the job file: ${describeError(err)}`);
   }
   try {
     const doc = JSON.parse(text) as unknown;
@@ -224,9 +227,10 @@ export function countsText(counts: Record<string, number> | undefined): string {
   return [`${c.completed ?? 0}/${total} completed`, ...rest.map(([s, n]) => `${n} ${s}`)].join(", ");
 }
 
-async function list(target: ManagerTarget, status: string | undefined, json: boolean): Promise<number> {
+async function list(target: ManagerTarget, status: string | undefined, json: boolean, quiet: boolean): Promise<number> {
   const path = status ? `/api/jobs?status=${encodeURIComponent(status)}` : "/api/jobs";
   const body = (await callOk(target, "GET", path)).body as { jobs: Job[] };
+  if (quiet) return process.stdout.write((body?.jobs ?? []).map((j) => j._id + "\n").join("")), 0;
   if (json) return printJson(body), 0;
   const rows = (body?.jobs ?? []).map((j) => [j._id, j.name, j.type || "-", String(j.priority), j.status, `${j.progress ?? 0}%`, countsText(j.task_counts), j.updated]);
   process.stdout.write(table(["ID", "NAME", "TYPE", "PRIO", "STATUS", "PROGRESS", "TASKS", "UPDATED"], rows));

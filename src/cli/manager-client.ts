@@ -9,7 +9,7 @@ import { formatHostPort, parseHostPort } from "../base/index.js";
 import type { Config } from "../config/index.js";
 import { signEs256 } from "../tokens/index.js";
 import { VERSION } from "../version.js";
-import { CommandError, UsageError } from "./command.js";
+import { CommandError, UsageError, unreachable } from "./command.js";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
@@ -106,7 +106,7 @@ function send(target: ManagerTarget, method: string, path: string, headers: Reco
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
     req.once("error", (err) => {
       clearTimeout(timer);
-      reject(new CommandError(`cannot reach the manager at ${target.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+      reject(new CommandError(unreachable("the manager", target.url, err as NodeJS.ErrnoException, "--manager URL")));
     });
     req.once("response", (res) => {
       clearTimeout(timer);

@@ -3,19 +3,22 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { configPath, loadConfig, ConfigError } from "../config/index.js";
 import { CommandClient, type Answer, type RouteInfo, type StateDump } from "../proxy/index.js";
-import { CommandError, UsageError, parse, table, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, table, type Command } from "./command.js";
+import { lenientValue } from "./admin-socket.js";
 
 const USAGE = `usage: stevedore proxy [--config FILE] [--socket PATH] SUBCOMMAND
 
-  status [--json]                      the proxy workers
+  status [--json|-q]                   the proxy workers (-q: worker ids only)
   dump [--json]                        the command-socket state (no private keys)
-  routes [--json]                      the routing table with each route's source
+  routes [--json|-q]                   the routing table with each route's source (-q: application ids;
+                                       --json uses dump's field names: hostname, path_begin, app_id)
   save PATH | load PATH                write / merge a state file (PATH relative to here)
   app add APP [--sticky] [--https-redirect] [--lb roundrobin|random|leastconnections]
   app remove APP
   front add|remove --app APP --host HOST [--path PREFIX] [--https --cert FINGERPRINT]
   backend add|remove --app APP --address IP:PORT [--id ID]
-  cert add --cert FILE --key FILE [--chain FILE] | cert remove FINGERPRINT
+  cert add --cert FILE --key FILE [--chain FILE]    prints the fingerprint alone on stdout
+  cert remove FINGERPRINT
   stop [--hard]                        soft stop (drain, exit 0) or hard stop
   upgrade                              UPGRADE_MASTER: a new daemon process takes the sockets over
   send JSON                            send one raw message, print every answer until Ok/Error
@@ -50,12 +53,14 @@ function globals(args: string[]): { rest: string[]; config?: string; socket?: st
 }
 
 function target(flagConfig: string | undefined, flagSocket: string | undefined): Target {
+  // with --socket the config only supplies a timeout: read it leniently, as status does
+  if (flagSocket) return { socket: flagSocket, stopTimeoutMs: (lenientValue(flagConfig, "shutdown_timeout_secs") + 30) * 1000 };
   let config;
   try {
     const { path, explicit } = configPath(flagConfig);
     config = loadConfig(path, explicit);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CommandError(`config: ${err.message}`);
+    if (err instanceof ConfigError) throw new CommandError(`config: ${err.errors[0]}${err.errors.length > 1 ? ` (and ${err.errors.length - 1} more)` : ""}: fix it (stevedore check-config) or pass --socket`);
     throw err;
   }
   const socket = flagSocket ?? config.static.command_socket_path;
@@ -68,7 +73,7 @@ async function withClient<T>(t: Target, fn: (c: CommandClient) => Promise<T>): P
   try {
     c = await CommandClient.connect(t.socket);
   } catch (err) {
-    throw new CommandError((err as Error).message);
+    throw new CommandError(connectError(t.socket, (err as Error).message));
   }
   try {
     return await fn(c);
@@ -78,6 +83,15 @@ async function withClient<T>(t: Target, fn: (c: CommandClient) => Promise<T>): P
   } finally {
     c.close();
   }
+}
+
+/** The connect error without a raw errno: what it means and what to do. */
+function connectError(socket: string, message: string): string {
+  const code = /: ([A-Z]+)$/.exec(message)?.[1];
+  if (code === "ENOENT" || code === "ECONNREFUSED")
+    return `the daemon is not running (nothing listens on the command socket ${socket}): is the daemon running? start it, or pass --socket`;
+  if (code === "EACCES" || code === "EPERM") return `permission denied on the command socket ${socket}: run as root or as a user that may open it`;
+  return message;
 }
 
 /** One request; Ok → the answer, Error → exit 1 with its message. */
@@ -94,6 +108,13 @@ const json = (v: unknown) => out(JSON.stringify(v, null, 2));
 
 function noPositionals(sub: string, positionals: string[], n = 0): void {
   if (positionals.length !== n) throw new UsageError(n === 0 ? `proxy ${sub} takes no arguments` : `proxy ${sub} takes ${n} argument${n > 1 ? "s" : ""}`);
+}
+
+const LIST_OPTIONS = { json: { type: "boolean" }, quiet: { type: "boolean", short: "q" } } as const;
+
+/** A route in the field names of \`proxy dump --json\` (hostname, path_begin, app_id, address). */
+function routeJson(r: RouteInfo): Record<string, unknown> {
+  return { source: r.source, protocols: r.protocols, hostname: r.hostname, path_begin: r.pathBegin, app_id: r.app, backends: r.backends.map((b) => ({ address: b.address, up: b.up })) };
 }
 
 function printDump(d: StateDump): void {
@@ -114,11 +135,12 @@ async function run(args: string[]): Promise<number> {
   const t = () => target(g.config, g.socket);
   switch (sub) {
     case "status": {
-      const { values, positionals } = parse(rest, { json: { type: "boolean" } });
+      const { values, positionals } = parse(rest, LIST_OPTIONS);
       noPositionals(sub, positionals);
       const a = await call(t(), "STATUS");
       const workers = a.data as { id: number; pid: number; run_state: string }[];
-      if (values.json) json(workers);
+      if (values.quiet) out(workers.map((w) => String(w.id)).join("\n"));
+      else if (values.json) json(workers);
       else out(table(["WORKER", "PID", "STATE"], workers.map((w) => [String(w.id), String(w.pid), w.run_state])));
       return 0;
     }
@@ -131,10 +153,11 @@ async function run(args: string[]): Promise<number> {
       return 0;
     }
     case "routes": {
-      const { values, positionals } = parse(rest, { json: { type: "boolean" } });
+      const { values, positionals } = parse(rest, LIST_OPTIONS);
       noPositionals(sub, positionals);
       const rows = (await call(t(), "ROUTES")).data as RouteInfo[];
-      if (values.json) json(rows);
+      if (values.quiet) out([...new Set(rows.map((r) => r.app))].join("\n"));
+      else if (values.json) json(rows.map(routeJson));
       else
         out(table(["SOURCE", "PROTOCOLS", "HOST", "PATH", "APPLICATION", "BACKENDS"], rows.map((r) => [
           r.source, r.protocols.join(","), r.hostname, r.pathBegin || "/*", r.app,
@@ -237,7 +260,7 @@ async function readPem(path: string, what: string): Promise<string> {
     return text;
   } catch (err) {
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CommandError(`cannot read the ${what} file: ${describeError(err)}`);
   }
 }
 
@@ -251,7 +274,10 @@ async function cert(args: string[], t: () => Target): Promise<number> {
     const chain = chainText.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
     const a = await call(t(), "ADD_CERTIFICATE", { certificate: await readPem(values.cert, "certificate"), key: await readPem(values.key, "key"), certificate_chain: chain });
     const fp = (a.data as { fingerprint?: string } | undefined)?.fingerprint;
-    out(a.message === "already present" && fp ? `certificate ${fp} already present` : a.message);
+    // scriptable: stdout is the fingerprint alone (FP=$(stevedore proxy cert add ...)); a note to stderr
+    if (!fp) throw new CommandError(`the daemon answered without a fingerprint: ${a.message}`);
+    out(fp);
+    if (a.message === "already present") process.stderr.write(`stevedore: certificate ${fp} was already present\n`);
     return 0;
   }
   if (verb === "remove") {

@@ -31,19 +31,24 @@ export async function findToken(flag: string | undefined, config: Config): Promi
   return tokens.get(first)!.token;
 }
 
-export function querySocket(config: Config): string {
+export function querySocket(config: Config, flag?: string): string {
+  if (flag) return flag;
   const path = config.static.query_socket_path;
-  if (path === "") throw new CommandError("the query socket is disabled (query_socket_path is empty)");
+  if (path === "") throw new CommandError("the query socket is disabled (query_socket_path is empty): set it, or pass --socket");
   return path;
 }
 
 export const QUERY_OPTIONS = {
   json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
   token: { type: "string" },
   config: { type: "string", short: "c" },
+  socket: { type: "string" },
 } as const;
 
 export const QUERY_OPTIONS_HELP = `  --json           print the socket's JSON answer
   --token TOKEN    a query token (default: $STEVEDORE_QUERY_TOKEN, else, as root,
                    any deployment's token from the tokens file)
-  --config FILE    config file (for query_socket_path and state_dir)`;
+  -q, --quiet      print ids only, one a line (listings)
+  --config FILE    config file (for query_socket_path and state_dir)
+  --socket PATH    the query socket (default: query_socket_path of the config)`;

@@ -13,9 +13,9 @@ interface ServiceJson {
 }
 
 /** GET a path of the query socket with the config/token rules of every query command. */
-export async function fetchQuery(values: { token?: string; config?: string }, path: string, messages: Record<number, string> = {}): Promise<unknown> {
+export async function fetchQuery(values: { token?: string; config?: string; socket?: string }, path: string, messages: Record<number, string> = {}): Promise<unknown> {
   const config = loadCliConfig(values.config);
-  const socket = querySocket(config);
+  const socket = querySocket(config, values.socket);
   const token = await findToken(values.token, config);
   try {
     return await queryGet(socket, path, token);
@@ -23,6 +23,11 @@ export async function fetchQuery(values: { token?: string; config?: string }, pa
     if (err instanceof QueryClientError) throw new CommandError(messages[err.status] ?? err.message);
     throw err;
   }
+}
+
+/** -q: one id a line (nothing at all for none, so `xargs` and `$(...)` work). */
+export function printIds(ids: string[]): void {
+  process.stdout.write(ids.map((id) => id + "\n").join(""));
 }
 
 export function printJson(body: unknown): void {
@@ -41,16 +46,18 @@ function ingressText(i: ServiceJson["ingress"]): string {
 export const servicesCommand: Command = {
   name: "services",
   summary: "list services (containers) via the query socket",
-  usage: `usage: stevedore services [--ingress] [--json] [--token TOKEN] [--config FILE]
+  usage: `usage: stevedore services [--ingress] [--json|-q] [--token TOKEN] [--config FILE] [--socket PATH]
 
 Lists every container of every deployment, from the daemon's query socket
-(GET /services). With --ingress only those with stevedore.ingress.enabled.
+(GET /services). With --ingress only those with stevedore.ingress.enabled;
+with -q only their container ids.
   --ingress        only services with ingress enabled
 ${QUERY_OPTIONS_HELP}`,
   async run(args) {
     const { values, positionals } = parse(args, { ...QUERY_OPTIONS, ingress: { type: "boolean" } });
     if (positionals.length) throw new UsageError("services takes no arguments");
     const body = (await fetchQuery(values, values.ingress ? "/services?ingress=true" : "/services")) as ServiceJson[];
+    if (values.quiet) return printIds(body.map((s) => s.container_id)), 0;
     if (values.json) return printJson(body), 0;
     const rows = body.map((s) => [s.deployment, s.service, s.container_name, s.container_id, s.running ? "yes" : "no", ingressText(s.ingress)]);
     process.stdout.write(table(["DEPLOYMENT", "SERVICE", "CONTAINER", "ID", "RUNNING", "INGRESS"], rows));

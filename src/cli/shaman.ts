@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mapLimit } from "../base/index.js";
 import { isCheckoutId, pathProblem } from "../store/index.js";
 import { VERSION } from "../version.js";
-import { CommandError, UsageError, parse, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, parse, unreachable, type Command } from "./command.js";
 import { MANAGER_OPTIONS, MANAGER_OPTIONS_HELP, printJson } from "./jobs.js";
 import { callOk, managerTarget, replyError, type ManagerTarget, type Reply } from "./manager-client.js";
 import { loadCliConfig } from "./query-common.js";
@@ -137,7 +137,7 @@ interface LocalFile {
 /** Every regular file under `root` (links to files followed), relative paths with "/". */
 async function listFiles(root: string): Promise<{ path: string; abs: string }[]> {
   const rootStat = await stat(root).catch((err: Error) => {
-    throw new CommandError(`cannot read ${root}: ${err.message}`);
+    throw new CommandError(`cannot read ${root}: ${describeError(err)}`);
   });
   if (!rootStat.isDirectory()) throw new CommandError(`${root} is not a directory`);
   const out: { path: string; abs: string }[] = [];
@@ -196,7 +196,7 @@ function rawCall(target: ManagerTarget, method: string, path: string, headers: R
   return new Promise((resolve, reject) => {
     const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers }, timeout: IDLE_MS });
     req.on("timeout", () => req.destroy(new Error(`the manager was silent for ${IDLE_MS / 1000} s`)));
-    req.on("error", (err: NodeJS.ErrnoException) => reject(new CommandError(`cannot reach the manager at ${target.url}: ${err.code ?? err.message}`)));
+    req.on("error", (err: NodeJS.ErrnoException) => reject(new CommandError(unreachable("the manager", target.url, err, "--manager URL"))));
     req.on("response", (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -243,7 +243,7 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
   let hashedBytes = 0;
   const files: LocalFile[] = await mapLimit(listed, Math.min(jobs, 8), async (f) => {
     const h = await hashFile(f.abs).catch((err: Error) => {
-      throw new CommandError(`cannot read ${f.abs}: ${err.message}`);
+      throw new CommandError(`cannot read ${f.abs}: ${describeError(err)}`);
     });
     hashed++;
     hashedBytes += h.size;

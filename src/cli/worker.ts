@@ -17,7 +17,7 @@ progress and log lines, and signs off on SIGTERM/SIGINT or a shutdown request.
                          /var/lib/stevedore/worker.json as root, else
                          $XDG_STATE_HOME or ~/.local/state, /stevedore/worker.json)
   --docker-socket PATH   Docker for docker-run (default: DOCKER_HOST unix://..., else
-                         /var/run/docker.sock)
+                         /run/docker.sock)
 Commands: echo {message}, sleep {time_in_seconds}, exec {cmd: [...], cwd?, env?}
 (no shell), docker-run {image, cmd?, env?}. With manager_registration_secret set
 on the manager, put the secret in $STEVEDORE_WORKER_REGISTRATION_SECRET.
@@ -62,7 +62,7 @@ export const workerCommand: Command = {
       nickname: values.nickname || defaultNickname(),
       stateFile: values.state || defaultStateFile(),
       registrationSecret,
-      dockerSocket: values["docker-socket"] || dockerHost || "/var/run/docker.sock",
+      dockerSocket: values["docker-socket"] || dockerHost || "/run/docker.sock",
       intervals,
     });
     const onSignal = (sig: NodeJS.Signals) => {

@@ -3,6 +3,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { KEYS, SITE_KEYS, type Config, type KeySpec, type Key, type Values, type Site, type StaticConfig, type DynamicConfig } from "./schema.js";
 import { isDeploymentName, isHostPattern, parseHostPort } from "../base/index.js";
+import { byLine } from "./check.js";
 import { parseToml, MAX_ERRORS, type Entry, type Table } from "./toml.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/stevedore/stevedore.conf";
@@ -101,7 +102,7 @@ async function readBoundedAsync(path: string): Promise<Buffer> {
 export function parseConfig(text: string, file: string, env = process.env): Config {
   const name = file || "<defaults>";
   const { doc, errors: parseErrors } = parseToml(text);
-  const errors = parseErrors.map((e) => `${name}:${e.line}: ${e.message}`);
+  let errors = parseErrors.map((e) => `${name}:${e.line}: ${e.message}`);
 
   const values = Object.fromEntries(Object.entries(KEYS).map(([k, spec]) => [k, cloneDefault(spec)])) as Values;
   for (const [key, entry] of doc.root) {
@@ -124,6 +125,7 @@ export function parseConfig(text: string, file: string, env = process.env): Conf
 
   const sources = applyEnv(values, env, errors);
   validateValues(values, (key) => sources.get(key) ?? `${name}:${doc.root.get(key)?.line ?? 0}: ${key}`, errors);
+  if (errors.length) errors = byLine(errors, name);
   if (errors.length) throw new ConfigError(errors.length > MAX_ERRORS + 1 ? [...errors.slice(0, MAX_ERRORS), `${name}: ${errors.length - MAX_ERRORS} more errors not listed`] : errors);
 
   const stat: Record<string, unknown> = {};
@@ -173,13 +175,22 @@ function readSite(table: Table, line: number, name: string, errors: string[]): S
   if (!isHostPattern(site.hostname)) errors.push(`${at} hostname must be a host name or *.domain, got ${JSON.stringify(site.hostname)}`);
   if (!site.path.startsWith("/")) errors.push(`${at} path must start with /`);
   if (site.backends.length === 0) errors.push(`${at} needs at least one backend`);
-  for (const b of site.backends) if (!parseHostPort(b)?.port) errors.push(`${at} backend ${JSON.stringify(b)} must be host:port`);
+  for (const b of site.backends) if (!parseHostPort(b)?.port) errors.push(`${at} backend ${JSON.stringify(b)} must be host:port${portRange(b, false)}`);
   if (site.backends.length > MAX_BACKENDS) errors.push(`${at} has more than ${MAX_BACKENDS} backends`);
   if ((site.tls_cert === "") !== (site.tls_key === "")) errors.push(`${at} tls_cert and tls_key go together`);
   return site;
 }
 
 const MAX_BACKENDS = 1000;
+
+/** Say the range when the port is a number outside it (the common mistake: 8o80 reads as a format error). */
+function portRange(value: string, listener: boolean): string {
+  const port = /:(\d+)$/.exec(value)?.[1];
+  if (port === undefined) return "";
+  const n = Number(port);
+  if (n >= 1 && n <= 65535) return "";
+  return ` (port ${port} is out of range: use 1–65535${listener ? ", or 0 for any free port" : ""})`;
+}
 
 function checkDuplicateSites(sites: Site[], name: string, errors: string[]): void {
   const seen = new Map<string, number>();
@@ -222,7 +233,7 @@ const MAX_SOCKET_PATH = 107;
 
 function validateValues(values: Values, at: (key: string) => string, errors: string[]): void {
   for (const key of ["core_listen", "manager_listen", "proxy_http_listen", "proxy_https_listen", "metrics_listen"] as const)
-    if (values[key] !== "" && !parseHostPort(values[key])) errors.push(`${at(key)} must be host:port or ""`); // port 0: any free port
+    if (values[key] !== "" && !parseHostPort(values[key])) errors.push(`${at(key)} must be host:port or ""${portRange(values[key], true)}`); // port 0: any free port
   if (!values.state_dir.startsWith("/")) errors.push(`${at("state_dir")} must be an absolute path`);
   for (const key of ["query_socket_path", "admin_socket_path", "command_socket_path", "docker_socket"] as const) {
     const v = values[key];

@@ -18,8 +18,8 @@ const GiB = 1024 * MiB;
 export const KEYS = {
   // files, sockets, listeners (static)
   state_dir: { type: "string", default: "/var/lib/stevedore", group: "static" },
-  docker_socket: { type: "string", default: "/var/run/docker.sock", group: "static" },
-  query_socket_path: { type: "string", default: "/var/run/stevedore/query.sock", group: "static" },
+  docker_socket: { type: "string", default: "/run/docker.sock", group: "static" },
+  query_socket_path: { type: "string", default: "/run/stevedore/query.sock", group: "static" },
   query_socket_mode: { type: "string", default: "0666", group: "static" },
   query_max_connections: { type: "integer", default: 20000, group: "static", min: 1, max: 1000000 },
   admin_socket_path: { type: "string", default: "/run/stevedore/admin.sock", group: "static" },

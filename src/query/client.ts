@@ -39,8 +39,8 @@ export function queryGet(socketPath: string, path: string, token: string, timeou
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (err instanceof QueryClientError) return reject(err);
       if (err.code === "ENOENT" || err.code === "ECONNREFUSED")
-        return reject(new QueryClientError(`the daemon is not running (nothing listens on the query socket ${socketPath})`));
-      if (err.code === "EACCES") return reject(new QueryClientError(`permission denied on the query socket ${socketPath}`));
+        return reject(new QueryClientError(`the daemon is not running (nothing listens on the query socket ${socketPath}): is the daemon running? start it, or pass --socket`));
+      if (err.code === "EACCES") return reject(new QueryClientError(`permission denied on the query socket ${socketPath}: run as root or as a user that may open it (query_socket_mode)`));
       reject(new QueryClientError(`query socket ${socketPath}: ${err.message}`));
     });
     req.end();

@@ -40,9 +40,9 @@ test("check-config: ok and exit 0; every error on its own stevedore: line and ex
   assert.equal(r.stdout, "");
   const lines = r.stderr.trimEnd().split("\n");
   assert.deepEqual(lines, [
+    `stevedore: ${bad}:1: log_level must be debug, info, warn or error`,
     `stevedore: ${bad}:2: unknown key nope`,
     `stevedore: ${bad}:3: [[site]] needs at least one backend`,
-    `stevedore: ${bad}:1: log_level must be debug, info, warn or error`,
   ]);
   // STEVEDORE_CONFIG is used when --config is not given; a missing named file is an error
   assert.equal((await cli(["check-config"], { STEVEDORE_CONFIG: bad })).status, 1);
@@ -91,12 +91,12 @@ test("a clear message and exit 1 when the daemon is not running or the socket is
   for (const cmd of ["status", "reload"]) {
     const r = await cli([cmd, "--config", conf]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^stevedore: the daemon is not running \(nothing listens on the admin socket \S+nobody\.sock\)\n$/);
+    assert.match(r.stderr, /^stevedore: the daemon is not running \(nothing listens on the admin socket \S+nobody\.sock\): is the daemon running\? start it .*or pass --socket\n$/);
   }
   await writeFile(conf, 'admin_socket_path = ""\n');
   const off = await cli(["status", "--config", conf]);
   assert.equal(off.status, 1);
-  assert.match(off.stderr, /^stevedore: the admin socket is disabled \(admin_socket_path = "" in \S+off\.conf\)\n$/);
+  assert.match(off.stderr, /^stevedore: the admin socket is disabled \(admin_socket_path = "" in \S+off\.conf\): set it, or pass --socket\n$/);
   // a config that is a FIFO does not hang the client
   const { execFileSync } = await import("node:child_process");
   execFileSync("mkfifo", [join(dir, "fifo.conf")]);

@@ -144,6 +144,10 @@ test("jobs list: a table by default (manager_listen from the config, a minted ES
   assert.equal(j.code, 0);
   assert.equal((JSON.parse(j.stdout) as { jobs: unknown[] }).jobs.length, 2);
   assert.equal(requests.at(-1)!.path, "/api/jobs?status=active");
+  // -q: the job ids only, one a line
+  const q = await cli(["jobs", "list", "-q"]);
+  assert.equal(q.stdout, (JSON.parse((await cli(["jobs", "list", "--json"])).stdout) as { jobs: { _id: string }[] }).jobs.map((x) => x._id + "\n").join(""));
+  assert.ok(q.stdout.includes(`${JOB_A}\n`));
 });
 
 test("jobs show: job fields and a task table; an unknown job exits 1", async () => {
@@ -253,6 +257,7 @@ test("workers: a table, --json, and status requests", async () => {
   assert.match(r.stdout, /^ID\s+NICKNAME\s+STATUS\s+ADDRESS\s+TASK\s+TYPES\s+LAST ACTIVITY\nw1\s+box-1\s+awake\s+10\.0\.0\.5\s+65f0a0b0c0d0e0f0010203bb\s+sleep,echo\s+2026-01-01T00:00:00Z\n$/);
   const j = await cli(["workers", "--json"]);
   assert.equal((JSON.parse(j.stdout) as { workers: unknown[] }).workers.length, 1);
+  assert.equal((await cli(["workers", "-q"])).stdout, "w1\n");
   for (const [action, status] of [["sleep", "asleep"], ["wake", "awake"], ["shutdown", "shutdown"]]) {
     const s = await cli(["workers", action!, "w1", "--lazy"]);
     assert.equal(s.code, 0, s.stderr);
@@ -285,7 +290,7 @@ test("errors: a refused token, an unreachable manager, usage errors", async () =
   assert.match(refused.stderr, /^stevedore: the manager refused the token \(401/);
   const down = await cli(["jobs", "list", "--manager", `http://127.0.0.1:${await freePort()}`]);
   assert.equal(down.code, 1);
-  assert.match(down.stderr, /^stevedore: cannot reach the manager at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+  assert.match(down.stderr, /^stevedore: cannot reach the manager at http:\/\/127\.0\.0\.1:\d+: nothing listens there: is the daemon running with it enabled\? \(check it, or pass --manager URL\)\n$/);
   for (const args of [["jobs"], ["jobs", "fly"], ["jobs", "show"], ["jobs", "list", "--wait"], ["jobs", "show", "a/b"], ["workers", "dance", "w1"], ["workers", "sleep"], ["jobs", "list", "--manager", "ftp://x"]]) {
     const r = await cli(args);
     assert.equal(r.code, 2, args.join(" "));

@@ -82,6 +82,12 @@ test("deployments and deployment NAME: tables and JSON", async () => {
   assert.match(s.stdout, /stevedore-shop-web-1 +web +stevedore-test\/busybox:latest +running +none +Up 2h +\d{4}-/);
   const sj = JSON.parse((await cli(["deployment", "shop", "--json"])).stdout);
   assert.equal(sj.project_name, "stevedore-shop");
+  // -q: ids only, one a line, on every listing that has --json
+  assert.equal((await cli(["deployments", "-q"])).stdout, "shop\nweb\n");
+  assert.deepEqual((await cli(["deployment", "shop", "-q"])).stdout.trim().split("\n"), sj.containers.map((c: { id: string }) => c.id));
+  const ids = (await cli(["services", "--quiet"])).stdout.trim().split("\n");
+  assert.deepEqual(ids, JSON.parse((await cli(["services", "--json"])).stdout).map((x: { container_id: string }) => x.container_id));
+  assert.equal((await cli(["token", "list", "-q"], { STEVEDORE_STATE_DIR: stateDir })).stdout, "web\n");
 });
 
 test("--token and STEVEDORE_QUERY_TOKEN are used; a bad one is a clear error (exit 1)", async () => {
@@ -105,7 +111,11 @@ test("errors: unknown deployment exit 1, invalid name exit 2, daemon not running
   assert.equal((await cli(["services", "extra"])).code, 2);
   const down = await cli(["services"], { STEVEDORE_QUERY_SOCKET: join(dir, "nothing.sock") });
   assert.equal(down.code, 1);
-  assert.match(down.stderr, /^stevedore: the daemon is not running \(nothing listens on the query socket .*nothing\.sock\)\n$/);
+  assert.match(down.stderr, /^stevedore: the daemon is not running \(nothing listens on the query socket .*nothing\.sock\): is the daemon running\? start it, or pass --socket\n$/);
+  // --socket names the socket the same way as for status, reload and proxy
+  const flag = await cli(["services", "--socket", join(dir, "other.sock")]);
+  assert.equal(flag.code, 1);
+  assert.match(flag.stderr, /query socket \S+other\.sock\)/);
   const noToken = await cli(["services"], { STEVEDORE_STATE_DIR: join(dir, "empty") });
   assert.equal(noToken.code, 1);
   assert.match(noToken.stderr, /^stevedore: no query token: .*STEVEDORE_QUERY_TOKEN/);

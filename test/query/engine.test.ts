@@ -128,6 +128,33 @@ test("a docker-compose project: /services, /deployments, /status with health sta
   }
 });
 
+test("no health check in the deployment: the message says All N containers running, not healthy (and the CLI shows it)", { timeout: 60_000 }, async (t) => {
+  if (!(await needDocker(t))) return;
+  await ensureTestImage();
+  const d = await startDaemon(only);
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const names = [`q-nohc-a-${suffix}`, `q-nohc-b-${suffix}`];
+  const dep = `q-nohc-${suffix}`;
+  try {
+    const tok = token(d, dep);
+    for (const [i, name] of names.entries())
+      await run("docker", ["run", "-d", "--name", name, "--label", LABEL, "--label", `stevedore.deployment=${dep}`, "--label", `stevedore.service=s${i}`, TEST_IMAGE, "sleep", "3600"]);
+    const status = await waitFor("both running", async () => {
+      const r = await get(d.querySocket, `/status/${dep}`, { token: tok });
+      return r.status === 200 && r.json.containers.length === 2 && r.json.containers.every((c: { state: string }) => c.state === "running") && r.json;
+    }, 30_000, 50);
+    assert.deepEqual(status.containers.map((c: { health: string }) => c.health), ["none", "none"]);
+    assert.equal(status.healthy, true);
+    assert.equal(status.message, "All 2 containers running");
+    const cli = spawnSync(process.execPath, [BUNDLE, "deployment", dep], { encoding: "utf8", env: { ...process.env, STEVEDORE_CONFIG: d.configPath, STEVEDORE_STATE_DIR: "", STEVEDORE_QUERY_TOKEN: tok } });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /^healthy: +yes \(All 2 containers running\)$/m);
+  } finally {
+    await exec("docker", ["rm", "-f", ...names]).catch(() => {});
+    await d.cleanup();
+  }
+});
+
 test("poll: a client echoing timestamps sees each of 20 container changes; no answer comes without a change", { timeout: 60_000 }, async (t) => {
   if (!(await needDocker(t))) return;
   await ensureTestImage();

@@ -58,7 +58,10 @@ test("CLI: app/front/backend/cert add+remove, dump, routes, status, send, errors
   await ok(["front", "add", "--app", "web", "--host", "Web.Example.com", "--path", "/api"], "http frontend web.example.com/api (application web) added\n");
   await ok(["backend", "add", "--app", "web", "--address", "127.0.0.1:9001", "--id", "w1"], "backend w1 (127.0.0.1:9001) added to application web\n");
   await ok(["backend", "add", "--app", "web", "--address", "127.0.0.1:9002"], "backend 127.0.0.1:9002 (127.0.0.1:9002) added to application web\n");
-  await ok(["cert", "add", "--cert", join(d.dir, "s.crt"), "--key", join(d.dir, "s.key")], `certificate ${cert.fingerprint} added\n`);
+  // scriptable: the fingerprint alone on stdout; adding it again says so on stderr only
+  await ok(["cert", "add", "--cert", join(d.dir, "s.crt"), "--key", join(d.dir, "s.key")], `${cert.fingerprint}\n`);
+  const again = await ok(["cert", "add", "--cert", join(d.dir, "s.crt"), "--key", join(d.dir, "s.key")], `${cert.fingerprint}\n`);
+  assert.match(again.stderr, /^stevedore: certificate \S+ was already present\n$/);
   await ok(["front", "add", "--app", "web", "--host", "secure.example.com", "--https", "--cert", cert.fingerprint], "https frontend secure.example.com (application web) added\n");
   const dump = JSON.parse((await ok(["dump", "--json"], /"applications"/)).stdout);
   assert.deepEqual(dump.certificates, { [cert.fingerprint]: ["secure.example.com"] });
@@ -68,9 +71,15 @@ test("CLI: app/front/backend/cert add+remove, dump, routes, status, send, errors
   const routes = (JSON.parse((await ok(["routes", "--json"], /command/)).stdout) as { source: string }[]).filter((r) => r.source === "command");
   const bs = [{ address: "127.0.0.1:9001", up: true }, { address: "127.0.0.1:9002", up: true }];
   assert.deepEqual(routes, [
-    { hostname: "web.example.com", pathBegin: "/api", source: "command", protocols: ["http"], app: "web", backends: bs },
-    { hostname: "secure.example.com", pathBegin: "", source: "command", protocols: ["https"], app: "web", backends: bs },
+    { source: "command", protocols: ["http"], hostname: "web.example.com", path_begin: "/api", app_id: "web", backends: bs },
+    { source: "command", protocols: ["https"], hostname: "secure.example.com", path_begin: "", app_id: "web", backends: bs },
   ]);
+  // routes --json and dump --json name the same things the same way
+  const front = dump.http_fronts.find((f: { hostname: string }) => f.hostname === "web.example.com");
+  for (const field of ["hostname", "path_begin", "app_id"]) assert.equal((routes[0] as Record<string, unknown>)[field], front[field], field);
+  // -q: ids only
+  assert.match((await ok(["routes", "-q"], /^web$/m)).stdout, /^[^\s]+(\n[^\s]+)*\n$/);
+  await ok(["status", "-q"], /^0\n$/);
   await ok(["routes"], /^SOURCE\s+PROTOCOLS\s+HOST\s+PATH\s+APPLICATION\s+BACKENDS\n(?:.*\n)*command\s+http\s+web\.example\.com\s+\/api\s+web\s+127\.0\.0\.1:9001,127\.0\.0\.1:9002\n/);
   await ok(["status"], new RegExp(`^WORKER\\s+PID\\s+STATE\\n0\\s+${d.proc.pid}\\s+RUNNING\\n$`));
   await ok(["status", "--json"], new RegExp(`"pid": ${d.proc.pid}`));
@@ -103,7 +112,8 @@ test("CLI: app/front/backend/cert add+remove, dump, routes, status, send, errors
   // no daemon there: one line, exit 1
   const gone = await cli(d, "--socket", join(d.dir, "nothing.sock"), "status");
   assert.equal(gone.code, 1);
-  assert.match(gone.stderr, /^stevedore: cannot connect to the command socket .*nothing\.sock: ENOENT\n$/);
+  assert.match(gone.stderr, /^stevedore: the daemon is not running \(nothing listens on the command socket .*nothing\.sock\): is the daemon running\? start it, or pass --socket\n$/);
+  assert.doesNotMatch(gone.stderr, /ENOENT/);
 });
 
 test("SAVE in one daemon, LOAD into a fresh one: identical DUMP; restart keeps run-time routes", async (t) => {

@@ -1,0 +1,107 @@
+// One CLI style: unknown commands with "did you mean", help for unknown commands, errors without raw
+// errnos, --socket/--config everywhere a client talks to a socket, and the bash completion.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUNDLE } from "../helpers/daemon.js";
+
+let dir: string;
+before(() => (dir = mkdtempSync(join(tmpdir(), "stevedore-style-"))));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BUNDLE, ...args], { env: { ...process.env, STEVEDORE_CONFIG: "", ...env } });
+    let stdout = "", stderr = "";
+    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    p.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test("a mistyped command: unknown command with the closest name, exit 2; help for an unknown command says so, exit 2", async () => {
+  const r = await cli(["statuss"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^stevedore: unknown command "statuss"; did you mean status\?\n/);
+  const far = await cli(["frobnicate"]);
+  assert.equal(far.code, 2);
+  assert.match(far.stderr, /^stevedore: unknown command "frobnicate"\n/);
+  const h = await cli(["help", "frob"]);
+  assert.equal(h.code, 2);
+  assert.match(h.stderr, /^stevedore: unknown command "frob"/);
+  assert.equal(h.stdout, "");
+  assert.match((await cli(["help", "reloda"])).stderr, /did you mean reload\?/);
+});
+
+test("every client command takes --socket and --config; errors are lowercase stevedore: lines without raw errnos", async () => {
+  const none = join(dir, "none.sock");
+  const conf = join(dir, "c.conf");
+  writeFileSync(conf, `state_dir = "${dir}"\n`);
+  for (const args of [["status"], ["reload"], ["proxy", "status"], ["services"], ["deployments"], ["deployment", "x"], ["admin", "config"]]) {
+    const r = await cli([...args, "--config", conf, "--socket", none], { STEVEDORE_QUERY_TOKEN: "t" });
+    assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /^stevedore: [a-z].*is the daemon running\? .*--socket\n$/, args.join(" "));
+    assert.doesNotMatch(r.stderr, /E[A-Z]{4,}/, args.join(" "));
+  }
+});
+
+test("core key reads the config as leniently as status: an unrelated error does not hide core_key_file", async () => {
+  const key = join(dir, "core.key");
+  writeFileSync(key, Buffer.alloc(32, 7));
+  const conf = join(dir, "broken.conf");
+  writeFileSync(conf, `core_key_file = "${key}"\nlog_level = "loud"\n`);
+  const r = await cli(["core", "key", "--config", conf]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, Buffer.alloc(32, 7).toString("base64") + "\n");
+});
+
+test("a permission error says what to do, not EACCES", { skip: process.getuid?.() === 0 && "root opens every file" }, async () => {
+  const d = join(dir, "locked");
+  mkdirSync(d);
+  const key = join(d, "core.key");
+  writeFileSync(key, "x");
+  chmodSync(key, 0o000);
+  const conf = join(dir, "locked.conf");
+  writeFileSync(conf, `core_key_file = "${key}"\n`);
+  const r = await cli(["core", "key", "--config", conf]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^stevedore: cannot read the core key: permission denied on \S+core\.key: run as root/);
+  assert.doesNotMatch(r.stderr, /EACCES/);
+});
+
+test("completion bash: generated from the command table; bash accepts it and completes commands and options", async () => {
+  const r = await cli(["completion", "bash"]);
+  assert.equal(r.code, 0, r.stderr);
+  const help = (await cli(["help"])).stdout;
+  for (const m of help.matchAll(/^ {2}([a-z-]+) /gm)) assert.match(r.stdout, new RegExp(`\\b${m[1]}\\b`), m[1]);
+  const script = join(dir, "completion.bash");
+  writeFileSync(script, r.stdout);
+  const complete = (line: string) => {
+    const words = line.split(" ");
+    return execFileSync("bash", ["-c", `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _stevedore; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8" }).trim().split("\n");
+  };
+  assert.deepEqual(complete("stevedore sta"), ["status"]);
+  assert.deepEqual(complete("stevedore help sta"), ["status"]);
+  assert.ok(complete("stevedore proxy ").includes("routes"));
+  assert.ok(complete("stevedore check-config --").includes("--print"));
+  assert.ok(complete("stevedore status --").includes("--socket"));
+  assert.equal((await cli(["completion", "zsh"])).code, 2);
+});
+
+test("describeError: EACCES, ENOENT and ECONNREFUSED become a sentence that says what to do", async () => {
+  const { describeError } = await import("../../src/cli/command.js");
+  const err = (code: string, extra: object) => Object.assign(new Error(`${code}: raw`), { code, ...extra });
+  assert.equal(describeError(err("EACCES", { path: "/etc/stevedore/k.pem" })), "permission denied on /etc/stevedore/k.pem: run as root or as a user that may use it");
+  assert.match(describeError(err("ENOENT", { address: "/run/stevedore/x.sock" })), /^\/run\/stevedore\/x\.sock does not exist: is the daemon running\?/);
+  assert.match(describeError(err("ECONNREFUSED", { address: "/run/x.sock" })), /^nothing listens on \/run\/x\.sock: is the daemon running\?/);
+  assert.equal(describeError(new Error("Something broke")), "something broke");
+});
+
+test("a missing job file is a sentence, not an errno", async () => {
+  const r = await cli(["jobs", "submit", join(dir, "nope.json"), "--manager", "http://127.0.0.1:1"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^stevedore: cannot read the job file: \S+nope\.json does not exist\n$/);
+});

@@ -1,0 +1,120 @@
+// check-config's file checks (certificates and keys as the daemon loads them), line order, -t and --print.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkFiles, parseConfig, printConfig, ConfigError, KEYS } from "../../src/config/index.js";
+import { BUNDLE } from "../helpers/daemon.js";
+
+let dir: string;
+const pem = (tag: string) => ({ cert: join(dir, `${tag}.crt`), key: join(dir, `${tag}.key`) });
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "stevedore-check-"));
+  for (const tag of ["a", "b"])
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", pem(tag).key, "-out", pem(tag).cert, "-days", "2", "-subj", `/CN=${tag}.example.com`], { stdio: "ignore" });
+  writeFileSync(join(dir, "garbage.pem"), "not pem\n");
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BUNDLE, ...args], { env: { ...process.env, STEVEDORE_CONFIG: "" } });
+    let stdout = "", stderr = "";
+    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    p.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+test("checkFiles: matching pair ok; missing, not PEM, mismatched key are errors with their line; expiry is a warning", () => {
+  const a = pem("a"), b = pem("b");
+  assert.deepEqual(checkFiles(`core_tls_cert = "${a.cert}"\ncore_tls_key = "${a.key}"\n`, "f.conf"), { errors: [], warnings: [] });
+  const text = [
+    `manager_tls_cert = "${a.cert}"`,
+    `manager_tls_key = "${b.key}"`,
+    `proxy_default_cert = "${join(dir, "none.crt")}"`,
+    `proxy_default_key = "${join(dir, "garbage.pem")}"`,
+    "[[site]]",
+    'hostname = "x.example.com"',
+    'backends = ["127.0.0.1:1"]',
+    `tls_cert = "${join(dir, "garbage.pem")}"`,
+    `tls_key = "${a.key}"`,
+  ].join("\n");
+  const r = checkFiles(text, "f.conf");
+  assert.deepEqual(r.errors, [
+    `f.conf:2: manager_tls_key ${b.key} does not match the certificate ${a.cert}`,
+    `f.conf:3: proxy_default_cert ${join(dir, "none.crt")} does not exist`,
+    `f.conf:4: proxy_default_key ${join(dir, "garbage.pem")} is not a PEM private key`,
+    `f.conf:8: tls_cert ${join(dir, "garbage.pem")} is not a PEM certificate`,
+  ]);
+  assert.deepEqual(r.warnings, []);
+  const later = checkFiles(`core_tls_cert = "${a.cert}"\ncore_tls_key = "${a.key}"\n`, "f.conf", Date.now() + 10 * 86400_000);
+  assert.deepEqual(later.errors, []);
+  assert.match(later.warnings[0]!, /^f\.conf:1: core_tls_cert \S+a\.crt expired on \d{4}-.*: renew it$/);
+});
+
+test("checkFiles: a directory or a FIFO named as a certificate is an error at once (never a hang)", () => {
+  const fifo = join(dir, "fifo.pem");
+  execFileSync("mkfifo", [fifo]);
+  const r = checkFiles(`core_tls_cert = "${dir}"\ncore_tls_key = "${fifo}"\n`, "f.conf");
+  assert.deepEqual(r.errors, [`f.conf:1: core_tls_cert ${dir} is not a regular file`, `f.conf:2: core_tls_key ${fifo} is not a regular file`]);
+});
+
+test("checkFiles: an unreadable file says permission denied and what to do (not as root)", { skip: process.getuid?.() === 0 && "root reads every file" }, () => {
+  const f = join(dir, "secret.key");
+  writeFileSync(f, "x");
+  chmodSync(f, 0o000);
+  const r = checkFiles(`core_tls_cert = "${pem("a").cert}"\ncore_tls_key = "${f}"\n`, "f.conf");
+  assert.match(r.errors[0]!, /^f\.conf:2: core_tls_key \S+ is not readable \(permission denied: run as root/);
+});
+
+test("a port out of range says the range; errors come in line order", () => {
+  try {
+    parseConfig(['proxy_https_listen = "0.0.0.0:70000"', "nope = 1", 'core_listen = "127.0.0.1:99999"', "[[site]]", 'hostname = "a.example.com"', 'backends = ["10.0.0.1:0"]', 'log_level = "x"'].join("\n"), "p.conf", {});
+    assert.fail("should throw");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.errors, [
+      'p.conf:1: proxy_https_listen must be host:port or "" (port 70000 is out of range: use 1–65535, or 0 for any free port)',
+      "p.conf:2: unknown key nope",
+      'p.conf:3: core_listen must be host:port or "" (port 99999 is out of range: use 1–65535, or 0 for any free port)',
+      'p.conf:4: [[site]] backend "10.0.0.1:0" must be host:port (port 0 is out of range: use 1–65535)',
+      "p.conf:7: unknown key log_level in [[site]]",
+    ]);
+  }
+});
+
+test("printConfig: every key with its default, sites as [[site]]; the output parses back to the same config", () => {
+  const c = parseConfig('log_level = "debug"\n[[site]]\nhostname = "a.example.com"\nbackends = ["127.0.0.1:1"]\n', "x.conf", {});
+  const text = printConfig(c);
+  for (const key of Object.keys(KEYS)) assert.match(text, new RegExp(`^${key} = `, "m"));
+  assert.match(text, /^log_level = "debug"$/m);
+  assert.match(text, /^state_dir = "\/var\/lib\/stevedore"$/m);
+  const again = parseConfig(text, "x.conf", {});
+  const noLines = (x: typeof c) => ({ ...x, file: "", dynamic: { ...x.dynamic, sites: x.dynamic.sites.map((s) => ({ ...s, line: 0 })) } });
+  assert.deepEqual(noLines(again), noLines(c));
+});
+
+test("CLI: -t is check-config; cert errors exit 1 in line order; --print prints the effective config", async () => {
+  const a = pem("a"), b = pem("b");
+  const bad = join(dir, "bad.conf");
+  writeFileSync(bad, `nope = 1\ncore_tls_cert = "${a.cert}"\ncore_tls_key = "${b.key}"\nmanager_listen = "127.0.0.1:65536"\n`);
+  const r = await cli(["-t", "--config", bad]);
+  assert.equal(r.status, 1);
+  assert.deepEqual(r.stderr.trimEnd().split("\n"), [
+    `stevedore: ${bad}:1: unknown key nope`,
+    `stevedore: ${bad}:3: core_tls_key ${b.key} does not match the certificate ${a.cert}`,
+    `stevedore: ${bad}:4: manager_listen must be host:port or "" (port 65536 is out of range: use 1–65535, or 0 for any free port)`,
+  ]);
+  const good = join(dir, "good.conf");
+  writeFileSync(good, `core_tls_cert = "${a.cert}"\ncore_tls_key = "${a.key}"\n`);
+  assert.deepEqual(await cli(["-t", "--config", good]), { status: 0, stdout: "ok\n", stderr: "" });
+  const p = await cli(["check-config", "--print", "--config", good]);
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, new RegExp(`^core_tls_key = "${a.key.replace(/[.]/g, "\\.")}"$`, "m"));
+  assert.match(p.stdout, /^admin_socket_path = "\/run\/stevedore\/admin\.sock"$/m);
+  assert.match(p.stdout, /^shaman_gc_period_secs = 86400$/m);
+});
