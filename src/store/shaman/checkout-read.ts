@@ -1,0 +1,94 @@
+// Reading Shaman checkouts without the store instance (the core API and the Shaman routes both use
+// it): a checkout's files with their checksums and sizes, and a copy of it into another directory.
+import { chmod, copyFile, lstat, mkdir, readdir, readlink, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { mapLimit } from "../../base/index.js";
+import { checkoutRelPath, isCheckoutId } from "./store.js";
+
+export interface CheckoutFile {
+  /** relative to the checkout */
+  path: string;
+  sha: string;
+  size: number;
+  /** the blob the checkout links to */
+  blob: string;
+}
+
+/** No checkout of that id (or the id is not a checkout id). */
+export class CheckoutNotFound extends Error {
+  constructor(readonly id: string) {
+    super(`no such Shaman checkout: ${id}`);
+  }
+}
+
+/** The checkout's files are more than the caller allows. */
+export class CheckoutTooLarge extends Error {}
+
+/** files copied at once */
+const COPY_LANES = 8;
+
+/** where the daemon keeps the Shaman store */
+export function shamanRoot(stateDir: string): string {
+  return join(resolve(stateDir), "shaman");
+}
+
+/** `<root>/stored/<2 hex>/<62 hex>/<size>.blob`, captured */
+function blobRe(root: string): RegExp {
+  const stored = join(root, "stored").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${stored}/([0-9a-f]{2})/([0-9a-f]{62})/(0|[1-9][0-9]*)\\.blob$`);
+}
+
+/**
+ * The files of checkout `id` under the store at `root`, sorted by path. Only links into the store
+ * are files of a checkout (the store makes nothing else); anything else is an error, never followed.
+ */
+export async function checkoutFiles(root: string, id: string): Promise<CheckoutFile[]> {
+  if (!isCheckoutId(id)) throw new CheckoutNotFound(id);
+  const top = join(root, "checkouts", checkoutRelPath(id));
+  const st = await lstat(top).catch(() => undefined);
+  if (!st?.isDirectory()) throw new CheckoutNotFound(id);
+  const re = blobRe(root);
+  const out: CheckoutFile[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(join(dir, e.name), path);
+      else if (e.isSymbolicLink()) {
+        const blob = await readlink(join(dir, e.name));
+        const m = re.exec(blob);
+        if (!m) throw new Error(`checkout ${id}: ${path} does not link into the store`);
+        out.push({ path, sha: m[1]! + m[2]!, size: Number(m[3]), blob });
+      } else throw new Error(`checkout ${id}: ${path} is not a link into the store`);
+    }
+  };
+  await walk(top, "");
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** a checkout's files as Checkout Definition File lines, `{sha256} {size} {path}\n` each */
+export function cdfText(files: readonly CheckoutFile[]): string {
+  return files.map((f) => `${f.sha} ${f.size} ${f.path}\n`).join("");
+}
+
+/**
+ * Copy checkout `id` into `dest` (an existing, empty directory): real files (0644) and directories
+ * (0755), no links, so whoever reads `dest` cannot reach the store. More than `maxBytes` in total
+ * → CheckoutTooLarge before anything is copied.
+ */
+export async function copyCheckout(root: string, id: string, dest: string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<{ files: number; bytes: number }> {
+  const files = await checkoutFiles(root, id);
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  if (bytes > maxBytes) throw new CheckoutTooLarge(`checkout ${id} holds ${bytes} bytes, more than the limit of ${maxBytes}`);
+  const dirs = new Set<string>();
+  for (const f of files) for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1)) dirs.add(f.path.slice(0, i));
+  // parents sort before their children
+  for (const d of [...dirs].sort()) await mkdir(join(dest, d), { mode: 0o755 });
+  await mapLimit(files, COPY_LANES, async (f) => {
+    const to = join(dest, f.path);
+    await copyFile(f.blob, to);
+    await chmod(to, 0o644);
+    // a blob is complete before it is visible and never rewritten; a size check costs little
+    if ((await stat(to)).size !== f.size) throw new Error(`checkout ${id}: ${f.path} is not ${f.size} bytes`);
+  });
+  return { files: files.length, bytes };
+}
