@@ -2,7 +2,7 @@
 // size, checkout requirements and creation (text/plain), and the store's status and GC for the CLI.
 import type { FileHandle } from "node:fs/promises";
 import { HttpError, httpDate, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute, type Incoming } from "../http/index.js";
-import { CheckoutError, isCheckoutId, parseCdf, SHA256_HEX_RE, sizeProblem, type BlobKey, type CdfEntry, type GcResult, type ShamanStats, type ShamanStore } from "../store/index.js";
+import { CheckoutError, CheckoutNotFound, cdfText, checkoutFiles, isCheckoutId, parseCdf, SHA256_HEX_RE, sizeProblem, type BlobKey, type CdfEntry, type GcResult, type ShamanStats, type ShamanStore } from "../store/index.js";
 import { log } from "../log.js";
 
 export interface ShamanDeps {
@@ -175,6 +175,20 @@ export function shamanRoutes(deps: ShamanDeps): ApiRoute[] {
         const rel = await store.createCheckout(id, entries);
         log.info("shaman: checkout created", { checkout: id, files: entries.length, user: subjectOf(req) });
         return { status: 200, body: rel };
+      }),
+    },
+    {
+      // an extension: the checkout's files as Checkout Definition File lines (workers fetch them)
+      method: "GET",
+      path: "/checkout/files/:checkoutID",
+      handler: textErrors(async (req) => {
+        try {
+          const files = await checkoutFiles(store.root, req.params.checkoutID ?? "");
+          return { status: 200, body: cdfText(files) };
+        } catch (err) {
+          if (err instanceof CheckoutNotFound) throw new HttpError(404, err.message);
+          throw err;
+        }
       }),
     },
     {

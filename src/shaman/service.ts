@@ -61,7 +61,7 @@ export function shamanService(ctx: DaemonContext): ShamanService {
           throw new HttpError(503, `shaman unavailable: ${failure}`);
         };
         return ["POST", "OPTIONS", "GET"].map((method) => ({ method, path: "/files/:checksum/:filesize", handler: refuse }))
-          .concat([{ method: "POST", path: "/checkout/requirements", handler: refuse }, { method: "POST", path: "/checkout/create/:checkoutID", handler: refuse }])
+          .concat([{ method: "POST", path: "/checkout/requirements", handler: refuse }, { method: "POST", path: "/checkout/create/:checkoutID", handler: refuse }, { method: "GET", path: "/checkout/files/:checkoutID", handler: refuse }])
           .concat([{ method: "GET", path: "/shaman/status", handler: refuse }, { method: "POST", path: "/shaman/gc", handler: refuse }]);
       }
       schedule(Math.min(FIRST_GC_MAX_MS, ctx.dynamic().shaman_gc_period_secs * 1000));
