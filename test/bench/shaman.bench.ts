@@ -3,7 +3,7 @@
 // (2) /checkout/requirements of 100,000 lines vs a bare loop of fs.stat of the same blob paths, and
 //     /checkout/create of 10,000 files vs a bare loop of mkdir + fs.symlink making the same tree (goal ≥ 0.5×);
 // (3) `stevedore shaman push` of a 10,000-file tree, second run (nothing to upload) vs
-//     `find DIR -type f | xargs sha256sum` (goal ≤ 1.5×).
+//     `find DIR -type f -print0 | xargs -0 sha256sum` (goal ≤ 1.5×; -print0: the paths hold spaces).
 // Run: make build && node --import tsx test/bench/shaman.bench.ts
 //   BENCH_SHAMAN_UPLOAD_MIB (default 256; 1024 for the issue's 1 GiB), BENCH_ROUNDS (default 3),
 //   BENCH_SHAMAN_PARTS (default "upload,checkout,push").
@@ -160,7 +160,7 @@ async function pushPart(): Promise<void> {
   const ours: number[] = [];
   const anchor: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    anchor.push((await timed("sh", ["-c", `find '${tree}' -type f | xargs sha256sum > /dev/null`])).ms);
+    anchor.push((await timed("sh", ["-c", `find '${tree}' -type f -print0 | xargs -0 sha256sum > /dev/null`])).ms);
     const again = await timed(process.execPath, push);
     const out = JSON.parse(again.stdout) as { uploaded_files: number; unchanged: boolean };
     if (out.uploaded_files !== 0 || !out.unchanged) throw new Error(`second push did work: ${again.stdout}`);
