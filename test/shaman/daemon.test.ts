@@ -85,6 +85,14 @@ test("shaman push uploads what is missing and creates the checkout; a second pus
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /^checkout shot_02: 02\/shot_02 \(5 files, .*; unchanged, it exists with these files\)\n$/);
   assert.equal(d.logs.filter((l) => /checkout created.*shot_02/.test(l)).length, 1, "created once");
+  // what push asks: the listing's ETag is the definition's SHA-256; If-None-Match with it is 304
+  const auth = ["-H", `Authorization: Bearer ${token}`];
+  const listing = await curl([...auth, "-D", "-", `${base}/checkout/files/shot_02`]);
+  const etag = /^etag: (".*")\r?$/im.exec(listing.body)?.[1];
+  assert.equal(etag, `"${sha(listing.body.slice(listing.body.indexOf("\r\n\r\n") + 4))}"`);
+  assert.equal((await curl([...auth, "-H", `If-None-Match: ${etag}`, `${base}/checkout/files/shot_02`])).status, 304);
+  assert.equal((await curl([...auth, "-H", `If-None-Match: "${sha("other")}"`, `${base}/checkout/files/shot_02`])).status, 200);
+  assert.equal((await curl([...auth, `${base}/checkout/files/no_such`])).status, 404);
   // other files under an existing ID: refused, the checkout left as it was
   await writeFile(join(tree, "textures", "same.png"), "changed");
   const changed = await cli(["shaman", "push", tree, "--checkout", "shot_02", "--manager", base, "--config", d.configPath]);

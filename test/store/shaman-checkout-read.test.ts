@@ -7,7 +7,7 @@ import { lstat, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { ShamanStore, CheckoutNotFound, CheckoutTooLarge, cdfText, checkoutFiles, copyCheckout, parseCdf, shamanRoot } from "../../src/store/index.js";
+import { ShamanStore, CheckoutNotFound, CheckoutTooLarge, cdfText, checkoutFiles, copyCheckout, definitionSha, parseCdf, readCheckoutSum, shamanRoot } from "../../src/store/index.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -62,3 +62,17 @@ test("a link in a checkout that does not point into the store is an error, never
   await mkdir(dest);
   await assert.rejects(copyCheckout(root, "shot_1", dest), /does not link into the store/);
 });
+
+test("the definition's SHA-256 is kept at creation and ignored once the directory is another", async (t) => {
+  const { root, store } = await setup(t);
+  const files = await checkoutFiles(root, "shot_1");
+  assert.equal(await readCheckoutSum(root, "shot_1"), definitionSha(files));
+  assert.equal(definitionSha(files), sha(Buffer.from(cdfText(files))));
+  assert.equal(await readCheckoutSum(root, "nope_1"), undefined);
+  await rm(store.checkoutPath("shot_1"), { recursive: true });
+  await mkdir(join(dir0(store.checkoutPath("shot_1")), "shot_1_other"), { recursive: true }); // take the inode
+  await mkdir(store.checkoutPath("shot_1"));
+  assert.equal(await readCheckoutSum(root, "shot_1"), undefined);
+});
+
+const dir0 = (p: string) => join(p, "..");

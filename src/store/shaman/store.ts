@@ -10,6 +10,7 @@ import { log } from "../../log.js";
 import { fsyncDir } from "../atomic.js";
 import { ensureDir } from "../dirs.js";
 import type { CdfEntry } from "./cdf.js";
+import { definitionSha, writeCheckoutSum } from "./checkout-read.js";
 
 /** one file of the store: its SHA-256 (lowercase hex) and size */
 export interface BlobKey {
@@ -359,6 +360,7 @@ export class ShamanStore {
     }
     await fsyncDir(join(target, ".."));
     await fsyncDir(this.checkoutsDir);
+    await writeCheckoutSum(this.root, id, definitionSha(entries));
     return checkoutRelPath(id);
   }
 
