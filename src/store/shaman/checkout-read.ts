@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { mapLimit } from "../../base/index.js";
-import { checkoutRelPath, isCheckoutId } from "./store.js";
+import { checkoutRelPath, isCheckoutId } from "./checkout-id.js";
 
 export interface CheckoutFile {
   /** relative to the checkout */
