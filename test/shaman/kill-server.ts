@@ -9,7 +9,9 @@ import { ShamanStore } from "../../src/store/index.js";
 
 const root = process.argv[2];
 if (!root) throw new Error("usage: kill-server STORE_DIR");
-setLogSink(() => {});
+setLogSink((line) => {
+  if (/level=error|"level":"error"/.test(line)) process.stderr.write(line + "\n");
+});
 
 /** kill -9 right after the next successful answer is handed to the kernel (the client still gets
  *  it): the moment an answer given before its blob or checkout is in place would be lost */
