@@ -1,13 +1,13 @@
 // `stevedore shaman ...`: push a local tree into the manager's Shaman store as a checkout (upload
 // only what is missing), and the store's status and GC.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, opendir, stat } from "node:fs/promises";
+import { closeSync, createReadStream, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { mapLimit } from "../base/index.js";
-import { isCheckoutId, pathProblem } from "../store/index.js";
+import { checkoutRelPath, isCheckoutId, pathProblem } from "../store/index.js";
 import { VERSION } from "../version.js";
 import { CommandError, UsageError, describeError, parse, unreachable, type Command } from "./command.js";
 import { MANAGER_OPTIONS, MANAGER_OPTIONS_HELP, printJson } from "./jobs.js";
@@ -21,6 +21,8 @@ const MAX_TEXT_ANSWER = 64 * 1024 * 1024;
 /** rounds of "ask requirements, upload what is missing" before giving up on other clients */
 const MAX_ROUNDS = 60;
 const PROGRESS_EVERY_MS = 100;
+/** files hashed at once (reads overlap; the hashing itself is quick for small files) */
+const HASH_LANES = 16;
 
 const USAGE = `usage: stevedore shaman push DIR --checkout ID [--jobs N] [--json]
        stevedore shaman status [--json]
@@ -34,7 +36,11 @@ The manager's Shaman file store (see stevedore(8), SHAMAN).
                     to it and asked about again), then create the checkout
                     (POST /checkout/create/ID) and print where it is, relative
                     to <state_dir>/shaman/checkouts. A second push of the same
-                    tree uploads nothing. On a terminal one progress line shows
+                    tree uploads nothing; pushed again to the same ID it
+                    finds the checkout there with the same files (GET
+                    /checkout/files/ID) and neither uploads nor creates
+                    anything (other files under an existing ID: exit 1).
+                    On a terminal one progress line shows
                     files and bytes. Symbolic links to files are followed,
                     other links and special files skipped.
   --checkout ID     (push) the checkout's ID: 2-64 of A-Z a-z 0-9 _
@@ -134,6 +140,15 @@ interface LocalFile {
   sha: string;
 }
 
+/** a symbolic link to a regular file (a dangling or looping link is skipped like other links) */
+function linkedFile(abs: string): boolean {
+  try {
+    return statSync(abs).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Every regular file under `root` (links to files followed), relative paths with "/". */
 async function listFiles(root: string): Promise<{ path: string; abs: string }[]> {
   const rootStat = await stat(root).catch((err: Error) => {
@@ -141,28 +156,48 @@ async function listFiles(root: string): Promise<{ path: string; abs: string }[]>
   });
   if (!rootStat.isDirectory()) throw new CommandError(`${root} is not a directory`);
   const out: { path: string; abs: string }[] = [];
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    for await (const e of await opendir(dir)) {
+  // synchronous: nothing else runs meanwhile, and it is several times faster for large trees
+  const walk = (dir: string, rel: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
       const abs = join(dir, e.name);
       const path = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        await walk(abs, path);
+        walk(abs, path);
         continue;
       }
       let isFile = e.isFile();
-      if (e.isSymbolicLink()) isFile = (await stat(abs).catch(() => undefined))?.isFile() ?? false;
+      if (e.isSymbolicLink()) isFile = linkedFile(abs);
       if (!isFile) continue;
       const problem = pathProblem(path);
       if (problem) throw new CommandError(`${path}: cannot be sent to Shaman: ${problem}`);
       if (out.push({ path, abs }) > MAX_FILES) throw new CommandError(`more than ${MAX_FILES} files under ${root}`);
     }
   };
-  await walk(root, "");
+  try {
+    walk(root, "");
+  } catch (err) {
+    if (err instanceof CommandError) throw err;
+    throw new CommandError(`cannot read ${root}: ${(err as Error).message}`);
+  }
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
 }
 
+/** files smaller than this are read in one call and hashed at once (most of a tree's files: no stream set-up) */
+const wholeRead = Buffer.allocUnsafe(1024 * 1024);
+
+/** Small files are read and hashed synchronously: a CLI has nothing else to do meanwhile, and
+ *  10,000 small files go about five times faster than through the thread pool. */
 async function hashFile(abs: string): Promise<{ sha: string; size: number }> {
+  const fd = openSync(abs, "r");
+  try {
+    // one read into a reused buffer (no await in between, so the lanes never share it); a read
+    // short of the buffer is the whole file
+    const n = readSync(fd, wholeRead, 0, wholeRead.length, 0);
+    if (n < wholeRead.length) return { sha: createHash("sha256").update(wholeRead.subarray(0, n)).digest("hex"), size: n };
+  } finally {
+    closeSync(fd);
+  }
   const hash = createHash("sha256");
   let size = 0;
   for await (const chunk of createReadStream(abs, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
@@ -241,7 +276,7 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
   if (listed.length === 0) throw new CommandError(`no files under ${dir}`);
   let hashed = 0;
   let hashedBytes = 0;
-  const files: LocalFile[] = await mapLimit(listed, Math.min(jobs, 8), async (f) => {
+  const files: LocalFile[] = await mapLimit(listed, HASH_LANES, async (f) => {
     const h = await hashFile(f.abs).catch((err: Error) => {
       throw new CommandError(`cannot read ${f.abs}: ${describeError(err)}`);
     });
@@ -253,7 +288,19 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
   const byPath = new Map(files.map((f) => [f.path, f]));
   const cdf = files.map((f) => `${f.sha} ${f.size} ${f.path}`).join("\n");
   const totalBytes = files.reduce((n, f) => n + f.size, 0);
-
+  const summary = (location: string, uploadedFiles: number, uploadedBytes: number, unchanged: boolean) => {
+    if (json) {
+      printJson({ checkout, path: location, files: files.length, bytes: totalBytes, uploaded_files: uploadedFiles, uploaded_bytes: uploadedBytes, unchanged });
+    } else {
+      const what = unchanged ? "unchanged, it exists with these files" : `uploaded ${uploadedFiles} files, ${formatBytes(uploadedBytes)}`;
+      process.stdout.write(`checkout ${checkout}: ${location} (${files.length} files, ${formatBytes(totalBytes)}; ${what})\n`);
+    }
+    return 0;
+  };
+  // the checkout exists with exactly these files (a push run again): nothing to upload or create;
+  // its blobs are linked, so the GC keeps them without a touch
+  const existing = await sameCheckout(target, checkout, cdf);
+  if (existing) return summary(existing, 0, 0, true);
   let uploadedFiles = 0;
   let uploadedBytes = 0;
   let sentBytes = 0;
@@ -289,15 +336,29 @@ async function push(target: ManagerTarget, dir: string, checkout: string, jobs: 
   }
   progress.done();
   const created = await textCall(target, `/checkout/create/${checkout}`, cdf);
-  if (created.status === 409) throw new CommandError(`checkout ${checkout} already exists`);
-  if (created.status !== 200) throw new CommandError(`create: ${replyErrorText(created)}`);
-  const location = created.text.trim();
-  if (json) {
-    printJson({ checkout, path: location, files: files.length, bytes: totalBytes, uploaded_files: uploadedFiles, uploaded_bytes: uploadedBytes });
-  } else {
-    process.stdout.write(`checkout ${checkout}: ${location} (${files.length} files, ${formatBytes(totalBytes)}; uploaded ${uploadedFiles} files, ${formatBytes(uploadedBytes)})\n`);
+  if (created.status === 409) {
+    // made meanwhile by another push of the same tree?
+    const same = await sameCheckout(target, checkout, cdf);
+    if (same) return summary(same, uploadedFiles, uploadedBytes, true);
+    throw new CommandError(`checkout ${checkout} already exists`);
   }
-  return 0;
+  if (created.status !== 200) throw new CommandError(`create: ${replyErrorText(created)}`);
+  return summary(created.text.trim(), uploadedFiles, uploadedBytes, false);
+}
+
+/** The checkout's location when it exists with exactly the files of `cdf` (GET /checkout/files/ID);
+ *  undefined when it does not exist; a CommandError when it exists with other files (checkout IDs
+ *  are never reused for other contents: the create would be 409). */
+async function sameCheckout(target: ManagerTarget, checkout: string, cdf: string): Promise<string | undefined> {
+  // the ETag is the SHA-256 of the sorted definition (ours is sorted by path): 304 = the same files
+  const etag = `"${createHash("sha256").update(cdf + "\n").digest("hex")}"`;
+  const headers = { Authorization: await target.authorization(), Accept: "text/plain", "If-None-Match": etag };
+  const r = await rawCall(target, "GET", `/checkout/files/${checkout}`, headers, (req) => req.end());
+  if (r.status === 404) return undefined;
+  if (r.status === 304) return checkoutRelPath(checkout);
+  if (r.status !== 200) throw new CommandError(`checkout ${checkout}: ${replyErrorText(r)}`);
+  if (r.text !== cdf + "\n") throw new CommandError(`checkout ${checkout} already exists with other files (checkout IDs are not reused; choose another)`);
+  return checkoutRelPath(checkout);
 }
 
 /** the text endpoints answer `ERROR ...` lines; the others JSON */

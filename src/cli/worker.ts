@@ -1,9 +1,9 @@
 // `stevedore worker`: run the reference worker in the foreground until shut down.
-import { DEFAULT_INTERVALS, TASK_TYPES, Worker, WorkerFatal, defaultNickname, defaultStateFile, intervalsFromEnv, normalizeManagerUrl } from "../worker/index.js";
+import { DEFAULT_INTERVALS, TASK_TYPES, Worker, WorkerFatal, defaultNickname, defaultShamanCache, defaultStateFile, intervalsFromEnv, normalizeManagerUrl } from "../worker/index.js";
 import { CommandError, UsageError, parse, type Command } from "./command.js";
 
 const USAGE = `usage: stevedore worker --manager URL [--task-types TYPES] [--nickname NAME]
-                        [--state FILE] [--docker-socket PATH]
+                        [--state FILE] [--docker-socket PATH] [--shaman-cache DIR]
 
 Runs a worker of the manager's task farm in the foreground: registers once
 (the worker id and a random secret are kept in the state file, mode 0600),
@@ -18,8 +18,11 @@ progress and log lines, and signs off on SIGTERM/SIGINT or a shutdown request.
                          $XDG_STATE_HOME or ~/.local/state, /stevedore/worker.json)
   --docker-socket PATH   Docker for docker-run (default: DOCKER_HOST unix://..., else
                          /run/docker.sock)
-Commands: echo {message}, sleep {time_in_seconds}, exec {cmd: [...], cwd?, env?}
-(no shell), docker-run {image, cmd?, env?}. With manager_registration_secret set
+  --shaman-cache DIR     files of Shaman checkouts, kept by checksum (default:
+                         shaman-cache beside the state file)
+Commands: echo {message}, sleep {time_in_seconds}, exec {cmd: [...], cwd?, env?,
+checkout?} (no shell; with checkout: ID it runs in a fresh copy of that Shaman
+checkout, fetched from the manager through the cache), docker-run {image, cmd?, env?}. With manager_registration_secret set
 on the manager, put the secret in $STEVEDORE_WORKER_REGISTRATION_SECRET.
 On SIGTERM/SIGINT the running task is stopped and handed back (the sign-off
 re-queues it); a second signal exits at once with status 1. Exit 0 after signing
@@ -36,6 +39,7 @@ export const workerCommand: Command = {
       nickname: { type: "string" },
       state: { type: "string" },
       "docker-socket": { type: "string" },
+      "shaman-cache": { type: "string" },
     });
     if (positionals.length) throw new UsageError("worker takes no arguments");
     if (!values.manager) throw new UsageError("worker needs --manager URL");
@@ -56,14 +60,16 @@ export const workerCommand: Command = {
     const registrationSecret = process.env.STEVEDORE_WORKER_REGISTRATION_SECRET || undefined;
     delete process.env.STEVEDORE_WORKER_REGISTRATION_SECRET;
     const dockerHost = process.env.DOCKER_HOST?.startsWith("unix://") ? process.env.DOCKER_HOST.slice(7) : undefined;
+    const stateFile = values.state || defaultStateFile();
     const worker = new Worker({
       manager,
       taskTypes,
       nickname: values.nickname || defaultNickname(),
-      stateFile: values.state || defaultStateFile(),
+      stateFile,
       registrationSecret,
       dockerSocket: values["docker-socket"] || dockerHost || "/run/docker.sock",
       intervals,
+      shamanCache: values["shaman-cache"] || defaultShamanCache(stateFile),
     });
     const onSignal = (sig: NodeJS.Signals) => {
       if (signalled) {

@@ -1,7 +1,7 @@
 // Bind directories: <state_dir>/binds/<id>. Filled from bind_contents in a temp dir beside the
 // final one, renamed into place; removed only inside the binds root, never following a link out.
 import { mkdtemp, rename, rm, lstat, readdir, chmod } from "node:fs/promises";
-import { ensureDir } from "../store/index.js";
+import { copyCheckout, ensureDir, shamanRoot } from "../store/index.js";
 import { join, resolve, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createGunzip } from "node:zlib";
@@ -15,9 +15,12 @@ export const MAX_ARCHIVE_ENTRIES = 100_000;
 
 export class BindDirs {
   readonly root: string;
+  /** the Shaman store, for bind_contents "shaman:<checkoutID>" */
+  private readonly shaman: string;
 
   constructor(stateDir: string) {
     this.root = resolve(stateDir, "binds");
+    this.shaman = shamanRoot(stateDir);
   }
 
   /** Create the root (0700; containers see only their own dir through the mount) and clear leftovers of an interrupted run. */
@@ -37,14 +40,16 @@ export class BindDirs {
     return p;
   }
 
-  /** Make the bind dir of `id`: empty, or filled from `contents` (a .tar.gz URL). Nothing is left on failure. */
+  /** Make the bind dir of `id`: empty, or filled from `contents` (a .tar.gz URL, or "shaman:<checkoutID>":
+   *  that checkout's files copied). Nothing is left on failure. */
   async create(id: string, contents: string | undefined, download: DownloadOptions & { maxEntries?: number }): Promise<void> {
     const final = this.path(id);
     await this.remove(id); // an orphan of an interrupted create (the registry has no such service)
     const tmp = await mkdtemp(join(this.root, `.tmp-${id}-`));
     try {
       await chmod(tmp, 0o755);
-      if (contents !== undefined) await fillFromUrl(tmp, contents, download);
+      if (contents?.startsWith("shaman:")) await fillFromCheckout(tmp, this.shaman, contents.slice(7), download.maxBytes);
+      else if (contents !== undefined) await fillFromUrl(tmp, contents, download);
       await rename(tmp, final);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -74,6 +79,13 @@ export class BindDirs {
       return false;
     }
   }
+}
+
+/** Copy a Shaman checkout into `dir` (files, not links: the service must not reach the store).
+ *  Throws CheckoutNotFound / CheckoutTooLarge (over `maxBytes`). */
+async function fillFromCheckout(dir: string, shaman: string, id: string, maxBytes: number): Promise<void> {
+  const r = await copyCheckout(shaman, id, dir, maxBytes);
+  log.debug("bind contents copied from a Shaman checkout", { dir, checkout: id, files: r.files, bytes: r.bytes });
 }
 
 /** Download + gunzip + extract into `dir`. Throws DownloadError/DownloadTooLarge/ArchiveError/ArchiveTooLarge. */

@@ -2,6 +2,7 @@
 import { isIP } from "node:net";
 import { HttpError } from "../http/index.js";
 import { DEPLOYMENT_NAME, isDeploymentName } from "../base/index.js";
+import { isCheckoutId } from "../store/index.js";
 
 export interface HostMapEntry {
   HostIp?: string;
@@ -110,7 +111,10 @@ const VALIDATORS: Record<keyof ServiceParams, (v: unknown, field: string) => unk
   },
   bind_contents: (v, f) => {
     const url = str(v, f, 8192);
-    if (url.startsWith("shaman:")) throw bad(`${f}: shaman: checkouts are not supported by this daemon`);
+    if (url.startsWith("shaman:")) {
+      if (!isCheckoutId(url.slice(7))) throw bad(`${f}: shaman:ID needs a checkout ID matching ^[a-zA-Z0-9_]{2,64}$`);
+      return url;
+    }
     let u: URL;
     try {
       u = new URL(url);

@@ -7,6 +7,7 @@ import { parseHostPort } from "../base/index.js";
 import { DockerError, DockerUnavailable } from "../docker/index.js";
 import { HttpError, createApiServer, type ApiErrorStatus, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
 import { log } from "../log.js";
+import { CheckoutNotFound, CheckoutTooLarge } from "../store/index.js";
 import { ArchiveError, ArchiveTooLarge } from "./tar.js";
 import { DownloadError, DownloadTooLarge } from "./download.js";
 import { KeyChecker, keyPath, loadOrCreateKey } from "./key.js";
@@ -32,6 +33,8 @@ export function errorStatus(err: unknown): ApiErrorStatus {
   if (err instanceof ArchiveTooLarge || err instanceof DownloadTooLarge) return { status: 413, message: err.message };
   if (err instanceof ArchiveError) return { status: 400, message: `bad bind_contents archive: ${err.message}` };
   if (err instanceof DownloadError) return { status: 502, message: err.message };
+  if (err instanceof CheckoutNotFound) return { status: 400, message: `bind_contents: ${err.message}` };
+  if (err instanceof CheckoutTooLarge) return { status: 413, message: `bind_contents: ${err.message}` };
   return { status: 500, message: "internal error" };
 }
 

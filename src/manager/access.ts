@@ -25,6 +25,12 @@ function isUserPath(path: string): boolean {
   return path.startsWith("/api/") || path.startsWith("/logfile/") || path.startsWith("/files/") || path.startsWith("/checkout/") || path.startsWith("/shaman/");
 }
 
+/** what a worker may read too (a checkout's listing and its files, to run a task on another
+ *  machine): with Basic auth these are worker paths, with a Bearer token user paths */
+function isWorkerReadable(req: ApiRequest): boolean {
+  return (req.method === "GET" || req.method === "HEAD") && (req.path.startsWith("/files/") || req.path.startsWith("/checkout/files/"));
+}
+
 /** The `before` hook of the API server: sets req.user to the Caller, or answers 401/403/498. */
 export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<ApiResponse | void> {
   return async (req) => {
@@ -33,7 +39,7 @@ export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<Api
       req.user = { kind: "open" } satisfies Caller;
       return;
     }
-    if (isUserPath(req.path)) {
+    if (isUserPath(req.path) && !(isWorkerReadable(req) && /^Basic /i.test(req.header("authorization") ?? ""))) {
       const r = userFromRequest(req.header("authorization"), req.header("cookie"), deps.userKeys(), Date.now());
       if (!r.ok) throw new HttpError(r.status, r.message);
       req.user = { kind: "user", subject: r.subject } satisfies Caller;

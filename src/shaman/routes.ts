@@ -2,7 +2,7 @@
 // size, checkout requirements and creation (text/plain), and the store's status and GC for the CLI.
 import type { FileHandle } from "node:fs/promises";
 import { HttpError, httpDate, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute, type Incoming } from "../http/index.js";
-import { CheckoutError, isCheckoutId, parseCdf, SHA256_HEX_RE, sizeProblem, type BlobKey, type CdfEntry, type GcResult, type ShamanStats, type ShamanStore } from "../store/index.js";
+import { CheckoutError, CheckoutNotFound, cdfText, checkoutFiles, definitionSha, readCheckoutSum, isCheckoutId, parseCdf, SHA256_HEX_RE, sizeProblem, type BlobKey, type CdfEntry, type GcResult, type ShamanStats, type ShamanStore } from "../store/index.js";
 import { log } from "../log.js";
 
 export interface ShamanDeps {
@@ -175,6 +175,28 @@ export function shamanRoutes(deps: ShamanDeps): ApiRoute[] {
         const rel = await store.createCheckout(id, entries);
         log.info("shaman: checkout created", { checkout: id, files: entries.length, user: subjectOf(req) });
         return { status: 200, body: rel };
+      }),
+    },
+    {
+      // an extension: the checkout's files as Checkout Definition File lines (workers fetch them)
+      method: "GET",
+      path: "/checkout/files/:checkoutID",
+      // ETag: the definition's SHA-256; If-None-Match with it is 304 without listing the tree
+      // when the sum was kept at creation (`stevedore shaman push` run again asks this way)
+      handler: textErrors(async (req) => {
+        const id = req.params.checkoutID ?? "";
+        const wanted = req.header("if-none-match")?.trim();
+        const kept = await readCheckoutSum(store.root, id);
+        if (kept && wanted === `"${kept}"`) return { status: 304, headers: { ETag: `"${kept}"` } };
+        try {
+          const files = await checkoutFiles(store.root, id);
+          const etag = `"${definitionSha(files)}"`;
+          if (wanted === etag) return { status: 304, headers: { ETag: etag } };
+          return { status: 200, body: cdfText(files), headers: { ETag: etag } };
+        } catch (err) {
+          if (err instanceof CheckoutNotFound) throw new HttpError(404, err.message);
+          throw err;
+        }
       }),
     },
     {

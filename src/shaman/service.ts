@@ -1,9 +1,8 @@
 // Shaman on the manager listener: opens the store under <state_dir>/shaman (cleaning up after a
 // crash), serves its routes, and runs the GC every shaman_gc_period_secs until stopped.
-import { join } from "node:path";
 import type { DaemonContext } from "../component/index.js";
 import { HttpError, type ApiRoute } from "../http/index.js";
-import { ShamanStore, type GcResult } from "../store/index.js";
+import { ShamanStore, shamanRoot, type GcResult } from "../store/index.js";
 import { log } from "../log.js";
 import { shamanRoutes } from "./routes.js";
 
@@ -54,7 +53,7 @@ export function shamanService(ctx: DaemonContext): ShamanService {
     name: "shaman",
     async start() {
       try {
-        store = await ShamanStore.open(join(ctx.config.static.state_dir, "shaman"));
+        store = await ShamanStore.open(shamanRoot(ctx.config.static.state_dir));
       } catch (err) {
         failure = (err as Error).message;
         log.error("shaman unavailable", { error: failure });
@@ -62,7 +61,7 @@ export function shamanService(ctx: DaemonContext): ShamanService {
           throw new HttpError(503, `shaman unavailable: ${failure}`);
         };
         return ["POST", "OPTIONS", "GET"].map((method) => ({ method, path: "/files/:checksum/:filesize", handler: refuse }))
-          .concat([{ method: "POST", path: "/checkout/requirements", handler: refuse }, { method: "POST", path: "/checkout/create/:checkoutID", handler: refuse }])
+          .concat([{ method: "POST", path: "/checkout/requirements", handler: refuse }, { method: "POST", path: "/checkout/create/:checkoutID", handler: refuse }, { method: "GET", path: "/checkout/files/:checkoutID", handler: refuse }])
           .concat([{ method: "GET", path: "/shaman/status", handler: refuse }, { method: "POST", path: "/shaman/gc", handler: refuse }]);
       }
       schedule(Math.min(FIRST_GC_MAX_MS, ctx.dynamic().shaman_gc_period_secs * 1000));

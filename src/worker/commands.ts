@@ -2,6 +2,7 @@
 // runner resolves when the command succeeded, rejects with the reason when it failed, and stops
 // promptly (rejecting with CommandStopped) when its signal aborts.
 import { spawn } from "node:child_process";
+import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 import type { DockerClient } from "../docker/index.js";
@@ -23,6 +24,8 @@ export interface CommandContext {
   docker(): DockerClient;
   task: TaskInfo;
   commandIdx: number;
+  /** a Shaman checkout as a fresh directory of real files (fetched through the worker's cache) */
+  checkout(id: string): Promise<{ dir: string; dispose(): Promise<void> }>;
 }
 
 export type CommandRunner = (settings: Record<string, unknown>, ctx: CommandContext) => Promise<void>;
@@ -92,15 +95,29 @@ export function envSettings(v: unknown, command: string): Record<string, string>
   throw new BadSettings(`${command}: 'env' must be an object of strings or a list of NAME=VALUE`);
 }
 
+/** exec, with `checkout: ID`: in a fresh copy of that Shaman checkout (cwd relative to it; its path
+ *  also in $STEVEDORE_CHECKOUT), removed when the command ends */
 export async function runExec(settings: Record<string, unknown>, ctx: CommandContext): Promise<void> {
-  const { cmd, cwd } = settings;
+  const { cmd, cwd, checkout } = settings;
   if (!stringArray(cmd) || cmd.length === 0 || !cmd[0]) throw new BadSettings("exec needs 'cmd': a non-empty list of strings");
   if (cwd !== undefined && typeof cwd !== "string") throw new BadSettings("exec: 'cwd' must be a string");
+  if (checkout !== undefined && typeof checkout !== "string") throw new BadSettings("exec: 'checkout' must be a checkout ID");
   const env = envSettings(settings.env, "exec");
+  if (ctx.signal.aborted) throw new CommandStopped();
+  if (checkout === undefined) return spawnExec(cmd, cwd, env, ctx);
+  const co = await ctx.checkout(checkout);
+  try {
+    await spawnExec(cmd, cwd === undefined ? co.dir : resolve(co.dir, cwd), { ...env, STEVEDORE_CHECKOUT: co.dir }, ctx);
+  } finally {
+    await co.dispose();
+  }
+}
+
+async function spawnExec(cmd: string[], cwd: string | undefined, env: Record<string, string> | undefined, ctx: CommandContext): Promise<void> {
   if (ctx.signal.aborted) throw new CommandStopped();
   ctx.log(`exec ${JSON.stringify(cmd)}${cwd ? ` in ${cwd}` : ""}`);
   // its own process group, so a stop reaches the children it started too
-  const child = spawn(cmd[0], cmd.slice(1), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(cmd[0]!, cmd.slice(1), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const outputs = [pipeLines(child.stdout, ctx.log), pipeLines(child.stderr, ctx.log)];
   let killTimer: NodeJS.Timeout | undefined;
   const signalGroup = (sig: NodeJS.Signals) => {

@@ -65,6 +65,25 @@ export class ManagerHttp {
     });
   }
 
+  /** A GET whose body is the caller's to read (a blob): resolves at the answer's head. `idleMs`
+   *  bounds each wait for data, not the whole transfer. A non-2xx body is read (bounded) as `text`. */
+  fetch(path: string, auth: Credentials, idleMs: number): Promise<{ status: number; body: IncomingMessage; text: string }> {
+    const url = new URL(this.baseUrl + path);
+    const headers = { "User-Agent": `stevedore-worker/${VERSION}`, Authorization: "Basic " + Buffer.from(`${auth.id}:${auth.secret}`).toString("base64") };
+    const send = this.isHttps ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method: "GET", headers, agent: this.agent });
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no data within ${idleMs} ms`)));
+      req.once("error", (err) => reject(new ManagerUnreachable(path, err)));
+      req.once("response", (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve({ status, body: res, text: "" });
+        readBounded(res).then((buf) => resolve({ status, body: res, text: buf.toString("utf8") }), (err: Error) => reject(new ManagerUnreachable(path, err)));
+      });
+      req.end();
+    });
+  }
+
   close(): void {
     this.agent.destroy();
   }

@@ -2,7 +2,7 @@
 // It imports only the floor (docker, http, store, config, log, base), never an interface.
 export { Worker, WorkerFatal, parseTask, hs256Token } from "./worker.js";
 export {
-  DEFAULT_INTERVALS, INTERVAL_ENV, TASK_TYPES, defaultNickname, defaultStateFile, intervalsFromEnv, normalizeManagerUrl,
+  DEFAULT_INTERVALS, INTERVAL_ENV, TASK_TYPES, defaultNickname, defaultShamanCache, defaultStateFile, intervalsFromEnv, normalizeManagerUrl,
   type Intervals, type WorkerOptions,
 } from "./options.js";
 export { loadRegistration, saveRegistration, type Registration } from "./state.js";

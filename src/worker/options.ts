@@ -1,7 +1,7 @@
 // The reference worker's options: what the command line gives, and the intervals (5 s in
 // production; tests shorten them through STEVEDORE_WORKER_* environment variables).
 import { homedir, hostname } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export const TASK_TYPES = ["sleep", "echo", "exec", "docker-run"] as const;
 
@@ -71,6 +71,8 @@ export interface WorkerOptions {
   /** Docker socket for docker-run */
   dockerSocket: string;
   intervals: Intervals;
+  /** the Shaman cache (exec commands with `checkout`): blobs by checksum, work directories */
+  shamanCache: string;
 }
 
 /** $STEVEDORE_WORKER_STATE, else /var/lib/stevedore/worker.json as root, else $XDG_STATE_HOME or ~/.local/state. */
@@ -96,4 +98,9 @@ export function normalizeManagerUrl(raw: string): string {
   if (url.username || url.password) throw new Error("manager URL must not carry credentials");
   if (url.search || url.hash) throw new Error("manager URL must not have a query or fragment");
   return url.origin + url.pathname.replace(/\/+$/, "");
+}
+
+/** beside the state file: `<dir of state file>/shaman-cache` */
+export function defaultShamanCache(stateFile: string): string {
+  return join(dirname(stateFile), "shaman-cache");
 }

@@ -9,6 +9,7 @@ import { ManagerHttp, ManagerUnreachable, answerError, type Answer, type Credent
 import type { WorkerOptions } from "./options.js";
 import { TaskReporter, type SendResult, type TaskUpdate } from "./reporter.js";
 import { RUNNERS } from "./runners.js";
+import { ShamanCache } from "./shaman-cache.js";
 import { loadRegistration, saveRegistration } from "./state.js";
 import { Backoff, pause } from "./timing.js";
 
@@ -38,6 +39,7 @@ interface TaskDoc {
 export class Worker {
   private readonly http: ManagerHttp;
   private readonly backoff: Backoff;
+  private readonly shaman: ShamanCache;
   private creds: Credentials | undefined;
   /** aborted by stop(): pauses end, the loop signs off */
   private readonly stopping = new AbortController();
@@ -50,6 +52,7 @@ export class Worker {
 
   constructor(private readonly opts: WorkerOptions, random: () => number = Math.random) {
     this.http = new ManagerHttp(opts.manager, opts.intervals.requestTimeoutMs);
+    this.shaman = new ShamanCache(opts.shamanCache, this.http, opts.intervals.requestTimeoutMs);
     this.backoff = new Backoff(opts.intervals.backoffMinMs, opts.intervals.backoffMaxMs, random);
   }
 
@@ -268,6 +271,10 @@ export class Worker {
         docker: () => (this.docker ??= new DockerClient(this.opts.dockerSocket)),
         task: info,
         commandIdx: i,
+        checkout: (id) => {
+          if (!this.creds) throw new Error("not registered");
+          return this.shaman.checkout(id, this.creds, `${task._id}-${i}`, ctx.log, signal);
+        },
       };
       try {
         await runner(command.settings, ctx);

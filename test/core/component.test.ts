@@ -214,7 +214,10 @@ test("mapping: defaults, port_map array and object, CPU period, labels", () => {
   assert.deepEqual(body.Labels, { "stevedore.core.id": "a1", "stevedore.deployment": "core", "stevedore.service": "a1" });
   assert.equal("Cmd" in body, false);
   assert.throws(() => parseCreateBody({ type: "raw", params: { id: "a1", image: "img", bind_dir: "/d", max_cpu: 10 } }), /max_cpu must be between/);
-  assert.throws(() => parseCreateBody({ type: "raw", params: { id: "a1", image: "img", bind_dir: "/d", bind_contents: "shaman:abc" } }), /shaman/);
+  assert.equal(parseCreateBody({ type: "raw", params: { id: "a1", image: "img", bind_dir: "/d", bind_contents: "shaman:abc" } }).bind_contents, "shaman:abc");
+  for (const bad of ["shaman:", "shaman:a", "shaman:../x", "shaman:a-b", `shaman:${"a".repeat(65)}`]) {
+    assert.throws(() => parseCreateBody({ type: "raw", params: { id: "a1", image: "img", bind_dir: "/d", bind_contents: bad } }), /shaman:ID needs a checkout ID/, bad);
+  }
   assert.throws(() => parseCreateBody({ type: "raw", params: { id: "a1", image: "img", bind_dir: "/d", port_map: { "80/tcp": { HostPort: "99999" } } } }), /HostPort/);
   assert.throws(() => parseCreateBody([]), /JSON object/);
 });

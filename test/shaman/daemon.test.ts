@@ -67,7 +67,7 @@ test("shaman push uploads what is missing and creates the checkout; a second pus
   const first = await cli(["shaman", "push", tree, "--checkout", "shot_01", ...args]);
   assert.equal(first.code, 0, first.stderr);
   const r1 = JSON.parse(first.stdout);
-  assert.deepEqual({ ...r1, bytes: undefined }, { checkout: "shot_01", path: "01/shot_01", files: 5, bytes: undefined, uploaded_files: 3, uploaded_bytes: 110_000 + 3 + 5 });
+  assert.deepEqual({ ...r1, bytes: undefined }, { checkout: "shot_01", path: "01/shot_01", files: 5, bytes: undefined, uploaded_files: 3, uploaded_bytes: 110_000 + 3 + 5, unchanged: false });
   const root = join(d.stateDir, "shaman", "checkouts", "01", "shot_01");
   assert.equal(await readFile(join(root, "textures", "wood", "oak.png"), "utf8"), "png");
   assert.equal(await readFile(join(root, "name with spaces ö.txt"), "utf8"), "hello");
@@ -80,9 +80,26 @@ test("shaman push uploads what is missing and creates the checkout; a second pus
   assert.equal(r2.uploaded_bytes, 0);
   assert.equal(r2.path, "02/shot_02");
 
+  // the same tree to the same ID: found there with these files, nothing uploaded or created
   const again = await cli(["shaman", "push", tree, "--checkout", "shot_02", "--manager", base, "--config", d.configPath]);
-  assert.equal(again.code, 1);
-  assert.match(again.stderr, /^stevedore: checkout shot_02 already exists\n$/);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /^checkout shot_02: 02\/shot_02 \(5 files, .*; unchanged, it exists with these files\)\n$/);
+  assert.equal(d.logs.filter((l) => /checkout created.*shot_02/.test(l)).length, 1, "created once");
+  // what push asks: the listing's ETag is the definition's SHA-256; If-None-Match with it is 304
+  const auth = ["-H", `Authorization: Bearer ${token}`];
+  const listing = await curl([...auth, "-D", "-", `${base}/checkout/files/shot_02`]);
+  const etag = /^etag: (".*")\r?$/im.exec(listing.body)?.[1];
+  assert.equal(etag, `"${sha(listing.body.slice(listing.body.indexOf("\r\n\r\n") + 4))}"`);
+  assert.equal((await curl([...auth, "-H", `If-None-Match: ${etag}`, `${base}/checkout/files/shot_02`])).status, 304);
+  assert.equal((await curl([...auth, "-H", `If-None-Match: "${sha("other")}"`, `${base}/checkout/files/shot_02`])).status, 200);
+  assert.equal((await curl([...auth, `${base}/checkout/files/no_such`])).status, 404);
+  // other files under an existing ID: refused, the checkout left as it was
+  await writeFile(join(tree, "textures", "same.png"), "changed");
+  const changed = await cli(["shaman", "push", tree, "--checkout", "shot_02", "--manager", base, "--config", d.configPath]);
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /^stevedore: checkout shot_02 already exists with other files/);
+  assert.equal(await readFile(join(d.stateDir, "shaman", "checkouts", "02", "shot_02", "textures", "same.png"), "utf8"), "png");
+  await writeFile(join(tree, "textures", "same.png"), "png");
   const human = await cli(["shaman", "push", tree, "--checkout", "shot_03", "--manager", base, "--config", d.configPath]);
   assert.equal(human.code, 0);
   assert.match(human.stdout, /^checkout shot_03: 03\/shot_03 \(5 files, .*; uploaded 0 files, 0 B\)\n$/);

@@ -296,7 +296,7 @@ test("CDF fuzz over HTTP: mutated files get 200 or a clean 400 of ERROR lines; n
   keepAlive.destroy();
   assert.ok(created > 0);
   assert.deepEqual((await readdir(dir)).sort(), ["in", "shaman"]);
-  assert.deepEqual((await readdir(join(dir, "shaman"))).sort(), ["checkouts", "checkouts-building", "stored", "uploading"]);
+  assert.deepEqual((await readdir(join(dir, "shaman"))).sort(), ["checkout-sums", "checkouts", "checkouts-building", "stored", "uploading"]);
   assert.deepEqual(await readdir(store.buildingDir), []);
 });
 

@@ -3,3 +3,5 @@ export { parseCdf, pathProblem, sizeProblem, CDF_LIMITS, SHA256_HEX_RE } from ".
 export type { CdfEntry, CdfResult, CdfLimits } from "./cdf.js";
 export { ShamanStore, CheckoutError, isCheckoutId, checkoutRelPath } from "./store.js";
 export type { BlobKey, BlobState, UploadOutcome, UploadOptions, Requirement, ShamanStats, GcOptions, GcResult } from "./store.js";
+export { checkoutFiles, copyCheckout, cdfText, definitionSha, readCheckoutSum, writeCheckoutSum, shamanRoot, CheckoutNotFound, CheckoutTooLarge } from "./checkout-read.js";
+export type { CheckoutFile } from "./checkout-read.js";

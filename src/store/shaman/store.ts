@@ -10,6 +10,10 @@ import { log } from "../../log.js";
 import { fsyncDir } from "../atomic.js";
 import { ensureDir } from "../dirs.js";
 import type { CdfEntry } from "./cdf.js";
+import { checkoutRelPath, isCheckoutId } from "./checkout-id.js";
+import { definitionSha, writeCheckoutSum } from "./checkout-read.js";
+
+export { checkoutRelPath, isCheckoutId };
 
 /** one file of the store: its SHA-256 (lowercase hex) and size */
 export interface BlobKey {
@@ -77,7 +81,6 @@ export class CheckoutError extends Error {
   }
 }
 
-const CHECKOUT_ID_RE = /^[a-zA-Z0-9_]{2,64}$/;
 const BLOB_NAME_RE = /^(0|[1-9][0-9]*)\.blob$/;
 const HEX2_RE = /^[0-9a-f]{2}$/;
 const HEX62_RE = /^[0-9a-f]{62}$/;
@@ -94,14 +97,6 @@ interface UploadGroup {
   succeed: () => void;
 }
 
-export function isCheckoutId(id: string): boolean {
-  return CHECKOUT_ID_RE.test(id);
-}
-
-/** the checkout's place relative to the checkouts directory: `<last 2 of id>/<id>` */
-export function checkoutRelPath(id: string): string {
-  return `${id.slice(-2)}/${id}`;
-}
 
 export class ShamanStore {
   readonly storedDir: string;
@@ -359,6 +354,7 @@ export class ShamanStore {
     }
     await fsyncDir(join(target, ".."));
     await fsyncDir(this.checkoutsDir);
+    await writeCheckoutSum(this.root, id, definitionSha(entries));
     return checkoutRelPath(id);
   }
 
