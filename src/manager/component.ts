@@ -6,7 +6,7 @@ import { createApiServer, HttpError, type ApiErrorStatus, type ApiRoute, type Ap
 import { JournalError } from "../store/index.js";
 import { log } from "../log.js";
 import { authenticate } from "./access.js";
-import { AuthBusyError, ensureKeyPair, loadUserKeys, WorkerAuth } from "./auth.js";
+import { AuthBusyError, ensureKeyPair, loadUserKeys, mintUserToken, userFromRequest, WorkerAuth, type UserAuth } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
 import { EventHub } from "./events.js";
 import { OBJECT_ID_RE } from "./ids.js";
@@ -34,11 +34,23 @@ function errorStatus(err: unknown): ApiErrorStatus | undefined {
 export interface ManagerExtension {
   readonly name: string;
   /** prepare (open stores, start timers) and give the routes; called when the manager starts */
-  start(): Promise<ApiRoute[]>;
+  start(api: ManagerExtensionApi): Promise<ApiRoute[]>;
+  /** paths (outside /api/ and the other user paths) the extension authenticates itself */
+  openPath?(path: string): boolean;
   /** called when the manager stops, after its listener */
   stop(): Promise<void>;
   /** shown under `name` in the manager's status */
   status?(): Record<string, unknown>;
+}
+
+/** What the manager lends its extensions: the user check of its auth and tokens signed with its key. */
+export interface ManagerExtensionApi {
+  /** the user behind these headers (Bearer, else cookie jwtToken) */
+  verifyUser(authorization: string | undefined, cookie: string | undefined): UserAuth;
+  /** a user token signed with the manager's private key */
+  mintUserToken(subject: string, ttlSecs: number): Promise<string>;
+  /** a TLS listener (cookies get Secure) */
+  readonly tls: boolean;
 }
 
 export interface ManagerOptions {
@@ -99,17 +111,24 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         secretHash: (id) => farm.workerSecretHash(id),
         userKeys: () => userKeys,
         registrationSecret: () => cfg.manager_registration_secret,
+        openPath: (path) => extensions.some((e) => e.openPath?.(path) ?? false),
       });
+      const tls = Boolean(cfg.manager_tls_cert && cfg.manager_tls_key);
+      const api: ManagerExtensionApi = {
+        verifyUser: (authorization, cookie) => userFromRequest(authorization, cookie, userKeys, Date.now()),
+        mintUserToken: (subject, ttlSecs) => mintUserToken(cfg.state_dir, { subject, ttlSecs }),
+        tls,
+      };
       const durable = store;
       const extraRoutes: ApiRoute[] = [];
       for (const ext of extensions) {
-        extraRoutes.push(...(await ext.start()));
+        extraRoutes.push(...(await ext.start(api)));
         started.push(ext);
       }
       server = createApiServer({
         name: "manager",
         listen: cfg.manager_listen,
-        tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key } : undefined,
+        tls: tls ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key } : undefined,
         routes: [...workerRoutes(deps), ...userRoutes(deps), ...extraRoutes],
         params: { task: OBJECT_ID_RE, job: OBJECT_ID_RE, worker: OBJECT_ID_RE, status: /^[a-z-]{1,32}$/ },
         before: (req) => {
