@@ -17,7 +17,8 @@ export function dashboardApp(): void {
     workers: new Map<string, Doc>(),
     seen: new Map<string, number>(), // worker id → when an event last told of it (ms)
     job: undefined as Doc | undefined, // the open job, with its tasks
-    taskHistory: new Map<string, { status: string; at: number }[]>(),
+    taskHistory: new Map<string, { status: string; at: string | number; worker?: string }[]>(),
+    blacklist: [] as Doc[],
     completions: [] as number[], // ms of each task completion seen
     log: "",
     connected: false,
@@ -60,8 +61,11 @@ export function dashboardApp(): void {
     inner.style.width = `${Math.max(0, Math.min(100, pct))}%`;
     return h("span", {}, h("span", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(pct), "aria-label": "progress" }, inner), h("span", { class: "pct" }, `${Math.round(pct)} %`));
   }
-  const table = (head: (string | Node)[], rows: Node[], cls: string[] = []) =>
-    h("div", { class: "tablewrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...head.map((c, i) => h("th", { scope: "col", class: cls[i] }, c)))), h("tbody", {}, ...rows)));
+  /** `cls[i]` goes on column i's head and cells (e.g. hide-narrow: left out at 360 px) */
+  function table(head: (string | Node)[], rows: HTMLElement[], cls: string[] = []): HTMLElement {
+    for (const tr of rows) Array.from(tr.children).forEach((td, i) => { if (cls[i]) td.classList.add(cls[i]!); });
+    return h("div", { class: "tablewrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...head.map((c, i) => h("th", { scope: "col", class: cls[i] || undefined }, c)))), h("tbody", {}, ...rows)));
+  }
   function pager(total: number, page: number, go: (p: number) => void): HTMLElement {
     const pages = Math.max(1, Math.ceil(total / PAGE));
     return h("div", { class: "pager" },
@@ -106,6 +110,7 @@ export function dashboardApp(): void {
     if (r.name === "job" || r.name === "task") await loadJob(r.args[0]!);
     if (r.name === "task") await loadLog(r.args[0]!, r.args[1]!);
     if (r.name === "host") state.host = await api("GET", "/api/dashboard/host");
+    if (r.name === "workers") await loadBlacklist();
     state.ready = true;
     schedule();
   }
@@ -113,7 +118,12 @@ export function dashboardApp(): void {
     state.job = await api("GET", `/api/jobs/${id}`).catch(() => undefined);
   }
   async function loadLog(job: string, task: string): Promise<void> {
-    state.log = await api("GET", `/logfile/${job}/${task}`).catch(() => "");
+    const [log, doc] = await Promise.all([api("GET", `/logfile/${job}/${task}`).catch(() => ""), api("GET", `/api/tasks/${task}`).catch(() => undefined)]);
+    state.log = log;
+    if (doc && doc.history) state.taskHistory.set(task, doc.history);
+  }
+  async function loadBlacklist(): Promise<void> {
+    state.blacklist = (await api("GET", "/api/blacklist").catch(() => ({ lines: [] }))).lines;
   }
 
   // ---- live events: one EventSource (with ?task= on a task page, for its log lines)
@@ -154,14 +164,15 @@ export function dashboardApp(): void {
     const now = Date.now();
     if (t.status === "completed") state.completions.push(now);
     const hist = state.taskHistory.get(t._id) ?? [];
-    if (hist.length === 0 || hist[hist.length - 1]!.status !== t.status) hist.push({ status: t.status, at: now });
+    if (hist.length === 0 || hist[hist.length - 1]!.status !== t.status) hist.push({ status: t.status, at: now, worker: t.worker });
     if (hist.length) state.taskHistory.set(t._id, hist.slice(-50));
     if (state.job && state.job._id === t.job && state.job.tasks) {
       const i = state.job.tasks.findIndex((x: Doc) => x._id === t._id);
       if (i >= 0) state.job.tasks[i] = t;
     }
     const r = route();
-    if (r.name === "job" || r.name === "task" || r.name === "" ) schedule();
+    if (r.name === "workers" && t.status.endsWith("failed")) void loadBlacklist().then(schedule); // may have earned a line
+    if (r.name === "job" || r.name === "task" || r.name === "") schedule();
   }
   function onWorker(w: Doc): void {
     state.workers.set(w._id, w);
@@ -291,7 +302,7 @@ export function dashboardApp(): void {
     return [
       h("h1", {}, `Job ${j.name}`),
       h("dl", { class: "kv" }, h("dt", {}, "status"), h("dd", {}, status(j.status)), h("dt", {}, "progress"), h("dd", {}, bar(j.progress)),
-        h("dt", {}, "tasks"), h("dd", {}, counts(j.task_counts)), h("dt", {}, "type"), h("dd", {}, j.type), h("dt", {}, "id"), h("dd", {}, j._id),
+        h("dt", {}, "tasks"), h("dd", {}, counts(j.task_counts)), h("dt", {}, "type"), h("dd", {}, j.type || "—"), h("dt", {}, "id"), h("dd", {}, j._id),
         h("dt", {}, "submitted"), h("dd", {}, rel(j.created)), h("dt", {}, "updated"), h("dd", {}, rel(j.updated))),
       h("div", { class: "tools" },
         h("button", { id: "job-cancel", class: "danger", disabled: done || j.status === "cancel-requested", onclick: () => void post("cancel", "cancel") }, "Cancel job"),
@@ -364,8 +375,9 @@ export function dashboardApp(): void {
       h("dl", { class: "kv" }, h("dt", {}, "status"), h("dd", { id: "task-status" }, status(t.status)), h("dt", {}, "progress"), h("dd", {}, bar(t.progress ?? 0)),
         h("dt", {}, "type"), h("dd", {}, t.task_type), h("dt", {}, "worker"), h("dd", {}, w ? h("a", { href: `#/workers?focus=${w._id}` }, w.nickname) : t.worker || "—"),
         h("dt", {}, "activity"), h("dd", {}, t.activity || "—"), h("dt", {}, "id"), h("dd", {}, t._id)),
-      h("h2", {}, "Status history (seen by this page)"),
-      hist.length ? h("ol", {}, ...hist.map((e) => h("li", {}, status(e.status), " ", rel(e.at)))) : h("p", { class: "muted" }, `${t.status} since this page opened`),
+      h("h2", {}, "Status history"),
+      hist.length ? h("ol", { id: "history" }, ...hist.map((e) => h("li", {}, status(e.status), " ", rel(e.at), e.worker ? ` on ${state.workers.get(e.worker)?.nickname ?? e.worker}` : "")))
+        : h("p", { class: "muted" }, `${t.status} (no changes since the manager started)`),
       h("h2", {}, "Log (live)"),
       pre,
     ];
@@ -381,9 +393,6 @@ export function dashboardApp(): void {
       for (const j of [state.job, ...state.jobs.values()]) { if (j && j.tasks && j.tasks.some((t: Doc) => t._id === w.current_task)) return h("a", { href: `#/task/${j._id}/${w.current_task}` }, w.current_task); }
       return w.current_task;
     };
-    const fj = h("input", { id: "bl-job", placeholder: "job id", "aria-label": "blacklist job id", size: 24 }) as HTMLInputElement;
-    const ft = h("input", { id: "bl-type", placeholder: "task type", "aria-label": "blacklist task type", size: 10 }) as HTMLInputElement;
-    const fw = h("select", { id: "bl-worker", "aria-label": "worker" }, ...rows.map((w) => h("option", { value: w._id }, w.nickname))) as HTMLSelectElement;
     return [
       h("h1", {}, `Workers (${rows.length})`),
       h("div", { class: "tools" }, lazy, h("label", { for: "lazy" }, "lazy (after the current task)")),
@@ -397,8 +406,11 @@ export function dashboardApp(): void {
             h("button", { class: "danger", onclick: () => void ask(w, "shutdown"), "aria-label": `shut down ${w.nickname}` }, "Shut down"))))),
         ["", "", "hide-narrow", "", "hide-narrow", ""]),
       pager(rows.length, page, (p) => setQuery({ page: String(p) })),
-      h("h2", {}, "Blacklist: forget a line"),
-      h("div", { class: "tools" }, fw, fj, ft, h("button", { onclick: () => void act("forget", () => api("DELETE", `/api/workers/${fw.value}/blacklist`, { job: fj.value.trim(), task_type: ft.value.trim() })) }, "Forget")),
+      h("h2", {}, `Blacklist (${state.blacklist.length})`),
+      state.blacklist.length === 0 ? h("p", { class: "muted" }, "no worker is blacklisted") :
+        table(["worker", "job", "task type", ""], state.blacklist.slice(0, 200).map((l) =>
+          h("tr", {}, h("td", {}, state.workers.get(l.worker)?.nickname ?? l.worker), h("td", { class: "wrap" }, h("a", { href: `#/job/${l.job}` }, state.jobs.get(l.job)?.name ?? l.job)), h("td", {}, l.task_type),
+            h("td", {}, h("button", { "aria-label": `forget blacklist line of ${l.worker} for ${l.task_type}`, onclick: () => void act("forget", async () => { await api("DELETE", `/api/workers/${l.worker}/blacklist`, { job: l.job, task_type: l.task_type }); await loadBlacklist(); }) }, "Forget"))))),
     ];
   }
 
@@ -431,6 +443,7 @@ export function dashboardApp(): void {
     const r = route();
     if (r.name === "task") { state.log = ""; void loadLog(r.args[0]!, r.args[1]!).then(schedule); }
     if (r.name === "host") state.host = undefined;
+    if (r.name === "workers") void loadBlacklist().then(schedule);
     connect();
     render();
     main.focus();

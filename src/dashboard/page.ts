@@ -54,7 +54,8 @@ export const APP_CSS = `
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
 a { color:var(--accent); }
-a:focus-visible, button:focus-visible, select:focus-visible, input:focus-visible, main:focus-visible { outline:3px solid #f0b400; outline-offset:2px; }
+a:focus-visible, button:focus-visible, select:focus-visible, input:focus-visible, pre:focus-visible { outline:3px solid #f0b400; outline-offset:2px; }
+main:focus { outline:none; }
 .skip { position:absolute; left:-999px; } .skip:focus { left:8px; top:8px; background:#fff; padding:4px; z-index:2; }
 .top { display:flex; flex-wrap:wrap; align-items:center; gap:8px 16px; padding:8px 16px; background:#14202e; color:#fff; }
 .top a { color:#dbe8ff; text-decoration:none; padding:6px 8px; border-radius:4px; }
@@ -72,7 +73,8 @@ h1 { font-size:20px; margin:8px 0 12px; } h2 { font-size:16px; margin:20px 0 8px
 table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; white-space:nowrap; }
 th { background:var(--head); font-weight:600; }
-th button { font:inherit; background:none; border:0; padding:0; cursor:pointer; color:inherit; }
+th button { font:inherit; background:none; border:0; padding:0; min-height:0; cursor:pointer; color:inherit; }
+td .tools { margin:0; flex-wrap:nowrap; gap:4px; } td .tools button { padding:2px 8px; min-height:28px; }
 td.wrap { white-space:normal; word-break:break-word; min-width:120px; }
 .st { display:inline-flex; align-items:center; gap:4px; font-weight:600; }
 .st-completed, .st-awake { color:var(--ok); }

@@ -13,6 +13,7 @@ import { OBJECT_ID_RE } from "./ids.js";
 import { FarmError, type FarmSettings, type LogAppend } from "./model.js";
 import { FarmStore, JournalFailed } from "./store.js";
 import { TaskLogError, TaskLogs } from "./task-logs.js";
+import { TaskHistory } from "./task-history.js";
 import { userRoutes } from "./user-routes.js";
 import { workerRoutes } from "./worker-routes.js";
 
@@ -66,6 +67,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   // a task update may carry as much log as its body (16 MiB): refusing it after the farm applied the update would lie
   const logs = new TaskLogs(cfg.state_dir, { maxAppendBytes: LIMITS.maxBodyBytes });
   const hub = new EventHub();
+  const history = new TaskHistory();
   let store: FarmStore | undefined;
   let userKeys: KeyObject[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -105,7 +107,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         return;
       }
       const farm = store.farm;
-      const deps: ManagerDeps = { store, logs, hub, now: Date.now, writeLogs };
+      const deps: ManagerDeps = { store, logs, hub, history, now: Date.now, writeLogs };
       const auth = authenticate({
         workerAuth,
         secretHash: (id) => farm.workerSecretHash(id),
@@ -139,7 +141,10 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         limits: () => LIMITS,
         inherit: ctx.inherit,
       });
-      unsubscribe = farm.onEvent((e) => hub.publish(e.type, e.doc));
+      unsubscribe = farm.onEvent((e) => {
+        if (e.type === "task") history.record(e.doc._id, e.doc.status, e.doc.worker, Date.now());
+        hub.publish(e.type, e.doc);
+      });
       timer = setInterval(expire, EXPIRE_EVERY_MS).unref();
       await server.start();
     },

@@ -234,6 +234,8 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     assert.doesNotMatch(await page.textContent("#log") ?? "", /second line/, "the second line is not written yet");
     await page.waitForSelector("#log:has-text('second line')", { timeout: 15_000 });
     await page.waitForSelector("#task-status .st-completed", { timeout: 10_000 });
+    await page.waitForSelector("#history .st-completed");
+    assert.match(await page.textContent("#history") ?? "", /active[\s\S]*on dash-[ab][\s\S]*completed/);
     assert.equal(navigations, 0);
     await shoot("task");
   });
