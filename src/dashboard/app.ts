@@ -19,7 +19,8 @@ export function dashboardApp(): void {
     job: undefined as Doc | undefined, // the open job, with its tasks
     taskHistory: new Map<string, { status: string; at: string | number; worker?: string }[]>(),
     blacklist: [] as Doc[],
-    completions: [] as number[], // ms of each task completion seen
+    perMinute: [] as number[], // tasks completed per minute, oldest first, this minute last (from /api/stats, then live)
+    minute: 0, // the minute (ms / 60,000) perMinute ends with
     log: "",
     connected: false,
     ready: false,
@@ -48,13 +49,15 @@ export function dashboardApp(): void {
     return el;
   }
   const status = (st: string) => h("span", { class: `st st-${st}` }, h("span", { "aria-hidden": "true" }, ICON[st] ?? "•"), st);
+  /** one formatter for every absolute time (toLocaleString would make one per call: slow in big tables) */
+  const FULL_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
   function rel(iso: string | number | undefined): HTMLElement {
     if (iso === undefined || iso === "") return h("span", { class: "muted" }, "—");
     const t = typeof iso === "number" ? iso : Date.parse(iso);
     const d = Math.round((Date.now() - t) / 1000);
     const a = Math.abs(d);
     const txt = a < 5 ? "just now" : a < 60 ? `${a} s` : a < 3600 ? `${Math.floor(a / 60)} min` : a < 86400 ? `${Math.floor(a / 3600)} h` : `${Math.floor(a / 86400)} d`;
-    return h("time", { datetime: new Date(t).toISOString(), title: new Date(t).toLocaleString() }, a < 5 ? txt : d >= 0 ? `${txt} ago` : `in ${txt}`);
+    return h("time", { datetime: new Date(t).toISOString(), title: FULL_TIME.format(t) }, a < 5 ? txt : d >= 0 ? `${txt} ago` : `in ${txt}`);
   }
   function bar(pct: number): HTMLElement {
     const inner = h("span");
@@ -103,7 +106,9 @@ export function dashboardApp(): void {
   }
 
   async function loadAll(): Promise<void> {
-    const [jobs, workers] = await Promise.all([api("GET", "/api/jobs"), api("GET", "/api/workers")]);
+    const [jobs, workers, stats] = await Promise.all([api("GET", "/api/jobs"), api("GET", "/api/workers"), api("GET", "/api/stats")]);
+    state.perMinute = stats.completed_per_minute;
+    state.minute = Math.floor(Date.now() / 60_000);
     state.jobs = new Map(jobs.jobs.map((j: Doc) => [j._id, j]));
     state.workers = new Map(workers.workers.map((w: Doc) => [w._id, w]));
     const r = route();
@@ -162,9 +167,11 @@ export function dashboardApp(): void {
   }
   function onTask(t: Doc): void {
     const now = Date.now();
-    if (t.status === "completed") state.completions.push(now);
     const hist = state.taskHistory.get(t._id) ?? [];
-    if (hist.length === 0 || hist[hist.length - 1]!.status !== t.status) hist.push({ status: t.status, at: now, worker: t.worker });
+    if (hist.length === 0 || hist[hist.length - 1]!.status !== t.status) {
+      hist.push({ status: t.status, at: now, worker: t.worker });
+      if (t.status === "completed") { advanceMinutes(); state.perMinute[state.perMinute.length - 1]!++; }
+    }
     if (hist.length) state.taskHistory.set(t._id, hist.slice(-50));
     if (state.job && state.job._id === t.job && state.job.tasks) {
       const i = state.job.tasks.findIndex((x: Doc) => x._id === t._id);
@@ -174,10 +181,17 @@ export function dashboardApp(): void {
     if (r.name === "workers" && t.status.endsWith("failed")) void loadBlacklist().then(schedule); // may have earned a line
     if (r.name === "job" || r.name === "task" || r.name === "") schedule();
   }
+  /** roll perMinute on to the current minute */
+  function advanceMinutes(): void {
+    const now = Math.floor(Date.now() / 60_000);
+    if (state.perMinute.length === 0) state.perMinute = [0];
+    for (; state.minute < now; state.minute++) state.perMinute = [...state.perMinute.slice(1), 0];
+  }
   function onWorker(w: Doc): void {
     state.workers.set(w._id, w);
     state.seen.set(w._id, Date.now());
-    schedule();
+    const r = route().name;
+    if (r === "workers" || r === "" || r === "task" || r === "job") schedule(); // the pages that show workers
   }
   function onLog(l: Doc): void {
     const r = route();
@@ -240,25 +254,25 @@ export function dashboardApp(): void {
         h("section", { class: "card", "aria-label": "tasks completed per minute" }, h("h2", {}, "Tasks completed per minute"), chart())),
     ];
   }
-  /** bars for the last 30 minutes of completions seen by this page */
+  /** bars for the last 30 minutes (the manager counts since it started; the page adds what it sees) */
   function chart(): HTMLElement {
-    const now = Date.now();
+    advanceMinutes();
     const mins = 30;
-    const buckets = new Array<number>(mins).fill(0);
-    state.completions = state.completions.filter((t) => now - t < mins * 60_000);
-    for (const t of state.completions) buckets[mins - 1 - Math.floor((now - t) / 60_000)]!++;
+    const buckets = state.perMinute.slice(-mins);
+    while (buckets.length < mins) buckets.unshift(0);
     const max = Math.max(1, ...buckets);
-    const W = 300, H = 100;
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H + 16}`, width: W, height: H + 16, role: "img", "aria-label": `tasks completed per minute, last ${mins} minutes; this minute ${buckets[mins - 1]}` });
+    const total = buckets.reduce((a, b) => a + b, 0);
+    const W = 300, H = 100, TOP = 14;
+    const svg = s("svg", { id: "rate", viewBox: `0 0 ${W} ${H + 16}`, width: W, height: H + 16, role: "img", "aria-label": `tasks completed per minute over the last ${mins} minutes: ${total} in all, ${buckets[mins - 1]} this minute` });
     svg.append(s("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "#8d969f" }));
     buckets.forEach((n, i) => {
-      const bh = (n / max) * (H - 12);
+      const bh = (n / max) * (H - TOP);
       const rect = s("rect", { x: i * (W / mins) + 1, y: H - bh, width: W / mins - 2, height: bh, fill: "#1f5fae" });
-      rect.append(s("title", {}, `${n} completed, ${mins - 1 - i} min ago`));
+      rect.append(s("title", {}, `${n} completed ${mins - 1 - i} min ago`));
       svg.append(rect);
     });
-    svg.append(s("text", { x: 0, y: H + 13 }, `-${mins} min`), s("text", { x: W - 30, y: H + 13 }, "now"), s("text", { x: 2, y: 10 }, `max ${max}/min`));
-    return h("div", {}, svg, h("p", { class: "muted" }, `${buckets[mins - 1]} this minute, ${state.completions.length} in ${mins} min (since this page opened)`));
+    svg.append(s("text", { x: 0, y: H + 13 }, `-${mins} min`), s("text", { x: W - 24, y: H + 13 }, "now"), s("text", { x: 2, y: 10 }, `${max}/min`));
+    return h("div", {}, svg, h("p", { class: "muted" }, `${buckets[mins - 1]} this minute, ${total} in the last ${mins} minutes`));
   }
 
   const JOB_COLS: [string, (j: Doc) => string | number][] = [

@@ -13,7 +13,7 @@ import { OBJECT_ID_RE } from "./ids.js";
 import { FarmError, type FarmSettings, type LogAppend } from "./model.js";
 import { FarmStore, JournalFailed } from "./store.js";
 import { TaskLogError, TaskLogs } from "./task-logs.js";
-import { TaskHistory } from "./task-history.js";
+import { CompletionRate, TaskHistory } from "./task-history.js";
 import { userRoutes } from "./user-routes.js";
 import { workerRoutes } from "./worker-routes.js";
 
@@ -68,6 +68,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   const logs = new TaskLogs(cfg.state_dir, { maxAppendBytes: LIMITS.maxBodyBytes });
   const hub = new EventHub();
   const history = new TaskHistory();
+  const completions = new CompletionRate();
   let store: FarmStore | undefined;
   let userKeys: KeyObject[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -107,7 +108,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         return;
       }
       const farm = store.farm;
-      const deps: ManagerDeps = { store, logs, hub, history, now: Date.now, writeLogs };
+      const deps: ManagerDeps = { store, logs, hub, history, completions, now: Date.now, writeLogs };
       const auth = authenticate({
         workerAuth,
         secretHash: (id) => farm.workerSecretHash(id),
@@ -142,7 +143,11 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         inherit: ctx.inherit,
       });
       unsubscribe = farm.onEvent((e) => {
-        if (e.type === "task") history.record(e.doc._id, e.doc.status, e.doc.worker, Date.now());
+        if (e.type === "task") {
+          const before = history.get(e.doc._id);
+          if (e.doc.status === "completed" && before[before.length - 1]?.status !== "completed") completions.record(Date.now());
+          history.record(e.doc._id, e.doc.status, e.doc.worker, Date.now());
+        }
         hub.publish(e.type, e.doc);
       });
       timer = setInterval(expire, EXPIRE_EVERY_MS).unref();

@@ -34,3 +34,32 @@ export class TaskHistory {
     return this.tasks.get(taskId) ?? [];
   }
 }
+
+/** Tasks completed per wall-clock minute over the last hour (memory only), for the dashboard's chart. */
+export class CompletionRate {
+  static readonly MINUTES = 60;
+  private readonly counts = new Array<number>(CompletionRate.MINUTES).fill(0);
+  /** the minute (ms / 60,000) the last slot written belongs to */
+  private minute = 0;
+
+  record(nowMs: number): void {
+    this.advance(nowMs);
+    this.counts[this.minute % CompletionRate.MINUTES]!++;
+  }
+
+  /** completions per minute, oldest first, the current minute last */
+  perMinute(nowMs: number): number[] {
+    this.advance(nowMs);
+    const out: number[] = [];
+    for (let m = this.minute - CompletionRate.MINUTES + 1; m <= this.minute; m++) out.push(this.counts[m % CompletionRate.MINUTES]!);
+    return out;
+  }
+
+  private advance(nowMs: number): void {
+    const now = Math.floor(nowMs / 60_000);
+    if (now <= this.minute) return;
+    // clear the slots of the minutes that passed without a completion
+    for (let m = Math.max(this.minute + 1, now - CompletionRate.MINUTES + 1); m <= now; m++) this.counts[m % CompletionRate.MINUTES] = 0;
+    this.minute = now;
+  }
+}

@@ -65,6 +65,11 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
     },
     {
       method: "GET",
+      path: "/api/stats",
+      handler: (req) => answer(req, 200, { completed_per_minute: deps.completions.perMinute(now()), ...farm.counts() }),
+    },
+    {
+      method: "GET",
       path: "/api/blacklist",
       handler: async (req) => {
         await store.durable();

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { assertError, UNKNOWN_ID, Manager } from "./client.js";
-import { TaskHistory } from "../../src/manager/task-history.js";
+import { CompletionRate, TaskHistory } from "../../src/manager/task-history.js";
 
 let m: Manager;
 before(async () => {
@@ -28,6 +28,21 @@ test("TaskHistory: repeats are not changes; bounded per task and in tasks (oldes
   assert.equal(h.get("c").length, 1);
 });
 
+test("CompletionRate: per wall-clock minute, the last 60, minutes without completions are 0", () => {
+  const r = new CompletionRate();
+  const t0 = 1_000 * 60_000;
+  r.record(t0);
+  r.record(t0 + 59_999);
+  r.record(t0 + 60_000);
+  let m = r.perMinute(t0 + 60_000);
+  assert.equal(m.length, 60);
+  assert.deepEqual(m.slice(-2), [2, 1]);
+  m = r.perMinute(t0 + 5 * 60_000);
+  assert.deepEqual(m.slice(-6), [2, 1, 0, 0, 0, 0]);
+  r.record(t0 + 200 * 60_000);
+  assert.deepEqual(r.perMinute(t0 + 200 * 60_000), [...new Array(59).fill(0), 1], "an hour later the old counts are gone");
+});
+
 test("GET /api/tasks/{id}: the task with its status history (queued, active, completed, the worker); 404 unknown", async () => {
   const w = await m.worker(["hist"]);
   const job = await m.job("history", "hist");
@@ -44,6 +59,11 @@ test("GET /api/tasks/{id}: the task with its status history (queued, active, com
   assert.equal(history[1]!.worker, w.id);
   for (const c of history) assert.ok(!Number.isNaN(Date.parse(c.at)));
   assertError(await m.api("GET", `/api/tasks/${UNKNOWN_ID}`), 404);
+  const stats = await m.api("GET", "/api/stats");
+  assert.equal(stats.status, 200);
+  assert.equal(stats.json.completed_per_minute.length, 60);
+  assert.ok(stats.json.completed_per_minute.slice(-2).reduce((a: number, b: number) => a + b, 0) >= 1, stats.text);
+  assert.equal(typeof stats.json.workers, "object");
   assert.equal((await m.call("GET", `/api/tasks/${taskId}`)).status, 401);
 });
 
