@@ -11,6 +11,7 @@ export function dashboardApp(): void {
   const ICON: Record<string, string> = {
     queued: "…", "claimed-by-manager": "…", active: "▶", completed: "✓", failed: "✗", "soft-failed": "!", "cancel-requested": "⊘",
     canceled: "⊘", paused: "⏸", starting: "↻", awake: "●", asleep: "☾", error: "✗", shutdown: "⏻", testing: "?", offline: "○", timeout: "⌛",
+    running: "▶", exited: "■", created: "•", restarting: "↻", dead: "✗",
   };
   const state = {
     jobs: new Map<string, Doc>(),
@@ -234,7 +235,7 @@ export function dashboardApp(): void {
     if (!state.ready) return;
     const focused = document.activeElement && document.activeElement.id ? document.activeElement.id : "";
     const page = r.name === "jobs" ? jobsPage(r.q) : r.name === "job" ? jobPage(r.args[0]!, r.q) : r.name === "task" ? taskPage(r.args[0]!, r.args[1]!)
-      : r.name === "workers" ? workersPage(r.q) : r.name === "host" ? hostPage() : overviewPage();
+      : r.name === "workers" ? workersPage(r.q) : r.name === "host" ? hostPage(r.q) : overviewPage();
     const msg = state.message ? h("p", { class: "msg", role: "status" }, state.message) : undefined;
     main.replaceChildren(...[msg, ...page].filter((x): x is HTMLElement => x !== undefined));
     if (focused) document.getElementById(focused)?.focus();
@@ -428,13 +429,14 @@ export function dashboardApp(): void {
     ];
   }
 
-  function hostPage(): HTMLElement[] {
+  function hostPage(q: URLSearchParams): HTMLElement[] {
     const host = state.host;
     if (!host) {
       void api("GET", "/api/dashboard/host").then((d) => { state.host = d; schedule(); }, () => {});
       return [h("h1", {}, "Host"), h("p", {}, "Loading…")];
     }
     const containers: Doc[] = host.containers;
+    const page = Math.min(Number(q.get("page") ?? 0) || 0, Math.max(0, Math.ceil(containers.length / PAGE) - 1));
     const routes: Doc[] = host.routes;
     return [
       h("h1", {}, "Host"),
@@ -442,11 +444,12 @@ export function dashboardApp(): void {
       h("h2", {}, `Deployments (${host.deployments.length})`),
       h("p", { class: "wrap" }, host.deployments.join(", ") || "none"),
       h("h2", {}, `Services (${containers.length} containers)`),
-      table(["deployment", "service", "container", "state", "health", "started"], containers.slice(0, 200).map((c) =>
+      table(["deployment", "service", "container", "state", "health", "started"], containers.slice(page * PAGE, page * PAGE + PAGE).map((c) =>
         h("tr", {}, h("td", {}, c.deployment), h("td", {}, c.service), h("td", { class: "wrap" }, c.name), h("td", {}, status(c.state)), h("td", {}, c.health), h("td", {}, rel(c.started_at ?? "")))),
         ["", "", "hide-narrow", "", "hide-narrow", "hide-narrow"]),
+      pager(containers.length, page, (p) => setQuery({ page: String(p) })),
       h("h2", {}, `Proxy routes (${routes.length}, read-only)`),
-      table(["host", "path", "source", "backends"], routes.slice(0, 200).map((r) =>
+      routes.length === 0 ? h("p", { class: "muted" }, "no routes") : table(["host", "path", "source", "backends"], routes.slice(0, 500).map((r) =>
         h("tr", {}, h("td", { class: "wrap" }, r.hostname), h("td", {}, r.pathBegin), h("td", {}, r.source),
           h("td", { class: "wrap" }, (r.backends ?? []).map((b: Doc) => `${b.address}${b.up ? " ✓ up" : " ✗ down"}`).join(", "))))),
     ];

@@ -68,6 +68,7 @@ main { padding:12px 16px 40px; max-width:1400px; margin:0 auto; }
 h1 { font-size:20px; margin:8px 0 12px; } h2 { font-size:16px; margin:20px 0 8px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(240px, 1fr)); gap:12px; }
 .card { border:1px solid var(--line); border-radius:6px; padding:10px 12px; }
+.card h2 { margin-top:0; }
 .card ul { list-style:none; padding:0; margin:0; } .card li { display:flex; justify-content:space-between; padding:2px 0; }
 .tablewrap { overflow-x:auto; border:1px solid var(--line); border-radius:6px; }
 table { border-collapse:collapse; width:100%; }

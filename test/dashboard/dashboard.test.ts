@@ -222,7 +222,7 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
   test("the task log tails live", async () => {
     const job = await submit("dash-log", [{
       name: "talker", task_type: "sleep",
-      commands: [{ name: "echo", settings: { message: "first line" } }, { name: "sleep", settings: { time_in_seconds: 2 } }, { name: "echo", settings: { message: "second line" } }],
+      commands: [{ name: "echo", settings: { message: "first line" } }, { name: "sleep", settings: { time_in_seconds: 4 } }, { name: "echo", settings: { message: "second line" } }],
     }], 90);
     const task = await waitFor("talker active", async () => {
       const t = (await api<Job>("GET", `/api/jobs/${job._id}`)).tasks![0]!;
