@@ -5,6 +5,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { assertError, UNKNOWN_ID, Manager } from "./client.js";
 import { CompletionRate, TaskHistory } from "../../src/manager/task-history.js";
+import { checkSameOrigin } from "../../src/manager/access.js";
+import { HttpError, type ApiRequest } from "../../src/http/index.js";
 
 let m: Manager;
 before(async () => {
@@ -26,6 +28,39 @@ test("TaskHistory: repeats are not changes; bounded per task and in tasks (oldes
   h.record("c", "queued", "", 0);
   assert.deepEqual(h.get("a"), [], "the least recently changed task went");
   assert.equal(h.get("c").length, 1);
+});
+
+test("checkSameOrigin fuzz: 20,000 header sets; passes only for Sec-Fetch-Site same-origin or an Origin whose host is Host; else HttpError 403", () => {
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+  const parts = ["http://", "https://", "127.0.0.1", ":8083", "evil.example", "null", "", " ", "%", "@", "[::1]", ":", "/", "\\", "\u0000", "same-origin", "cross-site", "same-site", "none", "xn--", "."];
+  const junk = () => Array.from({ length: rnd(5) }, () => parts[rnd(parts.length)]).join("");
+  for (let i = 0; i < 20_000; i++) {
+    const host = rnd(4) === 0 ? undefined : rnd(2) ? "127.0.0.1:8083" : junk();
+    const origin = rnd(3) === 0 ? undefined : rnd(3) === 0 ? `http://${host ?? ""}` : junk();
+    const site = rnd(3) === 0 ? undefined : rnd(3) === 0 ? "same-origin" : junk();
+    const headers: Record<string, string | undefined> = { host, origin, "sec-fetch-site": site };
+    const req = { header: (n: string) => headers[n] } as unknown as ApiRequest;
+    let ok: boolean;
+    try {
+      checkSameOrigin(req);
+      ok = true;
+    } catch (err) {
+      assert.ok(err instanceof HttpError && err.status === 403, String(err));
+      ok = false;
+    }
+    let originOk: boolean | undefined;
+    if (origin !== undefined) {
+      try {
+        originOk = origin !== "null" && host !== undefined && new URL(origin).host === host;
+      } catch {
+        originOk = false;
+      }
+    }
+    const expected = (site === undefined || site === "same-origin") && (originOk ?? site === "same-origin");
+    assert.equal(ok, expected, JSON.stringify(headers));
+    if (ok && origin !== undefined) assert.equal(new URL(origin).host, host);
+  }
 });
 
 test("CompletionRate: per wall-clock minute, the last 60, minutes without completions are 0", () => {
