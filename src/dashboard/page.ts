@@ -86,6 +86,7 @@ td.wrap { white-space:normal; word-break:break-word; min-width:120px; }
 .bar > span { display:block; height:100%; background:var(--accent); }
 .pct { margin-left:6px; font-variant-numeric:tabular-nums; }
 .tools { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; }
+input[type=number] { width:6em; }
 button, select, input { font:inherit; padding:5px 10px; border:1px solid #8d969f; border-radius:4px; background:#fff; min-height:32px; }
 button { cursor:pointer; background:#f2f5f8; } button.danger { border-color:var(--bad); color:var(--bad); }
 button:disabled { opacity:.5; cursor:default; }

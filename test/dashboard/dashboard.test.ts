@@ -165,6 +165,17 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     await shoot("sign-in");
   });
 
+  test("stevedore dashboard: bad flags are usage errors (exit 2); --json gives the link and its expiry", async () => {
+    const bad = await cli("dashboard", "--ttl", "2h");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^stevedore: /);
+    const j = await cli("dashboard", "--json", "--ttl", "1m", "--manager", "http://farm.example:8083");
+    assert.equal(j.code, 0, j.stderr);
+    const doc = JSON.parse(j.stdout) as { url: string; expires: string };
+    assert.match(doc.url, /^http:\/\/farm\.example:8083\/dashboard\/sign-in\?token=[\w.-]+$/);
+    assert.ok(Math.abs(Date.parse(doc.expires) - Date.now() - 60_000) < 30_000);
+  });
+
   test("sign-in through the printed link: HttpOnly SameSite=Strict cookie, no token left in the address bar, link works once", async () => {
     const url = await signIn();
     assert.match(url, new RegExp(`^${origin}/dashboard/sign-in\\?token=`));
