@@ -38,6 +38,7 @@ const RULES: Record<string, Rule> = {
   core: { layer: INTERFACE },
   manager: { layer: INTERFACE },
   shaman: { layer: INTERFACE },
+  dashboard: { layer: INTERFACE }, // the farm dashboard, a manager extension wired by the daemon
   worker: { layer: INTERFACE }, // the reference worker: a client program at interface level
   daemon: { layer: PROGRAM, sideways: [] },
   cli: { layer: PROGRAM, sideways: ["daemon"] }, // `stevedore daemon` runs it

@@ -16,6 +16,7 @@ import { workerCommand } from "./worker.js";
 import { jobsCommand } from "./jobs.js";
 import { workersCommand } from "./workers.js";
 import { managerCommand } from "./manager.js";
+import { dashboardCommand } from "./dashboard.js";
 import { shamanCommand } from "./shaman.js";
 
 const versionCommand: Command = {
@@ -64,6 +65,7 @@ const COMMANDS: Command[] = [
   jobsCommand,
   workersCommand,
   managerCommand,
+  dashboardCommand,
   shamanCommand,
   workerCommand,
   completionCommand,

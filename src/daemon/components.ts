@@ -7,6 +7,7 @@ import { managerComponent } from "../manager/index.js";
 import { queryComponent } from "../query/index.js";
 import { shamanService } from "../shaman/index.js";
 import { metricsComponent } from "./metrics.js";
+import { dashboardService } from "../dashboard/index.js";
 
 export function createComponents(ctx: DaemonContext): Component[] {
   // The command socket first: the proxy's run-time state is loaded before the data plane starts
@@ -17,5 +18,7 @@ export function createComponents(ctx: DaemonContext): Component[] {
   command.setRoutesProvider(() => proxy.runningRoutes() ?? commandRoutes(command.state));
   // Shaman serves on the manager's listener under its user auth; interfaces do not import each
   // other, so the daemon hands it to the manager.
-  return [command, adminComponent(ctx), createCoreComponent(ctx), managerComponent(ctx, { extensions: [shamanService(ctx)] }), queryComponent(ctx), proxy, metricsComponent(ctx)];
+  // The dashboard too; its host page shows the proxy's routes, handed over here.
+  const dashboard = dashboardService(ctx, { routes: () => proxy.runningRoutes() ?? commandRoutes(command.state) });
+  return [command, adminComponent(ctx), createCoreComponent(ctx), managerComponent(ctx, { extensions: [shamanService(ctx), dashboard] }), queryComponent(ctx), proxy, metricsComponent(ctx)];
 }

@@ -16,6 +16,8 @@ export interface AccessDeps {
   userKeys(): readonly KeyObject[];
   /** manager_registration_secret ("" = registration is open) */
   registrationSecret(): string;
+  /** paths an extension authenticates itself (the dashboard's page, assets and sign-in) */
+  openPath?(path: string): boolean;
 }
 
 const UNAUTHORIZED = { "WWW-Authenticate": 'Basic realm="stevedore manager"' };
@@ -39,9 +41,14 @@ export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<Api
       req.user = { kind: "open" } satisfies Caller;
       return;
     }
+    if (deps.openPath?.(req.path) && !isUserPath(req.path)) {
+      req.user = { kind: "open" } satisfies Caller;
+      return;
+    }
     if (isUserPath(req.path) && !(isWorkerReadable(req) && /^Basic /i.test(req.header("authorization") ?? ""))) {
       const r = userFromRequest(req.header("authorization"), req.header("cookie"), deps.userKeys(), Date.now());
       if (!r.ok) throw new HttpError(r.status, r.message);
+      if (r.via === "cookie" && !SAFE_METHODS.has(req.method)) checkSameOrigin(req);
       req.user = { kind: "user", subject: r.subject } satisfies Caller;
       return;
     }
@@ -51,6 +58,29 @@ export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<Api
     if (hash === undefined || !(await deps.workerAuth.verify(basic.id, basic.secret, hash))) throw new HttpError(401, "unknown worker or wrong secret", UNAUTHORIZED);
     req.user = { kind: "worker", id: basic.id } satisfies Caller;
   };
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * CSRF: a browser sends the cookie with a request another site makes, so a state-changing request
+ * riding on the cookie must come from a page of this origin: `Sec-Fetch-Site: same-origin`, or an
+ * `Origin` whose host is this request's Host. Neither (or a mismatch) → 403.
+ */
+export function checkSameOrigin(req: ApiRequest): void {
+  const site = req.header("sec-fetch-site");
+  if (site !== undefined && site !== "same-origin") throw new HttpError(403, "cross-site request refused");
+  const origin = req.header("origin");
+  const host = req.header("host");
+  let ok = site === "same-origin";
+  if (origin !== undefined) {
+    try {
+      ok = origin !== "null" && host !== undefined && new URL(origin).host === host;
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new HttpError(403, "cross-origin request refused: a cookie-signed change needs a same-origin Origin or Sec-Fetch-Site");
 }
 
 function checkRegistration(req: ApiRequest, secret: string): void {

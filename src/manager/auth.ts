@@ -246,20 +246,22 @@ export async function mintUserToken(stateDir: string, opts: { subject: string; t
   return signEs256({ sub: opts.subject, iat, exp: iat + opts.ttlSecs }, pem);
 }
 
-export type UserAuth = { ok: true; subject: string } | { ok: false; status: 401 | 498; message: string };
+/** `via`: where the token came from; a cookie rides along on cross-site requests, so its callers get a CSRF check. */
+export type UserAuth = { ok: true; subject: string; via: "bearer" | "cookie" } | { ok: false; status: 401 | 498; message: string };
 
 /**
  * The user behind a request: `Authorization: Bearer <jwt>`, else cookie `jwtToken`. A Bearer header is
  * final (a bad one does not fall back to the cookie). The subject is safe for logs and response headers.
  */
 export function userFromRequest(authorization: string | undefined, cookie: string | undefined, keys: readonly KeyObject[], nowMs = Date.now()): UserAuth {
-  const token = bearerToken(authorization) ?? cookieValue(cookie, "jwtToken");
+  const bearer = bearerToken(authorization);
+  const token = bearer ?? cookieValue(cookie, "jwtToken");
   if (token === undefined) return { ok: false, status: 401, message: "missing token" };
   const r = verifyEs256(token, keys, nowMs);
   if (!r.ok) return { ok: false, status: r.reason === "expired" ? 498 : 401, message: r.message };
   const sub = r.claims.sub;
   if (!isSubject(sub)) return { ok: false, status: 401, message: "token subject must be 1-256 printable ASCII characters" };
-  return { ok: true, subject: sub };
+  return { ok: true, subject: sub, via: bearer === undefined ? "cookie" : "bearer" };
 }
 
 function isSubject(s: unknown): s is string {

@@ -7,13 +7,14 @@ import { JournalError } from "../store/index.js";
 import { log } from "../log.js";
 import { metrics, type Sample } from "../metrics/index.js";
 import { authenticate } from "./access.js";
-import { AuthBusyError, ensureKeyPair, loadUserKeys, WorkerAuth } from "./auth.js";
+import { AuthBusyError, ensureKeyPair, loadUserKeys, mintUserToken, userFromRequest, WorkerAuth, type UserAuth } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
 import { EventHub } from "./events.js";
 import { OBJECT_ID_RE } from "./ids.js";
 import { FarmError, type FarmSettings, type LogAppend } from "./model.js";
 import { FarmStore, JournalFailed } from "./store.js";
 import { TaskLogError, TaskLogs } from "./task-logs.js";
+import { CompletionRate, TaskHistory } from "./task-history.js";
 import { userRoutes } from "./user-routes.js";
 import { workerRoutes } from "./worker-routes.js";
 
@@ -35,11 +36,23 @@ function errorStatus(err: unknown): ApiErrorStatus | undefined {
 export interface ManagerExtension {
   readonly name: string;
   /** prepare (open stores, start timers) and give the routes; called when the manager starts */
-  start(): Promise<ApiRoute[]>;
+  start(api: ManagerExtensionApi): Promise<ApiRoute[]>;
+  /** paths (outside /api/ and the other user paths) the extension authenticates itself */
+  openPath?(path: string): boolean;
   /** called when the manager stops, after its listener */
   stop(): Promise<void>;
   /** shown under `name` in the manager's status */
   status?(): Record<string, unknown>;
+}
+
+/** What the manager lends its extensions: the user check of its auth and tokens signed with its key. */
+export interface ManagerExtensionApi {
+  /** the user behind these headers (Bearer, else cookie jwtToken) */
+  verifyUser(authorization: string | undefined, cookie: string | undefined): UserAuth;
+  /** a user token signed with the manager's private key */
+  mintUserToken(subject: string, ttlSecs: number): Promise<string>;
+  /** a TLS listener (cookies get Secure) */
+  readonly tls: boolean;
 }
 
 export interface ManagerOptions {
@@ -55,6 +68,8 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   // a task update may carry as much log as its body (16 MiB): refusing it after the farm applied the update would lie
   const logs = new TaskLogs(cfg.state_dir, { maxAppendBytes: LIMITS.maxBodyBytes });
   const hub = new EventHub();
+  const history = new TaskHistory();
+  const completions = new CompletionRate();
   let store: FarmStore | undefined;
   let userKeys: KeyObject[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -97,23 +112,30 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         return;
       }
       const farm = store.farm;
-      const deps: ManagerDeps = { store, logs, hub, now: Date.now, writeLogs };
+      const deps: ManagerDeps = { store, logs, hub, history, completions, now: Date.now, writeLogs };
       const auth = authenticate({
         workerAuth,
         secretHash: (id) => farm.workerSecretHash(id),
         userKeys: () => userKeys,
         registrationSecret: () => cfg.manager_registration_secret,
+        openPath: (path) => extensions.some((e) => e.openPath?.(path) ?? false),
       });
+      const tls = Boolean(cfg.manager_tls_cert && cfg.manager_tls_key);
+      const api: ManagerExtensionApi = {
+        verifyUser: (authorization, cookie) => userFromRequest(authorization, cookie, userKeys, Date.now()),
+        mintUserToken: (subject, ttlSecs) => mintUserToken(cfg.state_dir, { subject, ttlSecs }),
+        tls,
+      };
       const durable = store;
       const extraRoutes: ApiRoute[] = [];
       for (const ext of extensions) {
-        extraRoutes.push(...(await ext.start()));
+        extraRoutes.push(...(await ext.start(api)));
         started.push(ext);
       }
       server = createApiServer({
         name: "manager",
         listen: cfg.manager_listen,
-        tls: cfg.manager_tls_cert && cfg.manager_tls_key ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key, handshakeMs: () => ctx.dynamic().tls_handshake_timeout_secs * 1000 } : undefined,
+        tls: tls ? { certFile: cfg.manager_tls_cert, keyFile: cfg.manager_tls_key, handshakeMs: () => ctx.dynamic().tls_handshake_timeout_secs * 1000 } : undefined,
         routes: [...workerRoutes(deps), ...userRoutes(deps), ...extraRoutes],
         params: { task: OBJECT_ID_RE, job: OBJECT_ID_RE, worker: OBJECT_ID_RE, status: /^[a-z-]{1,32}$/ },
         before: (req) => {
@@ -124,7 +146,14 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         limits: () => ({ ...LIMITS, headMs: ctx.dynamic().api_header_timeout_secs * 1000 }),
         inherit: ctx.inherit,
       });
-      unsubscribe = farm.onEvent((e) => hub.publish(e.type, e.doc));
+      unsubscribe = farm.onEvent((e) => {
+        if (e.type === "task") {
+          const before = history.get(e.doc._id);
+          if (e.doc.status === "completed" && before[before.length - 1]?.status !== "completed") completions.record(Date.now());
+          history.record(e.doc._id, e.doc.status, e.doc.worker, Date.now());
+        }
+        hub.publish(e.type, e.doc);
+      });
       timer = setInterval(expire, EXPIRE_EVERY_MS).unref();
       await server.start();
     },

@@ -363,6 +363,15 @@ export class Farm {
     return true;
   }
 
+  /** every blacklist line (worker, job, task type), optionally of one worker */
+  listBlacklist(workerId?: string): { worker: string; job: string; task_type: string }[] {
+    const out: { worker: string; job: string; task_type: string }[] = [];
+    for (const job of this.jobs.values())
+      for (const bucket of job.buckets.values())
+        for (const w of bucket.banned ?? []) if (workerId === undefined || w === workerId) out.push({ worker: w, job: job.id, task_type: bucket.type });
+    return out;
+  }
+
   forgetBlacklist(workerId: string, jobId: string, taskType: string, now: number): void {
     const worker = this.worker(workerId);
     const bucket = this.job(jobId).buckets.get(taskType);

@@ -1,2 +1,3 @@
 // The manager's entry: the daemon component.
-export { managerComponent, type ManagerExtension, type ManagerOptions } from "./component.js";
+export { managerComponent, type ManagerExtension, type ManagerExtensionApi, type ManagerOptions } from "./component.js";
+export type { UserAuth } from "./auth.js";

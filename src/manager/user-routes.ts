@@ -55,6 +55,30 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
     { method: "POST", path: "/api/jobs/:job/priority", handler: jobAction((id, b) => farm.setJobPriority(id, b.priority, now())) },
     {
       method: "GET",
+      path: "/api/tasks/:task",
+      handler: async (req) => {
+        await store.durable();
+        const task = farm.getTask(req.params.task!);
+        if (!task) throw new HttpError(404, "no such task");
+        return answer(req, 200, { ...task, history: deps.history.get(task._id) });
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/stats",
+      handler: (req) => answer(req, 200, { completed_per_minute: deps.completions.perMinute(now()), ...farm.counts() }),
+    },
+    {
+      method: "GET",
+      path: "/api/blacklist",
+      handler: async (req) => {
+        await store.durable();
+        const worker = req.query.get("worker") ?? undefined;
+        return answer(req, 200, { lines: farm.listBlacklist(worker) });
+      },
+    },
+    {
+      method: "GET",
       path: "/api/workers",
       handler: async (req) => (await store.durable(), answer(req, 200, { workers: farm.listWorkers() })),
     },

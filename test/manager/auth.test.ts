@@ -201,7 +201,7 @@ test("loadUserKeys: every *-public*.pem of the state dir and the extra dir; othe
   const keys = await loadUserKeys(state, extra);
   assert.equal(keys.length, 2);
   const token = signEs256({ sub: "alice", exp: Date.now() / 1000 + 60 }, other.privateKey);
-  assert.deepEqual(userFromRequest(`Bearer ${token}`, undefined, keys), { ok: true, subject: "alice" });
+  assert.deepEqual(userFromRequest(`Bearer ${token}`, undefined, keys), { ok: true, subject: "alice", via: "bearer" });
   assert.ok(lines.some((l) => /not ES256/.test(l) && /rsa-public/.test(l)));
   assert.ok(lines.some((l) => /cannot load/.test(l) && /bob-public-2024/.test(l)));
   assert.equal((await loadUserKeys(state, join(extra, "missing"))).length, 1);
@@ -216,12 +216,13 @@ test("mintUserToken and userFromRequest: Bearer or cookie jwtToken; 401 missing/
   const keys = await loadUserKeys(state);
   const now = Date.now();
   const token = await mintUserToken(state, { subject: "root@host", ttlSecs: 300, nowMs: now });
-  const ok = { ok: true, subject: "root@host" };
+  const ok = { ok: true, subject: "root@host", via: "bearer" };
+  const viaCookie = { ...ok, via: "cookie" }; // the manager CSRF-checks changes that ride on the cookie
   assert.deepEqual(userFromRequest(`Bearer ${token}`, undefined, keys, now), ok);
   assert.deepEqual(userFromRequest(`bearer  ${token}`, undefined, keys, now), ok);
-  assert.deepEqual(userFromRequest(undefined, `a=b; jwtToken=${token}; c=d`, keys, now), ok);
-  assert.deepEqual(userFromRequest(undefined, `jwtToken="${token}"`, keys, now), ok);
-  assert.deepEqual(userFromRequest(basic("u:p"), `jwtToken=${token}`, keys, now), ok, "another scheme falls through to the cookie");
+  assert.deepEqual(userFromRequest(undefined, `a=b; jwtToken=${token}; c=d`, keys, now), viaCookie);
+  assert.deepEqual(userFromRequest(undefined, `jwtToken="${token}"`, keys, now), viaCookie);
+  assert.deepEqual(userFromRequest(basic("u:p"), `jwtToken=${token}`, keys, now), viaCookie, "another scheme falls through to the cookie");
 
   const status = (a: string | undefined, c: string | undefined, at = now) => {
     const r = userFromRequest(a, c, keys, at);
