@@ -6,7 +6,7 @@ import { checkConfigCommand } from "./check-config.js";
 import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
 import { coreCommand } from "./core.js";
-import { proxyCommand } from "./proxy.js";
+import { certsCommand, proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
 import { servicesCommand } from "./services.js";
 import { deploymentsCommand, deploymentCommand } from "./deployments.js";
@@ -52,6 +52,7 @@ const COMMANDS: Command[] = [
   reloadCommand,
   coreCommand,
   proxyCommand,
+  certsCommand,
   tokenCommand,
   servicesCommand,
   deploymentsCommand,

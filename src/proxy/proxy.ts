@@ -1,5 +1,6 @@
 // The proxy component: HTTP and HTTPS listeners over the merged routing table.
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { X509Certificate } from "node:crypto";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { Duplex } from "node:stream";
 import { EventEmitter } from "node:events";
@@ -19,6 +20,8 @@ import { normalizeHost, type RouteTable } from "./table.js";
 import { forward } from "./forward.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
+import { join } from "node:path";
+import { AcmeManager, type AcmeSettings, type CertRow } from "./acme/manager.js";
 import { ClientConnSet, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
 
 export interface ProxyOptions {
@@ -84,6 +87,10 @@ export class ProxyComponent implements Component {
   private tunnels = new Set<Duplex>();
   /** between start and stop: `proxy routes` answers this table */
   private routing = false;
+  /** automatic HTTPS (acme = true): certificates, challenges */
+  private acme: AcmeManager;
+  /** hosts whose HTTP requests answer 308 to HTTPS (an ACME host with a certificate, redirect on) */
+  private redirects = new Set<string>();
 
   constructor(
     private ctx: DaemonContext,
@@ -108,6 +115,8 @@ export class ProxyComponent implements Component {
     });
     this.endpoints = { http: listener("http", st.proxy_http_listen), https: listener("https", st.proxy_https_listen) };
     if (st.proxy_https_listen) this.httpsPort = parseHostPort(st.proxy_https_listen)?.port;
+    this.acme = new AcmeManager(join(st.state_dir, "acme"), () => acmeSettings(this.ctx.dynamic()));
+    this.sni.challenge = (name) => this.acme.alpnChallenge(name);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -116,6 +125,10 @@ export class ProxyComponent implements Component {
     const { certs, errors } = await loadConfigCerts(this.ctx.dynamic());
     for (const e of errors) log.error("proxy certificate not loaded", { error: e });
     this.certs = certs;
+    // stored certificates are served from the first handshake, before any ACME traffic
+    if (this.ctx.dynamic().acme) await this.acme.load();
+    this.acme.on("change", this.onStateChange);
+    this.unsubscribe.push(() => this.acme.off("change", this.onStateChange), () => this.acme.stop());
     this.state.on("change", this.onStateChange);
     const onRevision = () => this.markDirty();
     this.ctx.catalog.on("revision", onRevision);
@@ -187,7 +200,9 @@ export class ProxyComponent implements Component {
 
   /** the merged routing table with each route's source (for `stevedore proxy routes`) */
   routes(): RouteInfo[] {
-    return describeTables(this.current());
+    const t = this.current();
+    const served = (h: string) => this.endpoints.https.address !== "" && (this.certs.default !== undefined || this.sni.hasNamed(h));
+    return describeTables(t, served);
   }
 
   /** routes() while the data plane runs (started, not stopped); undefined otherwise */
@@ -220,8 +235,44 @@ export class ProxyComponent implements Component {
       health: this.health,
       previous: this.tables?.pools,
     });
-    this.sni.rebuild(this.state.certificates(), this.certs);
+    const dyn = this.ctx.dynamic();
+    this.sni.rebuild(this.state.certificates(), this.certs, dyn.acme ? this.acme.certs() : []);
     this.dirty = false;
+    this.redirects = new Set();
+    if (!dyn.acme) return;
+    const wanted: string[] = [];
+    const ingress = dyn.acme_hosts.includes("ingress");
+    for (const [host, c] of this.tables.acmeCandidates) {
+      if (c.source === "ingress" && !ingress && !dyn.acme_hosts.includes(host)) continue;
+      if (this.sni.handInstalled(host)) continue; // a hand-installed certificate wins
+      wanted.push(host);
+      if (c.redirect && this.acme.cert(host)) this.redirects.add(host);
+    }
+    if (this.routing || !this.stopping) this.acme.want(wanted);
+  }
+
+  /** the `stevedore certs` rows: ACME hosts, and the hand-installed names with their source */
+  certificates(): (CertRow & { source: "acme" | "config" | "command" })[] {
+    const rows: (CertRow & { source: "acme" | "config" | "command" })[] = [];
+    const seen = new Set<string>();
+    const hand = (names: readonly string[], source: "config" | "command", pem: string) => {
+      let issuer: string | undefined, notAfter: string | undefined;
+      try {
+        const x = new X509Certificate(pem);
+        issuer = /CN=([^\n]+)/.exec(x.issuer)?.[1] ?? x.issuer;
+        notAfter = new Date(x.validTo).toISOString();
+      } catch {
+        /* listed without details */
+      }
+      for (const host of names) if (!seen.has(`${source}:${host}`)) {
+        seen.add(`${source}:${host}`);
+        rows.push({ host, issuer, notAfter, source, wanted: false });
+      }
+    };
+    for (const c of this.state.certificates().values()) hand(c.names, "command", c.certificate);
+    for (const s of this.certs.sites) hand(s.names, "config", s.pem);
+    for (const r of this.acme.rows()) if (r.issuer || r.wanted) rows.push({ ...r, source: "acme" });
+    return rows;
   }
 
   private current(): Tables {
@@ -243,7 +294,7 @@ export class ProxyComponent implements Component {
     // half-open: a client that shuts down its side after the request still gets the answer
     const server: Server =
       proto === "https"
-        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, l.conns.accept)
+        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: this.alpnProtocols(), SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, this.acceptTls(l))
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") server.on("tlsClientError", () => {});
@@ -262,6 +313,19 @@ export class ProxyComponent implements Component {
     log.info("proxy listening", { proto, address: l.address });
   }
 
+  /** acme-tls/1 is offered only with TLS-ALPN-01 on: a validator's connection ends after the handshake */
+  private alpnProtocols(): string[] {
+    const dyn = this.ctx.dynamic();
+    return dyn.acme && dyn.acme_challenges.includes("tls-alpn-01") ? ["http/1.1", ACME_TLS] : ["http/1.1"];
+  }
+
+  private acceptTls(l: Listener): (socket: Socket) => void {
+    return (socket) => {
+      if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === ACME_TLS) return void socket.end();
+      l.conns.accept(socket);
+    };
+  }
+
   // ---- hot path --------------------------------------------------------------------------
 
   private table(proto: Proto): RouteTable {
@@ -276,6 +340,11 @@ export class ProxyComponent implements Component {
     const host = normalizeHost(scan.host);
     if (host === undefined) return sendStatus(inc, 400);
     const path = inc.head.url;
+    if (proto === "http" && path.startsWith(CHALLENGE_PATH)) {
+      // ACME HTTP-01, ahead of every route; unknown tokens go on to the routes (a backend may run its own ACME)
+      const answer = this.acme.httpChallenge(path.slice(CHALLENGE_PATH.length));
+      if (answer !== undefined) return void inc.answer(200, "OK", ["Date", httpDate(), "Content-Type", "application/octet-stream", "Content-Length", String(Buffer.byteLength(answer))], Buffer.from(answer));
+    } else if (proto === "http" && this.redirects.has(host) && this.httpsPort !== undefined) return this.redirect(inc, host, path, 308);
     let route = this.table(proto).lookup(host, path);
     if (proto === "http") {
       // an application with https_redirect answers HTTP with 301, also when only its HTTPS front names the host
@@ -287,9 +356,9 @@ export class ProxyComponent implements Component {
     forward(inc, route, scan, this.settings);
   }
 
-  private redirect(inc: Incoming, host: string, path: string): void {
+  private redirect(inc: Incoming, host: string, path: string, status: 301 | 308 = 301): void {
     const port = this.httpsPort === 443 ? "" : `:${this.httpsPort}`;
-    inc.answer(301, "Moved Permanently", ["Date", httpDate(), "Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
+    inc.answer(status, status === 301 ? "Moved Permanently" : "Permanent Redirect", ["Date", httpDate(), "Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
   }
 
   private upgrade(head: RequestHead, socket: Socket, rest: Buffer, proto: Proto): void {
@@ -308,6 +377,20 @@ export class ProxyComponent implements Component {
     this.inflight--;
     if (this.stopping && this.inflight === 0) this.drained?.();
   }
+}
+
+const CHALLENGE_PATH = "/.well-known/acme-challenge/";
+const ACME_TLS = "acme-tls/1";
+
+function acmeSettings(dyn: DynamicConfig): AcmeSettings {
+  return {
+    enabled: dyn.acme,
+    email: dyn.acme_email,
+    directoryUrl: dyn.acme_directory_url,
+    caFile: dyn.acme_ca_file,
+    renewBeforeDays: dyn.acme_renew_before_days,
+    challenges: dyn.acme_challenges,
+  };
 }
 
 export function createProxy(ctx: DaemonContext, opts?: ProxyOptions): ProxyComponent {
