@@ -201,7 +201,7 @@ export class ProxyComponent implements Component {
   /** the merged routing table with each route's source (for `stevedore proxy routes`) */
   routes(): RouteInfo[] {
     const t = this.current();
-    const served = (h: string) => this.endpoints.https.address !== "" && (this.certs.default !== undefined || this.sni.hasNamed(h));
+    const served = (h: string) => this.certs.default !== undefined || this.sni.hasNamed(h);
     return describeTables(t, served);
   }
 

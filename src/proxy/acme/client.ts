@@ -47,6 +47,7 @@ export class AcmeClient {
   private dir: Directory | undefined;
   private nonces: string[] = [];
   private kid: string | undefined;
+  private accountP: Promise<string> | undefined;
   private jwk: Jwk;
   readonly thumbprint: string;
   /** requests sent (tests count orders) */
@@ -154,7 +155,16 @@ export class AcmeClient {
   // ---- account and order ---------------------------------------------------------------
 
   /** newAccount: creates the account or finds the existing one for this key. */
-  async account(): Promise<string> {
+  account(): Promise<string> {
+    // one newAccount at a time: concurrent first orders share it
+    this.accountP ??= this.newAccount().catch((e: unknown) => {
+      this.accountP = undefined;
+      throw e;
+    });
+    return this.accountP;
+  }
+
+  private async newAccount(): Promise<string> {
     if (this.kid) return this.kid;
     const payload: Record<string, unknown> = { termsOfServiceAgreed: true };
     if (this.opts.email) payload.contact = [`mailto:${this.opts.email}`];

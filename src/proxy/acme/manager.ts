@@ -66,6 +66,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
   private client: AcmeClient | undefined;
   private clientKey = "";
   private accountKey: KeyObject | undefined;
+  private accountKeyP: Promise<KeyObject> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = 0;
   private stopped = false;
@@ -204,7 +205,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       s.failures = 0;
       s.next = 0;
       s.lastError = undefined;
-      log.info("acme certificate installed", { host, not_after: new Date(cert.notAfter).toISOString(), issuer: cert.issuer });
+      log.info("acme certificate installed", { host, not_after: new Date(cert.notAfter).toISOString(), issuer: cert.issuer, bad_nonce_retries: client.counts.badNonce });
       this.emit("change");
     } catch (err) {
       s.failures++;
@@ -226,6 +227,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     return {
       types: this.settings().challenges,
       present: (type, host, token, ka) => {
+        log.info("acme challenge", { host, type });
         if (type === "http-01") this.http01.set(token, ka);
         else if (type === "tls-alpn-01") {
           const { privateKey, publicKey } = newKey();
@@ -245,7 +247,13 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     const st = this.settings();
     const key = `${st.directoryUrl}\0${st.email}\0${st.caFile}`;
     if (this.client && this.clientKey === key) return this.client;
-    if (!this.accountKey) this.accountKey = await this.loadAccountKey();
+    // concurrent first orders share one account key (made once)
+    this.accountKeyP ??= this.loadAccountKey().catch((e: unknown) => {
+      this.accountKeyP = undefined;
+      throw e;
+    });
+    this.accountKey = await this.accountKeyP;
+    if (this.client && this.clientKey === key) return this.client;
     const ca = st.caFile ? [await readFile(st.caFile, "utf8")] : undefined;
     this.client = new AcmeClient({ directoryUrl: st.directoryUrl, accountKey: this.accountKey, email: st.email || undefined, ca });
     this.clientKey = key;
