@@ -42,6 +42,8 @@ interface HostState {
   lastError?: string;
   /** renewals in a row that gave a certificate already inside the window */
   eager: number;
+  /** 0..1, drawn per certificate: renewals of many hosts do not all fall on one moment */
+  jitter: number;
 }
 
 export interface CertRow {
@@ -147,7 +149,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
 
   private state(host: string): HostState {
     let s = this.hosts.get(host);
-    if (!s) this.hosts.set(host, (s = { wanted: false, busy: false, failures: 0, next: 0, eager: 0 }));
+    if (!s) this.hosts.set(host, (s = { wanted: false, busy: false, failures: 0, next: 0, eager: 0, jitter: Math.random() }));
     return s;
   }
 
@@ -158,7 +160,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       const life = s.cert.notAfter - s.cert.notBefore;
       const days = this.settings().renewBeforeDays;
       const window = days > 0 ? days * 86400_000 : life / 3;
-      due = s.cert.notAfter - window;
+      due = s.cert.notAfter - window - s.jitter * Math.min(window / 10, 86400_000);
       // a window as long as the lifetime would renew at once, again and again: space them out
       due = Math.max(due, s.cert.obtained + Math.min(EAGER_BASE_MS * 2 ** s.eager, 86400_000));
     }
@@ -202,6 +204,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       s.eager = renewal && this.dueAt({ ...s, cert, next: 0, eager: 0 }) <= cert.obtained + EAGER_BASE_MS ? s.eager + 1 : 0;
       if (s.eager > 0) log.warn("acme renew window is as long as the certificate lifetime; renewals spaced out", { host });
       s.cert = cert;
+      s.jitter = Math.random();
       s.failures = 0;
       s.next = 0;
       s.lastError = undefined;
