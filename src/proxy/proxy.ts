@@ -271,7 +271,8 @@ export class ProxyComponent implements Component {
     };
     for (const c of this.state.certificates().values()) hand(c.names, "command", c.certificate);
     for (const s of this.certs.sites) hand(s.names, "config", s.pem);
-    for (const r of this.acme.rows()) if (r.issuer || r.wanted) rows.push({ ...r, source: "acme" });
+    // an ACME certificate still on disk for a host that is now hand-installed is not served: not listed
+    for (const r of this.acme.rows()) if ((r.issuer || r.wanted) && !this.sni.handInstalled(r.host)) rows.push({ ...r, source: "acme" });
     return rows;
   }
 
