@@ -178,6 +178,8 @@ export class ProxyComponent implements Component {
 
   reloaded(dyn: DynamicConfig): void {
     this.settings = settingsOf(dyn);
+    // acme switched on by a reload: the stored certificates first, then the hosts' orders
+    if (dyn.acme) void this.acme.load().then(() => this.markDirty(), (e: Error) => log.error("acme certificates not loaded", { error: e.message }));
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
     for (const l of Object.values(this.endpoints)) if (l.server) l.server.maxConnections = dyn.proxy_max_connections;

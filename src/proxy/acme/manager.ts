@@ -72,6 +72,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
   private timer: NodeJS.Timeout | undefined;
   private running = 0;
   private stopped = false;
+  private loaded = false;
   /** orders placed by this process (tests, `certs`) */
   orders = 0;
 
@@ -84,6 +85,8 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
 
   /** Load the stored certificates (served at once, before any ACME traffic). */
   async load(): Promise<void> {
+    if (this.loaded) return;
+    this.loaded = true;
     const certDir = join(this.dir, "certs");
     const names = await readdir(certDir).catch(() => [] as string[]);
     for (const f of names) {
