@@ -44,6 +44,8 @@ export function parseIngress(labels: Readonly<Record<string, string>>): ParsedIn
   }
   const websocket = labels[PREFIX + "websocket"];
   if (websocket !== undefined) ingress.websocket = labelBool(websocket);
+  const redirect = labels[PREFIX + "https_redirect"];
+  if (redirect !== undefined) ingress.httpsRedirect = labelBool(redirect);
   const healthcheck = labels[PREFIX + "healthcheck"];
   if (healthcheck !== undefined) {
     if (healthcheck.startsWith("/") && healthcheck.length <= MAX_PATH && !/[\s\x00-\x1f\x7f]/.test(healthcheck)) ingress.healthcheck = healthcheck;

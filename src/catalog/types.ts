@@ -7,6 +7,8 @@ export interface Ingress {
   port?: number;
   websocket?: boolean;
   healthcheck?: string;
+  /** `https_redirect` label: false keeps HTTP answering when the host has a certificate */
+  httpsRedirect?: boolean;
 }
 
 export type Health = "healthy" | "unhealthy" | "starting" | "none";

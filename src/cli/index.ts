@@ -8,7 +8,7 @@ import { statusCommand } from "./status.js";
 import { reloadCommand } from "./reload.js";
 import { adminCommand } from "./admin.js";
 import { coreCommand } from "./core.js";
-import { proxyCommand } from "./proxy.js";
+import { certsCommand, proxyCommand } from "./proxy.js";
 import { tokenCommand } from "./token.js";
 import { servicesCommand } from "./services.js";
 import { deploymentsCommand, deploymentCommand } from "./deployments.js";
@@ -58,6 +58,7 @@ const COMMANDS: Command[] = [
   adminCommand,
   coreCommand,
   proxyCommand,
+  certsCommand,
   tokenCommand,
   servicesCommand,
   deploymentsCommand,

@@ -319,3 +319,34 @@ export const proxyCommand: Command = {
   usage: USAGE,
   run,
 };
+
+const CERTS_USAGE = `usage: stevedore certs [--json] [--config FILE] [--socket PATH]
+
+The certificates the proxy's HTTPS listener serves: host, issuer, not-after, source (acme, config,
+command), next renewal and last error of ACME hosts. Asks the daemon through the command socket.`;
+
+interface CertRowOut {
+  host: string;
+  issuer?: string;
+  notAfter?: string;
+  nextRenewal?: string;
+  lastError?: string;
+  source: string;
+}
+
+async function certs(args: string[]): Promise<number> {
+  const g = globals(args);
+  const { values, positionals } = parse(g.rest, { json: { type: "boolean" } });
+  noPositionals("certs", positionals);
+  const rows = (await call(target(g.config, g.socket), "CERTS")).data as CertRowOut[];
+  if (values.json) json(rows);
+  else out(table(["HOST", "SOURCE", "ISSUER", "NOT-AFTER", "NEXT-RENEWAL", "LAST-ERROR"], rows.map((r) => [r.host, r.source, r.issuer ?? "-", r.notAfter ?? "-", r.nextRenewal ?? "-", r.lastError ?? "-"])));
+  return 0;
+}
+
+export const certsCommand: Command = {
+  name: "certs",
+  summary: "certificates of the HTTPS listener (ACME and hand-installed)",
+  usage: CERTS_USAGE,
+  run: certs,
+};

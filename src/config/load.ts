@@ -163,7 +163,7 @@ function checkType(key: string, spec: KeySpec, entry: Entry): string | undefined
 }
 
 function readSite(table: Table, line: number, name: string, errors: string[]): Site {
-  const site = { hostname: "", path: "/", backends: [] as string[], tls_cert: "", tls_key: "", line };
+  const site = { hostname: "", path: "/", backends: [] as string[], tls_cert: "", tls_key: "", tls: "", https_redirect: true, line };
   for (const [key, entry] of table) {
     const spec = (SITE_KEYS as Record<string, KeySpec>)[key];
     if (!spec) { errors.push(`${name}:${entry.line}: unknown key ${key} in [[site]]`); continue; }
@@ -178,6 +178,8 @@ function readSite(table: Table, line: number, name: string, errors: string[]): S
   for (const b of site.backends) if (!parseHostPort(b)?.port) errors.push(`${at} backend ${JSON.stringify(b)} must be host:port${portRange(b, false)}`);
   if (site.backends.length > MAX_BACKENDS) errors.push(`${at} has more than ${MAX_BACKENDS} backends`);
   if ((site.tls_cert === "") !== (site.tls_key === "")) errors.push(`${at} tls_cert and tls_key go together`);
+  if (site.tls !== "" && site.tls !== "auto") errors.push(`${at} tls must be "auto" or ""`);
+  if (site.tls === "auto" && (site.tls_cert !== "" || site.hostname.startsWith("*."))) errors.push(`${at} tls = "auto" needs an exact hostname and no tls_cert`);
   return site;
 }
 
@@ -251,4 +253,16 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   for (const [cert, key] of [["core_tls_cert", "core_tls_key"], ["manager_tls_cert", "manager_tls_key"], ["proxy_default_cert", "proxy_default_key"]] as const)
     if ((values[cert] === "") !== (values[key] === ""))
       errors.push(values[cert] ? `${at(cert)} needs ${key} too` : `${at(key)} needs ${cert} too`);
+  validateAcme(values, at, errors);
+}
+
+function validateAcme(values: Values, at: (key: string) => string, errors: string[]): void {
+  if (!/^https?:\/\/[^\s/]+/.test(values.acme_directory_url)) errors.push(`${at("acme_directory_url")} must be an https:// URL`);
+  if (values.acme_email !== "" && !/^[^\s@<>]+@[^\s@<>]+$/.test(values.acme_email)) errors.push(`${at("acme_email")} must be an e-mail address or ""`);
+  if (values.acme_ca_file !== "" && !values.acme_ca_file.startsWith("/")) errors.push(`${at("acme_ca_file")} must be an absolute path or ""`);
+  for (const h of values.acme_hosts) if (h !== "ingress" && (!isHostPattern(h) || h.startsWith("*."))) errors.push(`${at("acme_hosts")}: ${JSON.stringify(h)} is neither "ingress" nor a host name`);
+  if (values.acme_challenges.length === 0) errors.push(`${at("acme_challenges")} needs http-01, tls-alpn-01 or both`);
+  for (const c of values.acme_challenges) if (c !== "http-01" && c !== "tls-alpn-01") errors.push(`${at("acme_challenges")}: ${JSON.stringify(c)} is not http-01 or tls-alpn-01`);
+  if (values.acme && values.acme_challenges.includes("http-01") && values.proxy_http_listen === "") errors.push(`${at("acme")}: http-01 needs proxy_http_listen`);
+  if (values.acme && values.proxy_https_listen === "") errors.push(`${at("acme")} needs proxy_https_listen`);
 }

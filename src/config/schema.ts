@@ -77,6 +77,15 @@ export const KEYS = {
   shaman_max_file_size: { type: "integer", default: 64 * GiB, group: "dynamic", min: 1, max: 16 * 1024 * GiB },
   // JSON APIs (core, manager): hostile clients (issue 16)
   api_header_timeout_secs: { type: "integer", default: 5, group: "dynamic", min: 1, max: 300 },
+
+  // automatic HTTPS (ACME, issue 15)
+  acme: { type: "boolean", default: false, group: "dynamic" },
+  acme_email: { type: "string", default: "", group: "dynamic" },
+  acme_directory_url: { type: "string", default: "https://acme-v02.api.letsencrypt.org/directory", group: "dynamic" },
+  acme_ca_file: { type: "string", default: "", group: "dynamic" },
+  acme_hosts: { type: "strings", default: ["ingress"], group: "dynamic" },
+  acme_renew_before_days: { type: "integer", default: 0, group: "dynamic", min: 0, max: 3650 }, // 0 = a third of the lifetime
+  acme_challenges: { type: "strings", default: ["http-01", "tls-alpn-01"], group: "dynamic" },
 } as const satisfies Record<string, KeySpec>;
 
 /** Keys of one `[[site]]` table: a static route of the proxy (dynamic). */
@@ -86,6 +95,8 @@ export const SITE_KEYS = {
   backends: { type: "strings", default: [], group: "dynamic" },
   tls_cert: { type: "string", default: "", group: "dynamic" },
   tls_key: { type: "string", default: "", group: "dynamic" },
+  tls: { type: "string", default: "", group: "dynamic" }, // "auto": an ACME certificate
+  https_redirect: { type: "boolean", default: true, group: "dynamic" }, // with a certificate: HTTP answers 308
 } as const satisfies Record<string, KeySpec>;
 
 type ValueOf<S extends KeySpec> = S["type"] extends "string" ? string : S["type"] extends "integer" ? number : S["type"] extends "boolean" ? boolean : string[];

@@ -16,6 +16,7 @@ export function createComponents(ctx: DaemonContext): Component[] {
   const command = commandComponent(ctx);
   const proxy = createProxy(ctx, { commandState: command.state });
   command.setRoutesProvider(() => proxy.runningRoutes() ?? commandRoutes(command.state));
+  command.setCertsProvider(() => proxy.certificates());
   // Shaman serves on the manager's listener under its user auth; interfaces do not import each
   // other, so the daemon hands it to the manager.
   // The dashboard too; its host page shows the proxy's routes, handed over here.

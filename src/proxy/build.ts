@@ -15,6 +15,8 @@ export interface Tables {
   http: RouteTable;
   https: RouteTable;
   pools: Map<string, Pool>;
+  /** ingress and site host names that may get ACME certificates, with their redirect switch */
+  acmeCandidates: Map<string, { source: "ingress" | "site"; redirect: boolean }>;
 }
 
 export interface BuildInput {
@@ -36,6 +38,7 @@ export function buildTables(input: BuildInput): Tables {
   const http = new RouteTable();
   const https = new RouteTable();
   const pools = new Map<string, Pool>();
+  const acmeCandidates: Tables["acmeCandidates"] = new Map();
   const makePool = (key: string, options: PoolOptions, members: Member[]): Pool => {
     const pool = new Pool(key, options, members);
     const old = previous?.get(key);
@@ -74,6 +77,7 @@ export function buildTables(input: BuildInput): Tables {
       if (hp) siteMembers.push({ id: b, up: upstreams.get(hp.host, hp.port) });
     }
     const pool = makePool(`config:${hostname}${site.path}`, PLAIN, siteMembers);
+    if (site.tls === "auto") acmeCandidates.set(hostname, { source: "site", redirect: site.https_redirect });
     http.add({ hostname, pathBegin: site.path, source: "config", pool, websocket: true });
     https.add({ hostname, pathBegin: site.path, source: "config", pool, websocket: true });
   }
@@ -85,6 +89,7 @@ export function buildTables(input: BuildInput): Tables {
       if (b.healthcheck) m.check = health.track(b.ip, b.port, b.healthcheck);
       return m;
     });
+    if (!acmeCandidates.has(route.hostname)) acmeCandidates.set(route.hostname, { source: "ingress", redirect: route.httpsRedirect });
     const pool = makePool(`ingress:${route.hostname}`, PLAIN, ingressMembers);
     http.add({ hostname: route.hostname, pathBegin: "/", source: "ingress", pool, websocket: route.websocket });
     https.add({ hostname: route.hostname, pathBegin: "/", source: "ingress", pool, websocket: route.websocket });
@@ -92,14 +97,15 @@ export function buildTables(input: BuildInput): Tables {
 
   upstreams.sweep();
   health.sweep();
-  return { http, https, pools };
+  return { http, https, pools, acmeCandidates };
 }
 
 /** The merged table for `stevedore proxy routes` and admin status. */
-export function describeTables(t: Tables): RouteInfo[] {
+export function describeTables(t: Tables, served: (hostname: string) => boolean = () => true): RouteInfo[] {
   const rows = new Map<string, RouteInfo>();
   for (const [proto, table] of [["http", t.http], ["https", t.https]] as const) {
     for (const r of table.routes()) {
+      if (proto === "https" && !served(r.hostname)) continue; // the handshake would fail: not listed
       const key = `${r.hostname}\0${r.pathBegin}\0${r.source}\0${r.pool.key}`;
       const row = rows.get(key);
       if (row) {

@@ -14,6 +14,8 @@ export interface IngressBackend {
 export interface IngressRoute {
   hostname: string;
   websocket: boolean;
+  /** false when a container of the route says `https_redirect=false` */
+  httpsRedirect: boolean;
   backends: IngressBackend[];
 }
 
@@ -46,8 +48,9 @@ export function deriveIngress(rev: Revision, domain: string): IngressRoute[] {
     const hostname = ingressHostname(ing.subdomain, domain);
     if (!hostname) continue;
     let route = byHost.get(hostname);
-    if (!route) byHost.set(hostname, (route = { hostname, websocket: false, backends: [] }));
+    if (!route) byHost.set(hostname, (route = { hostname, websocket: false, httpsRedirect: true, backends: [] }));
     if (ing.websocket) route.websocket = true;
+    if (ing.httpsRedirect === false) route.httpsRedirect = false;
     if (!c.running || c.health === "unhealthy") continue; // out of rotation
     const port = ing.port;
     if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) continue;

@@ -1,5 +1,6 @@
 // The proxy component: HTTP and HTTPS listeners over the merged routing table.
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { X509Certificate } from "node:crypto";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { Duplex } from "node:stream";
 import { EventEmitter } from "node:events";
@@ -22,6 +23,8 @@ import { duration, requests, statusClass, upstreamDuration } from "./proxy-metri
 import { metrics } from "../metrics/index.js";
 import { refuseRaw, sendStatus } from "./answers.js";
 import { tunnel, type TunnelSettings } from "./websocket.js";
+import { join } from "node:path";
+import { AcmeManager, type AcmeSettings, type CertRow } from "./acme/manager.js";
 import { ClientConnSet, describeBindError, guardTlsHandshakes, httpDate, listen, type Incoming, type RequestHead, type ServerSettings } from "../http/index.js";
 
 export interface ProxyOptions {
@@ -92,6 +95,10 @@ export class ProxyComponent implements Component {
   /** between start and stop: `proxy routes` answers this table */
   private routing = false;
   readonly accessLog = new AccessLog();
+  /** automatic HTTPS (acme = true): certificates, challenges */
+  private acme: AcmeManager;
+  /** hosts whose HTTP requests answer 308 to HTTPS (an ACME host with a certificate, redirect on) */
+  private redirects = new Set<string>();
 
   constructor(
     private ctx: DaemonContext,
@@ -120,6 +127,8 @@ export class ProxyComponent implements Component {
     metrics.gauge("stevedore_proxy_open_connections", "Open client connections of the proxy, by listener.", ["proto"], () =>
       Object.values(this.endpoints).filter((l) => l.server).map((l) => [[l.proto], l.conns.size]));
     metrics.gauge("stevedore_proxy_inflight_requests", "Requests of the proxy being answered.", [], () => [[[], this.inflight]]);
+    this.acme = new AcmeManager(join(st.state_dir, "acme"), () => acmeSettings(this.ctx.dynamic()));
+    this.sni.challenge = (name) => this.acme.alpnChallenge(name);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -128,6 +137,10 @@ export class ProxyComponent implements Component {
     const { certs, errors } = await loadConfigCerts(this.ctx.dynamic());
     for (const e of errors) log.error("proxy certificate not loaded", { error: e });
     this.certs = certs;
+    // stored certificates are served from the first handshake, before any ACME traffic
+    if (this.ctx.dynamic().acme) await this.acme.load();
+    this.acme.on("change", this.onStateChange);
+    this.unsubscribe.push(() => this.acme.off("change", this.onStateChange), () => this.acme.stop());
     this.state.on("change", this.onStateChange);
     const onRevision = () => this.markDirty();
     this.ctx.catalog.on("revision", onRevision);
@@ -186,6 +199,8 @@ export class ProxyComponent implements Component {
   reloaded(dyn: DynamicConfig): void {
     this.settings = settingsOf(dyn);
     this.accessLog.configure(dyn.access_log, dyn.access_log_query);
+    // acme switched on by a reload: the stored certificates first, then the hosts' orders
+    if (dyn.acme) void this.acme.load().then(() => this.markDirty(), (e: Error) => log.error("acme certificates not loaded", { error: e.message }));
     const certs = this.prepared.get(dyn);
     if (certs) this.certs = certs;
     for (const l of Object.values(this.endpoints)) if (l.server) l.server.maxConnections = dyn.proxy_max_connections;
@@ -208,7 +223,9 @@ export class ProxyComponent implements Component {
 
   /** the merged routing table with each route's source (for `stevedore proxy routes`) */
   routes(): RouteInfo[] {
-    return describeTables(this.current());
+    const t = this.current();
+    const served = (h: string) => this.certs.default !== undefined || this.sni.hasNamed(h);
+    return describeTables(t, served);
   }
 
   /** routes() while the data plane runs (started, not stopped); undefined otherwise */
@@ -241,8 +258,45 @@ export class ProxyComponent implements Component {
       health: this.health,
       previous: this.tables?.pools,
     });
-    this.sni.rebuild(this.state.certificates(), this.certs);
+    const dyn = this.ctx.dynamic();
+    this.sni.rebuild(this.state.certificates(), this.certs, dyn.acme ? this.acme.certs() : []);
     this.dirty = false;
+    this.redirects = new Set();
+    if (!dyn.acme) return;
+    const wanted: string[] = [];
+    const ingress = dyn.acme_hosts.includes("ingress");
+    for (const [host, c] of this.tables.acmeCandidates) {
+      if (c.source === "ingress" && !ingress && !dyn.acme_hosts.includes(host)) continue;
+      if (this.sni.handInstalled(host)) continue; // a hand-installed certificate wins
+      wanted.push(host);
+      if (c.redirect && this.acme.cert(host)) this.redirects.add(host);
+    }
+    if (this.routing || !this.stopping) this.acme.want(wanted);
+  }
+
+  /** the `stevedore certs` rows: ACME hosts, and the hand-installed names with their source */
+  certificates(): (CertRow & { source: "acme" | "config" | "command" })[] {
+    const rows: (CertRow & { source: "acme" | "config" | "command" })[] = [];
+    const seen = new Set<string>();
+    const hand = (names: readonly string[], source: "config" | "command", pem: string) => {
+      let issuer: string | undefined, notAfter: string | undefined;
+      try {
+        const x = new X509Certificate(pem);
+        issuer = /CN=([^\n]+)/.exec(x.issuer)?.[1] ?? x.issuer;
+        notAfter = new Date(x.validTo).toISOString();
+      } catch {
+        /* listed without details */
+      }
+      for (const host of names) if (!seen.has(`${source}:${host}`)) {
+        seen.add(`${source}:${host}`);
+        rows.push({ host, issuer, notAfter, source, wanted: false });
+      }
+    };
+    for (const c of this.state.certificates().values()) hand(c.names, "command", c.certificate);
+    for (const s of this.certs.sites) hand(s.names, "config", s.pem);
+    // an ACME certificate still on disk for a host that is now hand-installed is not served: not listed
+    for (const r of this.acme.rows()) if ((r.issuer || r.wanted) && !this.sni.handInstalled(r.host)) rows.push({ ...r, source: "acme" });
+    return rows;
   }
 
   private current(): Tables {
@@ -265,7 +319,7 @@ export class ProxyComponent implements Component {
     // half-open: a client that shuts down its side after the request still gets the answer
     const server: Server =
       proto === "https"
-        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: ["http/1.1"], SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, l.conns.accept)
+        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: this.alpnProtocols(), SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, this.acceptTls(l))
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") guardTlsHandshakes(server as TlsServer, { name: "proxy https", handshakeMs: () => this.ctx.dynamic().tls_handshake_timeout_secs * 1000 });
@@ -283,6 +337,19 @@ export class ProxyComponent implements Component {
     l.server = server;
     l.state = "listening";
     log.info("proxy listening", { proto, address: l.address });
+  }
+
+  /** acme-tls/1 is offered only with TLS-ALPN-01 on: a validator's connection ends after the handshake */
+  private alpnProtocols(): string[] {
+    const dyn = this.ctx.dynamic();
+    return dyn.acme && dyn.acme_challenges.includes("tls-alpn-01") ? ["http/1.1", ACME_TLS] : ["http/1.1"];
+  }
+
+  private acceptTls(l: Listener): (socket: Socket) => void {
+    return (socket) => {
+      if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === ACME_TLS) return void socket.end();
+      l.conns.accept(socket);
+    };
   }
 
   // ---- hot path --------------------------------------------------------------------------
@@ -306,6 +373,11 @@ export class ProxyComponent implements Component {
     const host = normalizeHost(scan.host);
     if (host === undefined) return sendStatus(inc, 400);
     const path = inc.head.url;
+    if (proto === "http" && path.startsWith(CHALLENGE_PATH)) {
+      // ACME HTTP-01, ahead of every route; unknown tokens go on to the routes (a backend may run its own ACME)
+      const answer = this.acme.httpChallenge(path.slice(CHALLENGE_PATH.length));
+      if (answer !== undefined) return void inc.answer(200, "OK", ["Date", httpDate(), "Content-Type", "application/octet-stream", "Content-Length", String(Buffer.byteLength(answer))], Buffer.from(answer));
+    } else if (proto === "http" && this.redirects.has(host) && this.httpsPort !== undefined) return this.redirect(inc, host, path, 308);
     route = this.table(proto).lookup(host, path);
     if (proto === "http") {
       // an application with https_redirect answers HTTP with 301, also when only its HTTPS front names the host
@@ -350,9 +422,9 @@ export class ProxyComponent implements Component {
     });
   }
 
-  private redirect(inc: Incoming, host: string, path: string): void {
+  private redirect(inc: Incoming, host: string, path: string, status: 301 | 308 = 301): void {
     const port = this.httpsPort === 443 ? "" : `:${this.httpsPort}`;
-    inc.answer(301, "Moved Permanently", ["Date", httpDate(), "Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
+    inc.answer(status, status === 301 ? "Moved Permanently" : "Permanent Redirect", ["Date", httpDate(), "Location", `https://${host}${port}${path}`, "Content-Length", "0"], Buffer.alloc(0));
   }
 
   private upgrade(head: RequestHead, socket: Socket, rest: Buffer, proto: Proto): void {
@@ -371,6 +443,20 @@ export class ProxyComponent implements Component {
     this.inflight--;
     if (this.stopping && this.inflight === 0) this.drained?.();
   }
+}
+
+const CHALLENGE_PATH = "/.well-known/acme-challenge/";
+const ACME_TLS = "acme-tls/1";
+
+function acmeSettings(dyn: DynamicConfig): AcmeSettings {
+  return {
+    enabled: dyn.acme,
+    email: dyn.acme_email,
+    directoryUrl: dyn.acme_directory_url,
+    caFile: dyn.acme_ca_file,
+    renewBeforeDays: dyn.acme_renew_before_days,
+    challenges: dyn.acme_challenges,
+  };
 }
 
 export function createProxy(ctx: DaemonContext, opts?: ProxyOptions): ProxyComponent {

@@ -12,6 +12,8 @@ export const MAX_PEM_BYTES = 1024 * 1024;
 export interface LoadedCert {
   names: string[];
   context: SecureContext;
+  /** the certificate PEM (for `stevedore certs`) */
+  pem: string;
 }
 
 /** The certificates named by the dynamic config, loaded before a reload swaps it in. */
@@ -76,7 +78,7 @@ export async function loadConfigCerts(dyn: DynamicConfig): Promise<{ certs: Conf
   for (const site of dyn.sites) {
     if (!site.tls_cert) continue;
     const pair = await loadPair(site.tls_cert, site.tls_key, `[[site]] ${site.hostname}`, errors);
-    if (pair) certs.sites.push({ names: [site.hostname.toLowerCase()], context: pair.context });
+    if (pair) certs.sites.push({ names: [site.hostname.toLowerCase()], context: pair.context, pem: pair.cert });
   }
   if (dyn.proxy_default_cert) {
     const pair = await loadPair(dyn.proxy_default_cert, dyn.proxy_default_key, "proxy_default_cert", errors);
@@ -93,7 +95,12 @@ export class SniIndex {
   /** secure contexts of command-socket certificates, by fingerprint, reused across rebuilds */
   private cache = new Map<string, SecureContext>();
 
-  rebuild(command: ReadonlyMap<string, ProxyCertificate>, config: ConfigCerts): void {
+  /** hand-installed names (command socket, config), exact and wildcard: these win over ACME */
+  private hand = { exact: new Set<string>(), wildcard: new Set<string>() };
+  /** TLS-ALPN-01 answers by host name (set by the ACME manager while a challenge is pending) */
+  challenge: (servername: string) => SecureContext | undefined = () => undefined;
+
+  rebuild(command: ReadonlyMap<string, ProxyCertificate>, config: ConfigCerts, acme: Iterable<{ host: string; context: SecureContext }> = []): void {
     const exact = new Map<string, SecureContext>();
     const wildcard = new Map<string, SecureContext>();
     const cache = new Map<string, SecureContext>();
@@ -118,10 +125,25 @@ export class SniIndex {
       add(cert.names, ctx);
     }
     for (const site of config.sites) add(site.names, site.context);
+    this.hand = { exact: new Set(exact.keys()), wildcard: new Set(wildcard.keys()) };
+    for (const c of acme) add([c.host], c.context); // after the hand-installed ones: those win
     this.exact = exact;
     this.wildcard = wildcard;
     this.cache = cache;
     this.fallback = config.default?.context;
+  }
+
+  /** a hand-installed certificate (command socket or config, not the default) covers this name */
+  handInstalled(name: string): boolean {
+    const dot = name.indexOf(".");
+    return this.hand.exact.has(name) || (dot > 0 && this.hand.wildcard.has(name.slice(dot + 1)));
+  }
+
+  /** a certificate for this name other than the default one */
+  hasNamed(name: string): boolean {
+    if (name.startsWith("*.")) return this.wildcard.has(name.slice(2));
+    const dot = name.indexOf(".");
+    return this.exact.has(name) || (dot > 0 && this.wildcard.has(name.slice(dot + 1)));
   }
 
   select(servername: string): SecureContext | undefined {
@@ -138,7 +160,7 @@ export class SniIndex {
 
   /** for the SNICallback of node:tls */
   callback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
-    const ctx = this.select(servername);
+    const ctx = this.challenge(servername.toLowerCase()) ?? this.select(servername);
     if (ctx) cb(null, ctx);
     else cb(new Error("no certificate for this name"));
   };

@@ -36,9 +36,10 @@ test("command-socket routes are served at once and win over config sites; routes
   assert.equal((await get(d.httpPort, "shared.test")).body, "a", "command front wins over the config site");
   const { stdout } = await proxy("routes", "--json");
   const routes = JSON.parse(stdout) as { hostname: string; source: string; protocols: string[]; backends: { address: string }[] }[];
-  // HTTP: the command front; HTTPS (no command front there): the config site
+  // HTTP: the command front; HTTPS would be the config site's, but no certificate is served for
+  // shared.test, so https is not listed (issue 15)
   const shared = routes.filter((r) => r.hostname === "shared.test").map((r) => `${r.source}:${r.protocols.join("+")}`).sort();
-  assert.deepEqual(shared, ["command:http", "config:https"]);
+  assert.deepEqual(shared, ["command:http"]);
   assert.ok(routes.some((r) => r.hostname === "cmd.test" && r.source === "command" && r.backends[0]?.address === `127.0.0.1:${a.port}`));
   await proxy("front", "remove", "--app", "web", "--host", "shared.test", "--path", "/");
   assert.equal((await get(d.httpPort, "shared.test")).body, "b", "back to the config site");

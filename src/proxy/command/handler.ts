@@ -20,6 +20,8 @@ export interface HandlerHost {
   /** resolves once the change is in the state file; the string is an error */
   persist(): Promise<string | undefined>;
   routes: RoutesProvider;
+  /** CERTS: the certificates the HTTPS listener serves (ACME, config, command socket) */
+  certs?: () => unknown[];
   /** SOFT_STOP: the final Ok is sent by the component's stop() */
   softStop(sendOk: () => void): void;
   /** HARD_STOP, after its Ok was written */
@@ -52,6 +54,8 @@ export async function handleOrder(host: HandlerHost, id: string, order: Order, s
       return send(answer(id, "Ok", "workers", [{ id: 0, pid: process.pid, run_state: host.runState() }]));
     case "ROUTES":
       return send(answer(id, "Ok", "routes", host.routes()));
+    case "CERTS":
+      return send(answer(id, "Ok", "certificates", host.certs?.() ?? []));
     case "SAVE_STATE":
     case "LOAD_STATE":
       if (order.type === "LOAD_STATE" && host.upgrading()) return send(answer(id, "Error", UPGRADING));

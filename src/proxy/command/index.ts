@@ -31,6 +31,7 @@ export class CommandComponent implements Component {
   private stopping = false;
   private readonly softStopOks: (() => void)[] = [];
   private routes: RoutesProvider = () => commandRoutes(this.state);
+  private certs: () => unknown[] = () => [];
   private readonly fileOrders = new Serializer();
 
   /** a new master is starting, or has taken over: the state must not change here any more */
@@ -46,6 +47,11 @@ export class CommandComponent implements Component {
   /** The lead connects the data plane's merged table here (command > config > ingress). */
   setRoutesProvider(provider: RoutesProvider): void {
     this.routes = provider;
+  }
+
+  /** The lead connects the data plane's certificate list here (`stevedore certs`). */
+  setCertsProvider(provider: () => unknown[]): void {
+    this.certs = provider;
   }
 
   async start(): Promise<void> {
@@ -94,6 +100,7 @@ export class CommandComponent implements Component {
       stateDir: this.ctx.config.static.state_dir,
       persist: () => this.persister.request(),
       routes: () => this.routes(),
+      certs: () => this.certs(),
       softStop: (sendOk) => {
         if (this.listenState === "stopped") return sendOk();
         this.softStopOks.push(sendOk);

@@ -52,7 +52,7 @@ export type StateOrder =
 
 export type MasterOrder =
   | { type: "SAVE_STATE" | "LOAD_STATE"; path: string }
-  | { type: "DUMP_STATE" | "STATUS" | "SOFT_STOP" | "HARD_STOP" | "UPGRADE_MASTER" | "ROUTES" };
+  | { type: "DUMP_STATE" | "STATUS" | "SOFT_STOP" | "HARD_STOP" | "UPGRADE_MASTER" | "ROUTES" | "CERTS" };
 
 export type Order = StateOrder | MasterOrder;
 
@@ -62,7 +62,7 @@ export const STATE_ORDER_TYPES = new Set<string>([
   "ADD_BACKEND", "REMOVE_BACKEND", "ADD_CERTIFICATE", "REMOVE_CERTIFICATE",
 ]);
 export const MASTER_ORDER_TYPES = new Set<string>([
-  "SAVE_STATE", "LOAD_STATE", "DUMP_STATE", "STATUS", "SOFT_STOP", "HARD_STOP", "UPGRADE_MASTER", "ROUTES",
+  "SAVE_STATE", "LOAD_STATE", "DUMP_STATE", "STATUS", "SOFT_STOP", "HARD_STOP", "UPGRADE_MASTER", "ROUTES", "CERTS",
 ]);
 
 export function isStateOrder(o: Order): o is StateOrder {
