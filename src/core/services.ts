@@ -56,6 +56,12 @@ export class CoreServices {
    * retry then creates the service afresh instead of meeting a 409.
    */
   private async rollBack(id: string): Promise<void> {
+    await this.erase(id);
+    log.info("core service: interrupted create rolled back", { id });
+  }
+
+  /** container (if any), bind directory, registry record: gone, in that order */
+  private async erase(id: string): Promise<void> {
     try {
       await this.docker.removeContainer(id, { force: true });
     } catch (err) {
@@ -63,7 +69,6 @@ export class CoreServices {
     }
     await this.binds.remove(id);
     await this.registry.set(id, undefined);
-    log.info("core service: interrupted create rolled back", { id });
   }
 
   /** a service the API knows (an intent of a create in progress is not one yet) */
@@ -196,13 +201,7 @@ export class CoreServices {
     this.record(id);
     await this.lock.run(id, async () => {
       this.record(id);
-      try {
-        await this.docker.removeContainer(id, { force: true });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      await this.binds.remove(id);
-      await this.registry.set(id, undefined);
+      await this.erase(id);
       log.info("core service deleted", { id });
     });
     this.changed();

@@ -40,7 +40,7 @@ test("config: the effective config with every default, the live dynamic part, se
   assert.equal(r.static.core_tls_key, "", "an unset key stays empty");
   assert.equal(r.dynamic.log_level, "debug");
   assert.equal(r.dynamic.shutdown_timeout_secs, 30, "defaults are filled in");
-  assert.deepEqual(r.dynamic.sites, [{ hostname: "a.example.com", path: "/", backends: ["127.0.0.1:9"], tls_cert: "", tls_key: "" }]);
+  assert.deepEqual(r.dynamic.sites, [{ hostname: "a.example.com", path: "/", backends: ["127.0.0.1:9"], tls_cert: "", tls_key: "", tls: "", https_redirect: true }]);
   // the answer follows a reload
   await d.writeConfig(`log_level = "warn"\nmanager_registration_secret = "${SECRET}"\n`);
   assert.deepEqual(parseReply(await viaNc(d.adminSocket, "reload\n")), { status: "ok" });
