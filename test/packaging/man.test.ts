@@ -19,7 +19,8 @@ test("stevedore.conf(5) documents every config key with its default and group", 
     const m = new RegExp(`^\\.B ${key}\\n(.*)$`, "m").exec(page);
     assert.ok(m, `${key} documented`);
     assert.match(m[1]!, new RegExp(`${spec.group}\\.$`), `${key} group`);
-    const def = typeof spec.default === "string" ? `\\(dq${spec.default.replace(/-/g, "\\-")}\\(dq` : String(spec.default);
+    const quote = (v: string) => `\\(dq${v.replace(/-/g, "\\-")}\\(dq`;
+    const def = typeof spec.default === "string" ? quote(spec.default) : Array.isArray(spec.default) ? `[${spec.default.map(quote).join(", ")}]` : String(spec.default);
     assert.ok(m[1]!.includes(`default ${def}`), `${key} default ${def} in: ${m[1]}`);
   }
   for (const key of Object.keys(SITE_KEYS)) assert.match(page, new RegExp(`\\.BR? ${key}\\b`), `site key ${key}`);
