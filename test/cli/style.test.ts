@@ -18,7 +18,9 @@ const AS_NOBODY = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--reg
 function cli(args: string[], env: Record<string, string> = {}, prefix: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const argv = [...prefix, process.execPath, BUNDLE, ...args];
-    const p = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, STEVEDORE_CONFIG: "", ...env } });
+    // as nobody: no coverage file (c8's directory is root's, and its EACCES would be in stderr);
+    // node hands NODE_V8_COVERAGE to children unless the child's env sets it: empty turns it off
+    const p = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, STEVEDORE_CONFIG: "", ...(prefix.length ? { NODE_V8_COVERAGE: "" } : {}), ...env } });
     let stdout = "", stderr = "";
     p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
     p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
