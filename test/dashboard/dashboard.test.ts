@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { mintUserToken } from "../../src/manager/auth.js";
 import { waitFor } from "../helpers/docker.js";
-import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { BUNDLE, runBundle, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const SHOTS = resolve("test-results/dashboard");
 const WORKER_ENV = {
@@ -48,18 +48,7 @@ function startWorker(nickname: string): void {
 }
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BUNDLE, ...args], {
-    env: { ...process.env, STEVEDORE_CONFIG: d.configPath, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "", STEVEDORE_QUERY_SOCKET: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  return new Promise((res, rej) => {
-    proc.once("error", rej);
-    proc.once("close", (code) => res({ code, stdout, stderr }));
-  });
+  return runBundle(args, { STEVEDORE_CONFIG: d.configPath, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "", STEVEDORE_QUERY_SOCKET: "" });
 }
 
 interface Reply {

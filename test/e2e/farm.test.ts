@@ -11,7 +11,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { mintUserToken } from "../../src/manager/auth.js";
 import { DOCKER_SOCKET, dockerReachable, ensureTestImage, needDocker, run, waitFor } from "../helpers/docker.js";
-import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { BUNDLE, runBundle, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { get } from "../query/http.js";
 
 /** the manager forgets a silent worker after this long (the schema's minimum is 1 s) */
@@ -83,18 +83,7 @@ function startWorker(nickname: string): WorkerProc {
 
 /** A CLI run as a real process against the daemon's config; resolves with its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BUNDLE, ...args], {
-    env: { ...process.env, STEVEDORE_CONFIG: d.configPath, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "", STEVEDORE_QUERY_SOCKET: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    proc.once("error", reject);
-    proc.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBundle(args, { STEVEDORE_CONFIG: d.configPath, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "", STEVEDORE_QUERY_SOCKET: "" });
 }
 
 /** The manager's job API with a user token. */

@@ -143,4 +143,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   return d;
 }
 
+/** `stevedore ARGS` from the bundle as a real process (no config unless env names one): exit code and output. */
+export function runBundle(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [BUNDLE, ...args], { env: { ...process.env, STEVEDORE_CONFIG: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  return new Promise((resolve, reject) => {
+    proc.once("error", reject);
+    proc.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export { waitFor };

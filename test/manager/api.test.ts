@@ -3,11 +3,10 @@
 // task types, so the jobs of one test are never handed to the workers of another.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { BUNDLE } from "../helpers/daemon.js";
+import { runBundle } from "../helpers/daemon.js";
 import { signEs256, signHs256 } from "../../src/tokens/index.js";
 import { assertError, basic, bearer, ID_RE, Manager, UNKNOWN_ID, type Reply, type Worker } from "./client.js";
 
@@ -683,16 +682,7 @@ test("durability: registrations, jobs, assignments and updates survive a restart
   }
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BUNDLE, ...args], { env: { ...process.env, STEVEDORE_CONFIG: "" } });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runBundle(args);
 
 test("stevedore status: the manager listener with worker and job counts (JSON and human)", async () => {
   const workers = (await m.api("GET", "/api/workers")).json.workers as { status: string }[];
