@@ -1,7 +1,7 @@
 // The proxy component: HTTP and HTTPS listeners over the merged routing table.
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { X509Certificate } from "node:crypto";
-import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { createServer as createTlsServer, type Server as TlsServer, type TlsOptions } from "node:tls";
 import type { Duplex } from "node:stream";
 import { EventEmitter } from "node:events";
 import { parseHostPort } from "../base/index.js";
@@ -14,7 +14,7 @@ import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, P
 import { buildTables, describeTables, type Tables } from "./build.js";
 import { UpstreamSet } from "./upstream.js";
 import { HealthChecker, DEFAULT_HEALTH, type HealthOptions } from "./health.js";
-import { loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
+import { ACME_TLS, loadConfigCerts, SniIndex, type ConfigCerts } from "./tls.js";
 import { clientAddress, scanRequest } from "./headers.js";
 import { normalizeHost, type Route, type RouteTable } from "./table.js";
 import { forward, type Exchange } from "./forward.js";
@@ -319,7 +319,7 @@ export class ProxyComponent implements Component {
     // half-open: a client that shuts down its side after the request still gets the answer
     const server: Server =
       proto === "https"
-        ? createTlsServer({ allowHalfOpen: true, ALPNProtocols: this.alpnProtocols(), SNICallback: this.sni.callback, ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, this.acceptTls(l))
+        ? createTlsServer({ allowHalfOpen: true, ...this.tlsCallbacks(), ...(this.certs.default ? { cert: this.certs.default.cert, key: this.certs.default.key } : {}) }, this.acceptTls(l))
         : createNetServer({ allowHalfOpen: true, noDelay: true }, l.conns.accept);
     server.maxConnections = this.ctx.dynamic().proxy_max_connections;
     if (proto === "https") guardTlsHandshakes(server as TlsServer, { name: "proxy https", handshakeMs: () => this.ctx.dynamic().tls_handshake_timeout_secs * 1000 });
@@ -339,10 +339,21 @@ export class ProxyComponent implements Component {
     log.info("proxy listening", { proto, address: l.address });
   }
 
-  /** acme-tls/1 is offered only with TLS-ALPN-01 on: a validator's connection ends after the handshake */
-  private alpnProtocols(): string[] {
-    const dyn = this.ctx.dynamic();
-    return dyn.acme && dyn.acme_challenges.includes("tls-alpn-01") ? ["http/1.1", ACME_TLS] : ["http/1.1"];
+  /** SNI and ALPN callbacks; node:tls calls both with the TLSSocket as `this` (tested in test/proxy/tls-alpn.test.ts) */
+  private tlsCallbacks(): Pick<TlsOptions, "SNICallback" | "ALPNCallback"> {
+    const sni = this.sni;
+    const acmeTls = () => {
+      const dyn = this.ctx.dynamic();
+      return dyn.acme && dyn.acme_challenges.includes("tls-alpn-01");
+    };
+    return {
+      SNICallback(this: object, name, cb) {
+        sni.sni(this, name, cb);
+      },
+      ALPNCallback(this: object, info) {
+        return sni.alpn(this, info.protocols, acmeTls());
+      },
+    };
   }
 
   private acceptTls(l: Listener): (socket: Socket) => void {
@@ -446,7 +457,6 @@ export class ProxyComponent implements Component {
 }
 
 const CHALLENGE_PATH = "/.well-known/acme-challenge/";
-const ACME_TLS = "acme-tls/1";
 
 function acmeSettings(dyn: DynamicConfig): AcmeSettings {
   return {

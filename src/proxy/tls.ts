@@ -87,6 +87,11 @@ export async function loadConfigCerts(dyn: DynamicConfig): Promise<{ certs: Conf
   return { certs, errors };
 }
 
+/** The ALPN protocol of a TLS-ALPN-01 validator (RFC 8737). */
+export const ACME_TLS = "acme-tls/1";
+const CHALLENGE_SERVED = "challenge";
+const OWN_SERVED = "own";
+
 /** The SNI lookup built with each routing table. */
 export class SniIndex {
   private exact = new Map<string, SecureContext>();
@@ -99,6 +104,8 @@ export class SniIndex {
   private hand = { exact: new Set<string>(), wildcard: new Set<string>() };
   /** TLS-ALPN-01 answers by host name (set by the ACME manager while a challenge is pending) */
   challenge: (servername: string) => SecureContext | undefined = () => undefined;
+  /** per handshake: the ALPN offer (acme-tls/1 or not), or which certificate SNI served before ALPN was known */
+  private offers = new WeakMap<object, boolean | typeof CHALLENGE_SERVED | typeof OWN_SERVED>();
 
   rebuild(command: ReadonlyMap<string, ProxyCertificate>, config: ConfigCerts, acme: Iterable<{ host: string; context: SecureContext }> = []): void {
     const exact = new Map<string, SecureContext>();
@@ -158,10 +165,36 @@ export class SniIndex {
     return this.fallback;
   }
 
-  /** for the SNICallback of node:tls */
-  callback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
-    const ctx = this.challenge(servername.toLowerCase()) ?? this.select(servername);
-    if (ctx) cb(null, ctx);
-    else cb(new Error("no certificate for this name"));
-  };
+  /**
+   * The TLS-ALPN-01 challenge certificate goes only to a validator. node:tls negotiates ALPN before SNI in
+   * TLS 1.3 (`alpn` below has then recorded the offer on the socket), after it in TLS 1.2. A client that
+   * offered acme-tls/1 gets the challenge; one whose offer is not known yet gets it only for a host with no
+   * certificate of its own, so a renewal never shows ordinary clients the self-signed certificate.
+   */
+  sni(socket: object, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+    const name = servername.toLowerCase();
+    const offer = this.offers.get(socket);
+    const challenge = offer === false ? undefined : this.challenge(name);
+    if (challenge && (offer === true || !this.hasNamed(name))) {
+      this.offers.set(socket, CHALLENGE_SERVED);
+      return cb(null, challenge);
+    }
+    const ctx = this.select(name);
+    if (!ctx) return cb(new Error("no certificate for this name"));
+    if (offer === undefined) this.offers.set(socket, OWN_SERVED);
+    cb(null, ctx);
+  }
+
+  /** node:tls's ALPNCallback: http/1.1, or acme-tls/1 for a validator when TLS-ALPN-01 is on (else a fatal alert) */
+  alpn(socket: object, protocols: readonly string[], acmeTls: boolean): string | undefined {
+    const sniFirst = this.offers.get(socket);
+    if (acmeTls && protocols.includes(ACME_TLS)) {
+      // TLS 1.2 chose the host's own certificate before the offer was known: refuse rather than answer wrongly
+      if (sniFirst === OWN_SERVED) return undefined;
+      if (sniFirst === undefined) this.offers.set(socket, true);
+      return ACME_TLS;
+    }
+    if (sniFirst === undefined) this.offers.set(socket, false);
+    return protocols.includes("http/1.1") ? "http/1.1" : undefined;
+  }
 }

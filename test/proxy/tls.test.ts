@@ -6,7 +6,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, X509Certificate } from "node:crypto";
-import { connect } from "node:tls";
+import { connect, createSecureContext } from "node:tls";
+import type { SniIndex } from "../../src/proxy/tls.js";
 import { request } from "node:https";
 import { backend, startProxy, FakeState, type Backend } from "./helpers.js";
 import { run } from "../helpers/docker.js";
@@ -40,14 +41,15 @@ function fingerprint(certPem: string): string {
   return createHash("sha256").update(new X509Certificate(certPem).raw).digest("hex");
 }
 
-/** The CN of the certificate the server presents for `servername`, or the handshake error. */
-function presented(port: number, servername: string | undefined): Promise<string> {
+/** The CN of the certificate the server presents for `servername` (and the ALPN answer, if asked), or the handshake error. */
+function presented(port: number, servername: string | undefined, tls: { ALPNProtocols?: string[]; maxVersion?: "TLSv1.2" } = {}): Promise<string> {
   return new Promise((resolve) => {
     // to an IP address without a servername, node sends no SNI
-    const s = connect({ host: "127.0.0.1", port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false }, () => {
+    const s = connect({ host: "127.0.0.1", port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false, ...tls }, () => {
       const cn = s.getPeerCertificate().subject?.CN;
+      const alpn = tls.ALPNProtocols ? ` ${s.alpnProtocol}` : "";
       s.destroy();
-      resolve(String(cn));
+      resolve(String(cn) + alpn);
     });
     s.on("error", (e) => resolve(`error: ${e.message}`));
   });
@@ -91,6 +93,46 @@ test("SNI picks the exact certificate, then the wildcard, then the default", asy
     const r = await httpsGet(p.httpsPort, "a.tls.test");
     assert.deepEqual(r, { status: 200, body: "proto=https" });
     assert.equal((await httpsGet(p.httpsPort, "b.tls.test")).body, "proto=https", "config site over HTTPS");
+  } finally {
+    await p.stop();
+  }
+});
+
+test("a pending TLS-ALPN-01 challenge is served to validators only (TLS 1.3 and 1.2); a renewal keeps the host's certificate for clients", async () => {
+  await makeCert("challenge", "a.tls.test");
+  await makeCert("challenge-new", "new.tls.test");
+  const p = await startProxy({ https: true, state: stateWithExact(), config: `acme = true\nacme_challenges = ["tls-alpn-01"]\n` });
+  const contexts = new Map(["a.tls.test", "new.tls.test"].map((h, i) => {
+    const id = i ? "challenge-new" : "challenge";
+    return [h, createSecureContext({ cert: pem[id]!.cert, key: pem[id]!.key })];
+  }));
+  (p.proxy as unknown as { sni: SniIndex }).sni.challenge = (name) => contexts.get(name);
+  const acme = { ALPNProtocols: ["acme-tls/1"] };
+  const http11 = { ALPNProtocols: ["http/1.1"] };
+  const tls12 = { maxVersion: "TLSv1.2" as const };
+  try {
+    // renewal: a.tls.test has its own certificate
+    assert.equal(await presented(p.httpsPort, "a.tls.test", acme), "challenge acme-tls/1", "TLS 1.3 validator");
+    assert.equal(await presented(p.httpsPort, "a.tls.test", http11), "exact http/1.1", "TLS 1.3 client");
+    assert.equal(await presented(p.httpsPort, "a.tls.test"), "exact", "client without ALPN");
+    assert.equal(await presented(p.httpsPort, "a.tls.test", { ...http11, ...tls12 }), "exact http/1.1", "TLS 1.2 client");
+    assert.match(await presented(p.httpsPort, "a.tls.test", { ...acme, ...tls12 }), /^error: /, "TLS 1.2 validator: refused, never answered with the host's certificate");
+    // a first order: nothing else to serve for the host
+    assert.equal(await presented(p.httpsPort, "new.tls.test", acme), "challenge-new acme-tls/1");
+    assert.equal(await presented(p.httpsPort, "new.tls.test", { ...acme, ...tls12 }), "challenge-new acme-tls/1", "TLS 1.2 validator of a new host");
+    assert.match(await presented(p.httpsPort, "new.tls.test", http11), /^error: /, "TLS 1.3 client of a new host: no certificate yet");
+    assert.match(await presented(p.httpsPort, "a.tls.test", { ALPNProtocols: ["h2"] }), /^error: /, "no common protocol: a fatal alert, as before");
+  } finally {
+    await p.stop();
+  }
+});
+
+test("acme-tls/1 is refused when TLS-ALPN-01 is off", async () => {
+  const p = await startProxy({ https: true, state: stateWithExact() });
+  (p.proxy as unknown as { sni: SniIndex }).sni.challenge = () => createSecureContext({ cert: pem.exact!.cert, key: pem.exact!.key });
+  try {
+    assert.match(await presented(p.httpsPort, "a.tls.test", { ALPNProtocols: ["acme-tls/1"] }), /^error: /);
+    assert.equal(await presented(p.httpsPort, "a.tls.test", { ALPNProtocols: ["http/1.1"] }), "exact http/1.1");
   } finally {
     await p.stop();
   }
