@@ -57,15 +57,25 @@ export class Serializer {
   }
 }
 
-/** One Serializer per key: run(key, fn) waits for every earlier run of the same key only. */
+/** One Serializer per key: run(key, fn) waits for every earlier run of the same key only; coalesce(key, fn)
+ *  shares the key's queued run. */
 export class KeyedLock {
   private readonly queues = new Map<string, Serializer>();
 
-  async run<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
+  run<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.on(key, (queue) => queue.run(fn));
+  }
+
+  /** Serializer.coalesce per key: callers of one key share its queued run (not started yet). */
+  coalesce<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.on(key, (queue) => queue.coalesce(fn));
+  }
+
+  private async on<T>(key: string, use: (queue: Serializer) => Promise<T>): Promise<T> {
     let queue = this.queues.get(key);
     if (!queue) this.queues.set(key, (queue = new Serializer()));
     try {
-      return await queue.run(fn);
+      return await use(queue);
     } finally {
       if (queue.pending === 0 && this.queues.get(key) === queue) this.queues.delete(key);
     }

@@ -2,6 +2,7 @@
 import { lstat, unlink, rename } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { ensureDir } from "../store/index.js";
+import { Serializer } from "../base/index.js";
 import { connect, type Server } from "node:net";
 import { dirname, basename, join } from "node:path";
 import { log } from "../log.js";
@@ -35,13 +36,10 @@ export async function unsafeSocketDir(dir: string): Promise<string | undefined> 
   return `socket directory ${dir} (mode ${mode}, owner uid ${st.uid}) is writable by group or others without the sticky bit and a root-owned (or our own) directory; refusing to create a socket in it`;
 }
 
-// umask is process-wide: one socket creation at a time, so no other bind sees our umask
-let creating: Promise<unknown> = Promise.resolve();
-function serialized<T>(fn: () => Promise<T>): Promise<T> {
-  const run = creating.then(fn, fn);
-  creating = run.catch(() => {});
-  return run;
-}
+// umask is process state, so the lock over changing it is too (a listed exception to "no
+// module-level state", test/architecture.test.ts): one socket creation at a time in the process,
+// so no other bind sees our umask
+const umaskLock = new Serializer();
 
 /** Does something accept connections on this socket path? */
 export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -111,7 +109,7 @@ async function bindUnix(server: Server, path: string, mode: number, what: string
     await unlink(path);
   }
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(12).toString("hex")}.tmp`);
-  await serialized(async () => {
+  await umaskLock.run(async () => {
     const oldMask = process.umask(0o777 & ~mode); // the socket is born with `mode`: no chmod afterwards
     try {
       await listen(server, { path: tmp });

@@ -4,6 +4,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { dirname, join } from "node:path";
 import { ensureDir, fsyncDir } from "../store/index.js";
+import { KeyedLock } from "../base/index.js";
 
 /** Job and task ids: 24 lowercase hex characters (the same rule as OBJECT_ID_RE in ./ids.ts). Checked before any path is built. */
 const TASK_LOG_ID = /^[0-9a-f]{24}$/;
@@ -64,6 +65,10 @@ export class TaskLogs {
   private readonly timer: NodeJS.Timeout;
   /** fsyncs of log data so far (tests see the grouping through this) */
   syncs = 0;
+  /** per directory: the fsync queued behind the running one, shared by its callers (see syncDir) */
+  private readonly dirSyncs = new KeyedLock();
+  /** directory fsyncs actually made (tests see the sharing through this) */
+  dirFsyncs = 0;
 
   constructor(stateDir: string, opts: TaskLogsOptions = {}) {
     this.root = join(stateDir, "task-logs");
@@ -120,7 +125,7 @@ export class TaskLogs {
       if (!(await exists(path))) return;
       for (let i = this.keepRotated - 1; i >= 1; i--) await renameIfExists(`${path}.${i}`, `${path}.${i + 1}`);
       await rename(path, `${path}.1`);
-      await syncDirShared(dirname(path));
+      await this.syncDir(dirname(path));
     });
   }
 
@@ -255,7 +260,7 @@ export class TaskLogs {
     }
     this.openFiles++;
     try {
-      f.fh = await openForAppend(f.path, this.root);
+      f.fh = await openForAppend(f.path, this.root, (dir) => this.syncDir(dir));
     } catch (err) {
       this.openFiles--;
       this.handleWaiters.shift()?.();
@@ -289,6 +294,18 @@ export class TaskLogs {
       this.forgetIfIdle(f);
     }
   }
+
+  /**
+   * fsync a directory, shared by concurrent callers: an entry made before the call is covered by any
+   * fsync of the directory that starts after the call, so callers join the queued one. The tasks a
+   * scheduler hands out at once are mostly of one job, i.e. new log files in one directory.
+   */
+  private syncDir(dir: string): Promise<void> {
+    return this.dirSyncs.coalesce(dir, () => {
+      this.dirFsyncs++;
+      return fsyncDir(dir);
+    });
+  }
 }
 
 function newBatch(): Batch {
@@ -303,16 +320,16 @@ function newBatch(): Batch {
  * Open for appending. A file made here is fsynced into its directory (and new directories into theirs, up to
  * `root`'s parent) so that data acknowledged after an fsync of the file is not lost with its directory entry.
  */
-async function openForAppend(path: string, root: string): Promise<FileHandle> {
+async function openForAppend(path: string, root: string, syncDir: (dir: string) => Promise<void>): Promise<FileHandle> {
   const made = await createExclusive(path).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code !== "ENOENT") throw err;
     await ensureDir(dirname(path), 0o755);
     const fh = await createExclusive(path);
-    if (fh) await syncEntries(fh, [dirname(dirname(path)), dirname(dirname(dirname(path))), dirname(root)]);
+    if (fh) await syncEntries(fh, [dirname(dirname(path)), dirname(dirname(dirname(path))), dirname(root)], syncDir);
     return fh;
   });
   if (!made) return open(path, "a");
-  await syncEntries(made, [dirname(path)]);
+  await syncEntries(made, [dirname(path)], syncDir);
   return made;
 }
 
@@ -324,44 +341,13 @@ async function createExclusive(path: string): Promise<FileHandle | undefined> {
   });
 }
 
-async function syncEntries(fh: FileHandle, dirs: string[]): Promise<void> {
+async function syncEntries(fh: FileHandle, dirs: string[], syncDir: (dir: string) => Promise<void>): Promise<void> {
   try {
-    for (const dir of dirs) await syncDirShared(dir);
+    for (const dir of dirs) await syncDir(dir);
   } catch (err) {
     await fh.close();
     throw err;
   }
-}
-
-/** Per directory: the fsync running now and the one queued behind it (not started yet). */
-const dirSyncs = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
-/** directory fsyncs actually made (tests see the sharing through this) */
-export const dirSyncCount = { fsyncs: 0 };
-
-/**
- * fsync a directory, shared by concurrent callers: an entry made before the call is covered by any
- * fsync of the directory that starts after the call, so callers join the queued one. The tasks a
- * scheduler hands out at once are mostly of one job, i.e. new log files in one directory.
- */
-function syncDirShared(dir: string): Promise<void> {
-  let state = dirSyncs.get(dir);
-  if (!state) dirSyncs.set(dir, (state = { running: undefined, next: undefined }));
-  if (state.next) return state.next;
-  const s = state;
-  const mine: Promise<void> = (s.running ?? Promise.resolve())
-    .then(() => {}, () => {}) // the previous fsync's failure is its callers'
-    .then(() => {
-      s.next = undefined;
-      s.running = mine;
-      dirSyncCount.fsyncs++;
-      return fsyncDir(dir);
-    })
-    .finally(() => {
-      if (s.running === mine) s.running = undefined;
-      if (!s.running && !s.next && dirSyncs.get(dir) === s) dirSyncs.delete(dir);
-    });
-  s.next = mine;
-  return mine;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -88,6 +88,31 @@ test("KeyedLock: runs of one key in order, other keys in parallel, and forgets i
   assert.equal(lock.size, 0);
 });
 
+test("KeyedLock.coalesce: callers of one key share its queued run, other keys run their own, idle keys are forgotten", async () => {
+  const lock = new KeyedLock();
+  const g = gate();
+  const runs: string[] = [];
+  const sync = (key: string) => async () => {
+    const n = runs.push(key); // which run this is
+    if (n === 1) await g.opened;
+    return n;
+  };
+  const first = lock.coalesce("a", sync("a")); // starts at once
+  await Promise.resolve();
+  await Promise.resolve(); // let it start
+  const queued = [lock.coalesce("a", sync("a")), lock.coalesce("a", sync("a")), lock.coalesce("a", sync("a"))];
+  const other = await lock.coalesce("b", sync("b")); // not behind "a", not shared with it
+  assert.equal(other, 2);
+  assert.equal(lock.size, 1);
+  g.open();
+  const got = await Promise.all([first, ...queued]);
+  assert.deepEqual(got, [1, 3, 3, 3], "the three queued callers shared one run");
+  assert.deepEqual(runs, ["a", "b", "a"]);
+  assert.equal(lock.size, 0);
+  await assert.rejects(lock.coalesce("c", () => Promise.reject(new Error("x"))), /x/);
+  assert.equal(lock.size, 0);
+});
+
 test("mapLimit keeps order, bounds the parallelism and rejects with the first error", async () => {
   let inFlight = 0;
   let most = 0;

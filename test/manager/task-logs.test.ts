@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dirSyncCount, TaskLogs, TaskLogError } from "../../src/manager/task-logs.js";
+import { TaskLogs, TaskLogError } from "../../src/manager/task-logs.js";
 
 const JOB = "65a1b2c3d4e5f60718293a4b";
 const TASK = "65a1b2c3d4e5f60718293a4c";
@@ -173,13 +173,13 @@ test("new logs made at once in one job directory share its fsyncs; each is whole
   const { logs } = await setup(t);
   await logs.append(JOB, TASK, "first"); // the job's directory exists from here on
   const tasks = Array.from({ length: 40 }, (_, i) => `65a1b2c3d4e5f607182${(0x93b00 + i).toString(16)}`);
-  const before = dirSyncCount.fsyncs;
+  const before = logs.dirFsyncs;
   await Promise.all(tasks.map((task) => logs.append(JOB, task, `line of ${task}`)));
-  const made = dirSyncCount.fsyncs - before;
+  const made = logs.dirFsyncs - before;
   assert.ok(made >= 1 && made < tasks.length / 2, `${made} directory fsyncs for ${tasks.length} new files`);
   for (const task of tasks) assert.equal((await logs.read(JOB, task))?.toString(), `line of ${task}\n`);
   // a rotation's rename is synced too, after the call (a later file creation does not make it skip)
-  const rotations = dirSyncCount.fsyncs;
+  const rotations = logs.dirFsyncs;
   await logs.rotate(JOB, tasks[0]!);
-  assert.ok(dirSyncCount.fsyncs > rotations);
+  assert.ok(logs.dirFsyncs > rotations);
 });
