@@ -1,4 +1,4 @@
-// The one JSON API server (the core API, the manager): a TCP or TLS listener on our own HTTP/1.1
+// The one JSON API server (the core API, the manager): a TCP, TLS or Unix-socket listener on our own HTTP/1.1
 // server side (server-conn.ts), routing by method and path pattern, bounded bodies, one error
 // shape {"error": "..."}, request logs, hand-over of the listener and a graceful stop.
 import { readFile } from "node:fs/promises";
@@ -14,6 +14,7 @@ import { untilDeadline } from "../deadline.js";
 import { log } from "../log.js";
 import { HttpError, errorBody, refuseJson } from "./json.js";
 import { describeBindError, listen } from "./listen.js";
+import { listenUnix } from "./unix-listener.js";
 import { Router } from "./router.js";
 import { ClientConnSet, httpDate, type Incoming } from "./server-conn.js";
 import { metrics } from "../metrics/index.js";
@@ -85,8 +86,11 @@ export interface ApiErrorStatus {
 export interface ApiServerOptions {
   /** log and hand-over name ("core", "manager") */
   name: string;
-  /** "host:port"; "" = disabled */
+  /** "host:port", or an absolute path: a Unix socket (made with the Unix listener's rules, see
+   *  listenUnix; mode `socketMode`); "" = disabled */
   listen: string;
+  /** a Unix socket's permission bits (default 0o660: the owner and its group) */
+  socketMode?: number;
   /** handshakeMs: a TLS handshake must finish within it (default 5 s), read per connection */
   tls?: { certFile: string; keyFile: string; handshakeMs?(): number };
   routes: ApiRoute[];
@@ -100,6 +104,8 @@ export interface ApiServerOptions {
   limits(): ApiLimits;
   /** UPGRADE_MASTER: listen on the socket handed over under `name`; false when there is none */
   inherit?(server: Server, name: string, address: string): Promise<boolean>;
+  /** true once the listeners went to a new master: a Unix socket's path is then left in place */
+  handedOver?(): boolean;
 }
 
 export type ApiServerState = "listening" | "disabled" | "unavailable" | "stopped";
@@ -114,7 +120,7 @@ export interface ApiServer {
   status(): { state: ApiServerState; address?: string; reason?: string };
   /** for the hand-over: the listening socket under `name` */
   listeners(): Map<string, { server: Server; address: string }>;
-  /** the bound "host:port" ("" when not listening) */
+  /** the bound "host:port", or the socket path ("" when not listening) */
   readonly address: string;
 }
 
@@ -168,13 +174,16 @@ class JsonApiServer implements ApiServer {
       return;
     }
     try {
-      const hp = parseHostPort(address);
-      if (!hp) throw new Error(`${address} must be host:port`);
+      const unix = address.startsWith("/");
+      const hp = unix ? undefined : parseHostPort(address);
+      if (!unix && !hp) throw new Error(`${address} must be host:port or an absolute socket path`);
       // no listener cap: the connection set bounds pending and admitted connections itself, so
       // that silent clients cannot keep real ones out (see ClientConnSet)
       const accept = (socket: Socket) => this.conns.accept(socket);
       const server = tls ? await tlsServer(name, tls, accept) : createNetServer({ allowHalfOpen: true, noDelay: true }, accept);
-      if (!(await this.opts.inherit?.(server, name, address))) await listen(server, { host: hp.host, port: hp.port });
+      if (hp) {
+        if (!(await this.opts.inherit?.(server, name, address))) await listen(server, { host: hp.host, port: hp.port });
+      } else if (!(await this.listenUnix(server, address))) return;
       server.on("error", (err) => log.error(`${name} API server error`, { error: err.message }));
       const bound = server.address();
       this.address = typeof bound === "object" && bound ? formatHostPort(bound.address, bound.port) : address;
@@ -186,6 +195,17 @@ class JsonApiServer implements ApiServer {
       this.reason = `${address}: ${describeBindError(err)}`;
       log.error(`${name} API unavailable`, { listen: address, error: describeBindError(err) });
     }
+  }
+
+  /** The socket at `path` with the floor's rules (stale sockets, safe directory, mode without a
+   *  window, hand-over); false: unavailable, the reason logged and kept for status(). */
+  private async listenUnix(server: Server, path: string): Promise<boolean> {
+    const { name, inherit, handedOver } = this.opts;
+    const r = await listenUnix(server, path, this.opts.socketMode ?? 0o660, name, { inherit, handedOver });
+    if (r.ok) return true;
+    this.state = "unavailable";
+    this.reason = r.message;
+    return false;
   }
 
   async stop(graceful: boolean, deadline: number): Promise<void> {

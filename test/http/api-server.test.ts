@@ -8,7 +8,7 @@ import { request as httpsRequest } from "node:https";
 import { connect, type Server, type Socket } from "node:net";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiServer, HttpError, type ApiLimits, type ApiServer, type ApiServerOptions } from "../../src/http/index.js";
@@ -420,6 +420,81 @@ test("TLS: the same API over HTTPS", async () => {
     await missing.start().finally(restore);
     assert.equal(missing.status().state, "unavailable");
     assert.ok(lines.some((l) => /level=error msg="test API unavailable".*ENOENT/.test(l)), lines.join("\n"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** curl over a Unix socket: status, lower-cased headers, body */
+async function curlUnix(socket: string, method: string, path: string, body?: string): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const args = ["-sS", "-i", "--unix-socket", socket, "-X", method, `http://api${path}`];
+  if (body !== undefined) args.push("-H", "Content-Type: application/json", "--data-binary", body);
+  const { stdout } = await promisify(execFile)("curl", args);
+  const end = stdout.indexOf("\r\n\r\n");
+  const [statusLine, ...lines] = stdout.slice(0, end).split("\r\n");
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+  return { status: Number(statusLine!.split(" ")[1]), headers, body: stdout.slice(end + 4) };
+}
+
+test("Unix socket: the same JSON API and error shape over a socket made by the floor's Unix listener", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "api-unix-"));
+  try {
+    const path = join(dir, "api.sock");
+    const inherited: [string, string][] = [];
+    const { api, close } = await serve({ listen: path, socketMode: 0o600, inherit: async (_s, name, address) => (inherited.push([name, address]), false) });
+    try {
+      assert.deepEqual(inherited, [["test", path]], "the hand-over is asked for the path first");
+      assert.equal(api.address, path);
+      assert.deepEqual(api.status(), { state: "listening", address: path });
+      assert.equal(api.listeners().get("test")?.address, path);
+      const st = await lstat(path);
+      assert.ok(st.isSocket());
+      assert.equal(st.mode & 0o777, 0o600, "born with socketMode");
+      const ok = await curlUnix(path, "GET", "/items/a%20b?q=x");
+      assert.deepEqual([ok.status, ok.headers["content-type"], JSON.parse(ok.body)], [200, "application/json", { id: "a b", q: "x", user: null }]);
+      assert.deepEqual(JSON.parse((await curlUnix(path, "POST", "/items", '{"a":1}')).body), { got: { a: 1 } });
+      // the one error shape: {"error": "..."} with the status of each failure
+      for (const [method, p, body, status] of [["GET", "/nothing", undefined, 404], ["PUT", "/items/x", undefined, 405], ["POST", "/items", "{nope", 400], ["GET", "/conflict", undefined, 409], ["GET", "/teapot", undefined, 418], ["GET", "/bug", undefined, 500]] as const) {
+        const r = await curlUnix(path, method, p, body);
+        assert.equal(r.status, status, `${method} ${p}`);
+        assert.equal(r.headers["content-type"], "application/json");
+        const json = JSON.parse(r.body);
+        assert.deepEqual(Object.keys(json), ["error"]);
+        assert.equal(typeof json.error, "string");
+        if (status === 405) assert.equal(r.headers.allow, "GET, DELETE");
+        if (status === 500) assert.equal(json.error, "internal error");
+      }
+      // a malformed request gets the JSON 400 from our HTTP/1.1 server side
+      const garbage = await new Promise<string>((resolve, reject) => {
+        let text = "";
+        const s = connect(path, () => s.end("GET /items/x HTTP/1.1\r\nBad Header\r\n\r\n"));
+        s.setEncoding("latin1").on("data", (c: string) => (text += c)).on("close", () => resolve(text)).on("error", reject);
+      });
+      assert.match(garbage, /^HTTP\/1\.1 400 [^]*\r\n\r\n\{"error":"[^"]+"\}$/);
+      // a live socket is never taken over by a second server
+      const second = createApiServer({ name: "second", listen: path, routes: [], limits: () => LIMITS });
+      await second.start();
+      assert.equal(second.status().state, "unavailable");
+      assert.match(second.status().reason ?? "", /in use by another process/);
+    } finally {
+      await close();
+    }
+    await assert.rejects(lstat(path), /ENOENT/, "the path is removed at stop");
+    // after a hand-over the path is the new master's: stop leaves it
+    const handed = await serve({ listen: path, handedOver: () => true });
+    await handed.close();
+    assert.ok((await lstat(path)).isSocket(), "left in place for the new master");
+    // the floor's rules: a directory others may write to is refused
+    const open = join(dir, "open");
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const unsafe = createApiServer({ name: "unsafe", listen: join(open, "api.sock"), routes: [], limits: () => LIMITS });
+    await unsafe.start();
+    assert.equal(unsafe.status().state, "unavailable");
+    assert.match(unsafe.status().reason ?? "", /writable by group or others/);
+    const relative = createApiServer({ name: "rel", listen: "api.sock", routes: [], limits: () => LIMITS });
+    await relative.start();
+    assert.match(relative.status().reason ?? "", /host:port or an absolute socket path/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
