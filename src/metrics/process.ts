@@ -19,7 +19,7 @@ function maxFds(): number {
   }
 }
 
-/** Register the process series on `registry` (once). */
+/** Register the process series on `registry` (again: the same series and one scrape hook). */
 export function registerProcessMetrics(registry: Registry): void {
   const cpu = registry.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
   const rss = registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -28,7 +28,7 @@ export function registerProcessMetrics(registry: Registry): void {
   const max = registry.gauge("process_max_fds", "Maximum number of open file descriptors.");
   const start = registry.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.");
   start.set(Math.round((Date.now() - process.uptime() * 1000) / 1000));
-  registry.onScrape(() => {
+  registry.onScrape("process", () => {
     const u = process.cpuUsage();
     cpu.labels().set((u.user + u.system) / 1e6);
     const m = process.memoryUsage();

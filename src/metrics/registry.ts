@@ -15,6 +15,9 @@ export class Cell {
   dec(n = 1): void {
     this.value -= n;
   }
+  reset(): void {
+    this.value = 0;
+  }
 }
 
 export class HistogramCell {
@@ -33,6 +36,11 @@ export class HistogramCell {
       }
     this.sum += v;
     this.count++;
+  }
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
   }
 }
 
@@ -94,8 +102,8 @@ const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 export class Registry {
   readonly families = new Map<string, Family<unknown>>();
-  /** run before encoding (process figures, collect functions refresh) */
-  private beforeScrape: (() => void)[] = [];
+  /** run before encoding (process figures), by name: registering again replaces, never piles up */
+  private readonly beforeScrape = new Map<string, () => void>();
 
   private add<F extends Family<unknown>>(f: F): F {
     const existing = this.families.get(f.name);
@@ -124,14 +132,33 @@ export class Registry {
     return this.add(new HistogramFamily(name, help, labelNames, [...buckets].sort((a, b) => a - b)));
   }
 
-  onScrape(fn: () => void): void {
-    this.beforeScrape.push(fn);
+  /** `fn` runs before each scrape; a second hook of the same `name` replaces the first. */
+  onScrape(name: string, fn: () => void): void {
+    this.beforeScrape.set(name, fn);
   }
 
   refresh(): void {
-    for (const fn of this.beforeScrape) fn();
+    for (const fn of this.beforeScrape.values()) fn();
+  }
+
+  /**
+   * As fresh, for tests (the process registry outlives a test): every recorded value back to zero,
+   * every collect function and scrape hook dropped (they hold an earlier test's components). The
+   * families stay defined, and the series they had stay at zero: modules keep handles to them.
+   */
+  reset(): void {
+    for (const f of this.families.values()) {
+      for (const { cell } of f.children.values()) (cell as Cell | HistogramCell).reset();
+      if (f instanceof GaugeFamily) f.collect = undefined;
+    }
+    this.beforeScrape.clear();
   }
 }
 
-/** The process's registry: interfaces record into it, the daemon's metrics listener serves it. */
+/**
+ * The process's registry, the Prometheus clients' default registry: interfaces record into it, the
+ * daemon's metrics listener serves it. The one allowed module-level mutable value besides the umask
+ * lock (see src/README.md): one daemon per process, and injecting it would thread a parameter through
+ * every layer for no second registry. Tests that read it call reset() first.
+ */
 export const metrics = new Registry();
