@@ -1,5 +1,6 @@
 // The layering of src/: every relative import (import, import type, export ... from, import())
-// is checked against the rule table below; no cycles between folders or between files.
+// is checked against the rule table below; no cycles between folders or between files; no
+// module-level mutable state beyond the listed exceptions.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
@@ -157,8 +158,67 @@ function describeCycle(path: string[], edges: Edge[], key: (f: string) => string
   return `cycle ${path.join(" -> ")}: ${steps.join(", ")}`;
 }
 
+// ---- module-level state ------------------------------------------------------------------------
+// No module-level mutable state: what a component needs is its instance's, handed in by the
+// daemon's wiring. The exceptions, "file:name" (relative to src/) with the reason of each.
+const PROCESS_LOG = "the process's log settings: one stderr per process, set by the daemon and by tests";
+const JOURNAL_SCRATCH = "scratch of the synchronous frame parser (set and read with no await between): its hot loop allocates nothing";
+const MODULE_STATE: Record<string, string> = {
+  "log.ts:threshold": PROCESS_LOG,
+  "log.ts:format": PROCESS_LOG,
+  "log.ts:stamped": PROCESS_LOG,
+  "log.ts:sink": PROCESS_LOG,
+  "log.ts:lastMs": "memo of timestamp(): the string of the current millisecond",
+  "log.ts:lastStamp": "memo of timestamp(): the string of the current millisecond",
+  "http/server-conn.ts:dateSecond": "memo of httpDate(): the Date header of the current second",
+  "http/server-conn.ts:dateValue": "memo of httpDate(): the Date header of the current second",
+  "http/unix-listener.ts:umaskLock": "umask is process state: one socket creation under a changed umask at a time in the process",
+  "metrics/registry.ts:metrics": "the process's metrics registry, as Prometheus clients' default registry (src/README.md); tests call reset()",
+  "catalog/catalog.ts:eventLag": "a family of the process's metrics registry",
+  "manager/ids.ts:counter": "the ObjectId layout has one counter per process",
+  "store/journal.ts:frameSeq": JOURNAL_SCRATCH,
+  "store/journal.ts:frameIdx": JOURNAL_SCRATCH,
+  "store/journal.ts:frameValue": JOURNAL_SCRATCH,
+  "store/journal.ts:openDirs": "one open Journal per directory in the process: the guard is as wide as the process",
+  "admin/commands.ts:siteCounts": "memo keyed by an immutable DynamicConfig (weak: it goes with the config)",
+  "proxy/answers.ts:BODIES": "memo of the constant answer bodies, one per status",
+};
+
+/** constructors whose instances hold no state we could share by accident */
+const STATELESS = new Set(["RegExp", "TextDecoder", "TextEncoder"]);
+const MUTATORS = "push|pop|shift|unshift|splice|set|add|delete|clear|sort|reverse|fill|copyWithin";
+
+/** Module-level state in a source text: top-level let/var; a top-level const made by `new` (not a
+ *  Set or Map filled from a literal, not a stateless kind) or an empty [] or {}; a top-level const
+ *  mutated anywhere in the file (a property assigned or counted, a mutating method called); a static
+ *  field that is not a readonly primitive. Declarations are recognised at the start of a line. */
+export function moduleState(text: string): { name: string; line: number; why: string }[] {
+  const src = withoutComments(text);
+  const out: { name: string; line: number; why: string }[] = [];
+  const lineAt = (i: number) => src.slice(0, i).split("\n").length;
+  for (const m of src.matchAll(/^(?:export\s+)?(let|var)\s+(\w+)/gm)) out.push({ name: m[2]!, line: lineAt(m.index!), why: `top-level ${m[1]}` });
+  const consts: string[] = [];
+  for (const m of src.matchAll(/^(?:export\s+)?const\s+(\w+)(?:\s*:[^=\n]+)?\s*=\s*([^\n]*)/gm)) {
+    const [name, init] = [m[1]!, m[2]!];
+    consts.push(name);
+    const made = /^new\s+([\w.]+)\s*(?:<[^\n]*?>)?\s*\((\s*\[)?/.exec(init);
+    if (made && !STATELESS.has(made[1]!) && !(/^(Set|Map)$/.test(made[1]!) && made[2])) out.push({ name, line: lineAt(m.index!), why: `top-level new ${made[1]}` });
+    else if (/^(\[\s*\]|\{\s*\})\s*;?\s*$/.test(init)) out.push({ name, line: lineAt(m.index!), why: "top-level empty container" });
+  }
+  for (const name of consts) {
+    const prop = `${name}(?:\\.\\w+|\\[[^\\]\\n]*\\])+`;
+    const re = new RegExp(`(?<![\\w.$])${prop}\\s*(?:[-+*/%&|^]?=(?!=)|\\+\\+|--)|(?:\\+\\+|--)${prop}|(?<![\\w.$])${name}\\.(?:${MUTATORS})\\(`, "g");
+    for (const m of src.matchAll(re)) out.push({ name, line: lineAt(m.index!), why: `module-level ${name} mutated` });
+  }
+  for (const m of src.matchAll(/^\s+(?:(?:private|public|protected)\s+)?static\s+(readonly\s+)?(\w+)\s*(?::[^=\n]+)?=\s*([^\n]*)/gm)) {
+    if (!m[1] || /^(new\s|\[|\{)/.test(m[3]!)) out.push({ name: m[2]!, line: lineAt(m.index!), why: "mutable static field" });
+  }
+  return out;
+}
+
 // ---- the tests ---------------------------------------------------------------------------------
-const EDGES = importEdges(sourceFiles(SRC));
+const FILES = sourceFiles(SRC);
+const EDGES = importEdges(FILES);
 
 test("the import parser sees every kind of relative import", () => {
   const kinds = new Set(EDGES.map((e) => e.from));
@@ -198,4 +258,51 @@ test("no cycles between files", () => {
   const id = (f: string) => f;
   const c = cycles(graphOf(EDGES, id)).map((p) => describeCycle(p, EDGES, id));
   assert.deepEqual(c, [], `\n${c.join("\n")}`);
+});
+
+test("the state scan catches let, new containers, empty literals, mutated consts and static fields", () => {
+  const text = [
+    "let a = 0;",
+    "export let b: string;",
+    "const c = new Map<string, number>();",
+    "const d = new WeakMap();",
+    "const e: string[] = [];",
+    "const f = {};",
+    "export const g = { fsyncs: 0 };",
+    "function h() { g.fsyncs++; TABLE.push(1); }",
+    "const TABLE = [1, 2];",
+    "const lock = new Serializer();",
+    "class K {",
+    "  static cache = new Map();",
+    "  static readonly N = 60;",
+    "  private readonly own = new WeakMap(); // instance state: fine",
+    "}",
+    "function local() { let x = 1; const y = new Map(); return [x, y]; }",
+    "const OK1 = new Set([\"a\"]);",
+    "const OK2 = new RegExp(\"x\");",
+    "const OK3 = { a: 1 } as const;",
+    "// let inComment = 1;",
+  ].join("\n");
+  const found = moduleState(text).map((s) => `${s.line} ${s.name}: ${s.why}`);
+  assert.deepEqual(found, [
+    "1 a: top-level let",
+    "2 b: top-level let",
+    "3 c: top-level new Map",
+    "4 d: top-level new WeakMap",
+    "5 e: top-level empty container",
+    "6 f: top-level empty container",
+    "10 lock: top-level new Serializer",
+    "8 g: module-level g mutated",
+    "8 TABLE: module-level TABLE mutated",
+    "12 cache: mutable static field",
+  ]);
+});
+
+test("no module-level mutable state under src/ beyond the listed exceptions, and no stale exception", () => {
+  const found = new Map<string, string>();
+  for (const abs of FILES) for (const s of moduleState(readFileSync(abs, "utf8"))) found.set(`${rel(abs)}:${s.name}`, `src/${rel(abs)}:${s.line} ${s.why}`);
+  const unlisted = [...found].filter(([key]) => !MODULE_STATE[key]).map(([, where]) => where);
+  assert.deepEqual(unlisted, [], `\nmodule-level state (make it a component's, or list it in MODULE_STATE with its reason):\n${unlisted.join("\n")}`);
+  const stale = Object.keys(MODULE_STATE).filter((key) => !found.has(key));
+  assert.deepEqual(stale, [], "exceptions no longer found: remove them from MODULE_STATE");
 });
