@@ -158,6 +158,7 @@ class JsonApiServer implements ApiServer {
           maxAdmitted: l.maxConnections,
           maxPending: l.maxPendingConnections ?? l.maxConnections,
           linger: { bytes: l.lingerBytes ?? LINGER_BYTES, ms: l.lingerMs ?? LINGER_MS },
+          continueOnRead: true,
         };
       },
       {

@@ -50,6 +50,10 @@ export interface ServerSettings {
    *  nothing but the bandwidth it spends anyway). Unset: the rest drains within idleMs, and a
    *  close follows the answer at once. */
   linger?: { bytes: number; ms: number };
+  /** Expect: 100-continue is answered 100 when the handler starts reading the body, not at once:
+   *  a request answered without its body (a stored Shaman file) then costs the client no upload;
+   *  that answer closes the connection (the client may or may not send the body after it) */
+  continueOnRead?: boolean;
 }
 
 export interface ClientHandlers {
@@ -79,6 +83,8 @@ export class Incoming {
   private bodiless = false;
   keepAlive: boolean;
   private closeCallbacks: ((completed: boolean) => void)[] = [];
+  /** the client waits for 100 Continue before sending the body (see continueOnRead) */
+  continuePending = false;
 
   constructor(
     readonly head: RequestHead,
@@ -96,6 +102,10 @@ export class Incoming {
   /** Receive the body (chunks queued so far first). */
   readBody(sink: BodySink): void {
     this.sink = sink;
+    if (this.continuePending && !this.ended) {
+      this.continuePending = false;
+      if (!this.headersSent) this.conn.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+    }
     const queued = this.queued;
     this.queued = undefined;
     if (queued) for (const c of queued) sink.onBody(c);
@@ -161,8 +171,9 @@ export class Incoming {
       s += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (this.conn.closing || this.conn.set.stopping) this.keepAlive = false;
-    // more body to come than we would read and drop: the client is told to stop (see linger)
-    if (!this.requestComplete && head.hasBody && this.keepAlive && this.conn.tooMuchLeft()) this.keepAlive = false;
+    // more body to come than we would read and drop: the client is told to stop (see linger); a
+    // client never told to continue may send its body or not: the connection cannot go on
+    if (!this.requestComplete && head.hasBody && this.keepAlive && (this.continuePending || this.conn.tooMuchLeft())) this.keepAlive = false;
     if (!this.bodiless && !hasLength) {
       // chunked also when the connection closes after: a cut answer is then visible as cut
       if (!head.http10) {
@@ -325,7 +336,10 @@ export class ClientConn implements RequestSink {
     if (head.method === "CONNECT") return this.refuse(400);
     if (head.expect !== undefined) {
       if (head.expect !== "100-continue") return this.refuse(417);
-      if (!head.http10) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+      if (head.http10) {
+        // no interim answers in HTTP/1.0
+      } else if (head.hasBody && this.set.settings().continueOnRead) inc.continuePending = true;
+      else this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
     }
     if (head.upgrade && this.handlers.upgrade) {
       this.upgrading = inc; // after the parser returns: the bytes after the head belong to the new protocol

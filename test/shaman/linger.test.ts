@@ -99,18 +99,19 @@ function curl(args: string[]): Promise<{ code: number; status: number; uploaded:
 let bigFile = "";
 let big: Buffer;
 
-test("a large file stored by curl; uploading it again: curl gets 208 and exits 0, with and without Expect: 100-continue, and stops sending", async () => {
+test("a large file stored by curl (Expect: 100-continue, the 100 sent when the body is read); uploading it again: curl gets 208 and exits 0, with Expect without sending the body, without Expect stopping early", async () => {
   big = content("big", BIG);
   bigFile = join(dir, "big.bin");
   await writeFile(bigFile, big);
   const url = `http://127.0.0.1:${port}/files/${sha(big)}/${BIG}`;
-  const first = await curl(["-X", "POST", "-H", "Expect:", "-T", bigFile, url]);
+  const first = await curl(["-X", "POST", "-T", bigFile, url]);
   assert.deepEqual([first.code, first.status], [0, 204], first.stderr);
   for (const expect of [[], ["-H", "Expect:"]]) {
     for (const how of [["-T", bigFile], ["--data-binary", `@${bigFile}`]]) {
       const r = await curl(["-X", "POST", ...expect, ...how, url]);
       assert.deepEqual([r.code, r.status], [0, 208], `${expect.join(" ")} ${how[0]}: ${r.stderr}`);
-      assert.ok(r.uploaded < BIG, `curl stopped sending (${r.uploaded} of ${BIG} bytes)`);
+      if (expect.length === 0) assert.equal(r.uploaded, 0, "no 100 Continue: the body was never sent");
+      else assert.ok(r.uploaded < BIG, `curl stopped sending (${r.uploaded} of ${BIG} bytes)`);
     }
   }
 });
@@ -127,6 +128,25 @@ test("stored → 208 while the client has sent 64 KiB of 40 MiB and waits for th
   c.s.end();
   await waitFor("closed", () => c.closed(), 3000);
   assert.equal(c.error(), undefined);
+});
+
+test("Expect: 100-continue: a stored file is answered 208 without a 100 and Connection: close; a new one gets the 100, then its 204", async () => {
+  const known = await raw();
+  await send(known.s, postHead(big, "Expect: 100-continue\r\n"));
+  await waitFor("208", () => known.text().includes("\r\n\r\n"), 3000);
+  assert.equal(statusOf(known.text()), 208, "no interim answer first");
+  assert.match(known.text(), /\r\nConnection: close\r\n/);
+  known.s.end();
+  await waitFor("closed", () => known.closed(), 3000);
+  const fresh = content("expect-fresh", 100_000);
+  const c = await raw();
+  await send(c.s, postHead(fresh, "Expect: 100-continue\r\n"));
+  await waitFor("100", () => c.text().includes("\r\n\r\n"), 3000);
+  assert.equal(c.text(), "HTTP/1.1 100 Continue\r\n\r\n");
+  await send(c.s, fresh);
+  await waitFor("204", () => /\r\n\r\nHTTP\/1.1 204 [^]*\r\n\r\n$/.test(c.text()), 5000);
+  assert.doesNotMatch(c.text(), /Connection: close/i, "read in full: the connection stays");
+  c.s.destroy();
 });
 
 test("a small stored file: 208 at once, the rest of the body dropped after it, the next request on the same connection", async () => {
