@@ -75,6 +75,11 @@ export interface ApiLimits {
   /** keep-alive idle time between requests */
   idleMs: number;
   maxHeaderBytes: number;
+  /** an answer sent before the end of its request body (401, 413, Shaman's 208): the rest of the
+   *  body is read and dropped after it within these bounds (defaults LINGER_BYTES, LINGER_MS; see
+   *  ServerSettings.linger) */
+  lingerBytes?: number;
+  lingerMs?: number;
 }
 
 export interface ApiErrorStatus {
@@ -124,8 +129,11 @@ export interface ApiServer {
   readonly address: string;
 }
 
-/** a body sent with a request we fail before reading it is read and dropped up to these bounds
- *  before the answer, else the answer closes the connection */
+/** a body sent with a request answered before its end is read and dropped up to these bounds
+ *  after the answer (the connection then serves the next request), else the connection closes
+ *  lingering: 16 MiB is a fraction of a second on a LAN, far more than the JSON bodies we refuse,
+ *  and tells a large upload (a stored Shaman file) to stop at once; 5 s lets a slow client read
+ *  the answer before the close */
 const LINGER_BYTES = 16 * 1024 * 1024;
 const LINGER_MS = 5_000;
 const EMPTY = Buffer.alloc(0);
@@ -155,6 +163,8 @@ class JsonApiServer implements ApiServer {
           answerHalfClosed: true,
           maxAdmitted: l.maxConnections,
           maxPending: l.maxPendingConnections ?? l.maxConnections,
+          linger: { bytes: l.lingerBytes ?? LINGER_BYTES, ms: l.lingerMs ?? LINGER_MS },
+          continueOnRead: true,
         };
       },
       {
@@ -286,10 +296,9 @@ class JsonApiServer implements ApiServer {
     return this.send(inc, res.status, "application/json", Buffer.from(JSON.stringify(body)), res.headers);
   }
 
-  /** The answer; a request body not read yet is drained first (bounded) so the client sees it. */
+  /** The answer, at once: a request body not read yet is read and dropped after it, within the
+   *  linger bounds (server-conn.ts), so that the client sees it and not a reset. */
   private async send(inc: Incoming, status: number, type: string | undefined, body: Buffer | undefined, extra?: Record<string, string>): Promise<void> {
-    if (inc.ended || inc.socket.destroyed) return;
-    if (inc.head.hasBody && !inc.requestComplete && !(await drainBounded(inc))) inc.keepAlive = false;
     if (inc.ended || inc.socket.destroyed) return;
     const headers = ["Date", httpDate()];
     const bodiless = status === 204 || status === 304;
@@ -391,7 +400,7 @@ class Request implements ApiRequest {
       inc.onClose((completed) => completed || fail(gone()));
       inc.readBody({
         onBody(chunk) {
-          if (settled) return; // past the limit: the rest is dropped (see drainBounded)
+          if (settled) return; // past the limit: the rest is dropped (after the answer, see send)
           size += chunk.length;
           if (size > limit) return fail(tooLarge(limit));
           chunks.push(chunk);
@@ -428,7 +437,7 @@ class Request implements ApiRequest {
     inc.onClose((completed) => completed || stream.readableEnded || stream.destroy(gone()));
     inc.readBody({
       onBody(chunk) {
-        if (stream.destroyed) return; // dropped (see drainBounded)
+        if (stream.destroyed) return; // dropped (after the answer, see send)
         size += chunk.length;
         if (size > limit) return void stream.destroy(tooLarge(limit));
         if (!stream.push(chunk)) inc.pauseBody();
@@ -449,35 +458,6 @@ class Request implements ApiRequest {
     // closed before the body was in: no more bytes (nor close event) will come
     if (this.inc.socket.destroyed && !this.inc.requestComplete) throw gone();
   }
-}
-
-/**
- * We answer a request before the client sent its whole body (401, 413, ...). Answering and closing
- * at once would make the kernel reset the connection and the client lose our answer; so first read
- * and discard a bounded amount of what it still sends. False when a bound was hit (the answer then
- * closes the connection).
- */
-function drainBounded(inc: Incoming): Promise<boolean> {
-  if (inc.requestComplete) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    let seen = 0;
-    let done = false;
-    const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), LINGER_MS);
-    inc.onClose(() => finish(false));
-    inc.readBody({
-      onBody(chunk) {
-        seen += chunk.length;
-        if (seen > LINGER_BYTES) finish(false);
-      },
-      onEnd: () => finish(true),
-    });
-  });
 }
 
 /** A JSON object body that may be empty (an action without options): {} when empty, 400 otherwise

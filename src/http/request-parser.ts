@@ -58,6 +58,13 @@ export class RequestParser extends MessageParser {
     return this.state === State.Head && this.pending === undefined && this.held === undefined;
   }
 
+  /** body bytes of the current request still to come: known for a Content-Length body (0 once
+   *  it is through), undefined for a chunked one */
+  get bodyLeft(): number | undefined {
+    if (this.state === State.Length) return this.remaining;
+    return this.state === State.Done ? 0 : undefined;
+  }
+
   /** bytes held after the current request */
   get heldBytes(): number {
     return this.held?.length ?? 0;
@@ -116,6 +123,7 @@ export class RequestParser extends MessageParser {
     // no framing = no body; an upgrade request ends at its head (what follows is the new protocol)
     let next = this.bodyState(f);
     if (next === State.UntilClose || upgrade) next = State.Done;
+    this.state = next; // already, for an answer made inside onRequest (bodyLeft)
     this.sink.onRequest({
       method: m[1]!,
       url: m[2]!,

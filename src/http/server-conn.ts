@@ -8,8 +8,11 @@
 // A connection handles one request at a time; pipelined requests wait, held by the parser. When
 // an answer is complete the connection goes on with the next request, or closes when either side
 // asked for it, the answer's length was delimited by the close, or the server is stopping. A
-// request body not consumed when its answer ends is read and dropped (bounded by the idle
-// timeout) so that the connection stays usable.
+// request body not consumed when its answer ends is read and dropped after the answer (bounded by
+// the idle timeout, or by the `linger` bounds) so that the connection stays usable; a connection
+// that closes with body bytes still coming closes "lingering" (nginx's lingering_close): our side
+// is shut down after the answer and what the client still sends is read and dropped until it
+// closes or a bound is hit, so that it reads the answer rather than a reset.
 import type { Socket } from "node:net";
 import { RequestParser, RequestParseError, type RequestHead, type RequestSink } from "./request-parser.js";
 import { LAST_CHUNK, writeChunk, type BodySink } from "./http1.js";
@@ -36,6 +39,21 @@ export interface ServerSettings {
    *  oldest one that is idle (no request byte yet, or keep-alive between requests), so idle clients
    *  cannot keep new ones out; unset: no eviction */
   maxConnections?: number;
+  /** an answer sent before the end of its request body ("answer first, then linger"): the rest is
+   *  read and dropped within `bytes` and `ms`, both counted from the answer. A body that ends
+   *  within them keeps the connection for the next request; a Content-Length body with more than
+   *  `bytes` still to come is answered with Connection: close at once (clients then stop sending).
+   *  Past a bound, or when the answer closes the connection, the close lingers: our side is shut
+   *  down after the answer, reads are dropped until the client closes or `ms` is up (no byte
+   *  bound there: a client still sending after our FIN writes its whole body before it reads, as
+   *  Python's http.client does, and cutting it early only makes sure it fails; dropping costs
+   *  nothing but the bandwidth it spends anyway). Unset: the rest drains within idleMs, and a
+   *  close follows the answer at once. */
+  linger?: { bytes: number; ms: number };
+  /** Expect: 100-continue is answered 100 when the handler starts reading the body, not at once:
+   *  a request answered without its body (a stored Shaman file) then costs the client no upload;
+   *  that answer closes the connection (the client may or may not send the body after it) */
+  continueOnRead?: boolean;
 }
 
 export interface ClientHandlers {
@@ -65,6 +83,8 @@ export class Incoming {
   private bodiless = false;
   keepAlive: boolean;
   private closeCallbacks: ((completed: boolean) => void)[] = [];
+  /** the client waits for 100 Continue before sending the body (see continueOnRead) */
+  continuePending = false;
 
   constructor(
     readonly head: RequestHead,
@@ -82,6 +102,10 @@ export class Incoming {
   /** Receive the body (chunks queued so far first). */
   readBody(sink: BodySink): void {
     this.sink = sink;
+    if (this.continuePending && !this.ended) {
+      this.continuePending = false;
+      if (!this.headersSent) this.conn.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+    }
     const queued = this.queued;
     this.queued = undefined;
     if (queued) for (const c of queued) sink.onBody(c);
@@ -147,6 +171,9 @@ export class Incoming {
       s += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (this.conn.closing || this.conn.set.stopping) this.keepAlive = false;
+    // more body to come than we would read and drop: the client is told to stop (see linger); a
+    // client never told to continue may send its body or not: the connection cannot go on
+    if (!this.requestComplete && head.hasBody && this.keepAlive && (this.continuePending || this.conn.tooMuchLeft())) this.keepAlive = false;
     if (!this.bodiless && !hasLength) {
       // chunked also when the connection closes after: a cut answer is then visible as cut
       if (!head.http10) {
@@ -216,6 +243,10 @@ export class ClientConn implements RequestSink {
   /** with admission (maxPending set): no request head completed yet, and the first one must be in
    *  within headMs of the accept (a silent client is gone by then) */
   private fresh: boolean;
+  /** answered before the end of the body, keep-alive: body bytes still dropped at most */
+  private drainLeft: number | undefined;
+  /** closing lingering (see ServerSettings.linger): our side is shut down, reads are dropped */
+  private lingering = false;
 
   constructor(
     readonly socket: Socket,
@@ -249,9 +280,18 @@ export class ClientConn implements RequestSink {
     return this.current !== undefined;
   }
 
+  /** the current request's body has more still to come than the linger bound (a chunked one:
+   *  unknown, not more) */
+  tooMuchLeft(): boolean {
+    const linger = this.set.settings().linger;
+    const left = this.parser.bodyLeft;
+    return linger !== undefined && left !== undefined && left > linger.bytes;
+  }
+
   // ---- socket events ----
 
   private onData = (chunk: Buffer): void => {
+    if (this.lingering) return; // dropped, not parsed
     if (this.current === undefined) {
       if (this.closing) return; // closing: nothing more is read
       // the first byte of a request head: it now has headMs to complete (a fresh connection's
@@ -264,10 +304,13 @@ export class ClientConn implements RequestSink {
       return this.fail(e as Error);
     }
     if (this.upgrading) return this.upgrade(this.upgrading);
+    if (this.lingering) return; // a drain ran over: the close lingers, reading on
     if (this.parser.heldBytes > MAX_HELD_BYTES) this.socket.pause();
   };
 
   private onPeerEnd = (): void => {
+    // closing lingering: the client has read what it wanted and closed too
+    if (this.lingering) return void this.socket.destroy();
     const cur = this.current;
     if (cur === undefined) return this.close();
     // the body was cut short, or the client counts as gone: the request cannot complete
@@ -293,7 +336,10 @@ export class ClientConn implements RequestSink {
     if (head.method === "CONNECT") return this.refuse(400);
     if (head.expect !== undefined) {
       if (head.expect !== "100-continue") return this.refuse(417);
-      if (!head.http10) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+      if (head.http10) {
+        // no interim answers in HTTP/1.0
+      } else if (head.hasBody && this.set.settings().continueOnRead) inc.continuePending = true;
+      else this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
     }
     if (head.upgrade && this.handlers.upgrade) {
       this.upgrading = inc; // after the parser returns: the bytes after the head belong to the new protocol
@@ -305,12 +351,18 @@ export class ClientConn implements RequestSink {
   }
 
   onBody(chunk: Buffer): void {
+    if (this.drainLeft !== undefined) {
+      // after the answer: dropped, within the linger bound (else the close lingers)
+      this.drainLeft -= chunk.length;
+      if (this.drainLeft < 0 && !this.lingering) this.lingerClose(false);
+      return;
+    }
     this.current?.body(chunk);
   }
 
   onEnd(): void {
     const cur = this.current;
-    if (!cur) return;
+    if (!cur || this.lingering) return;
     cur.bodyEnd();
     // an answer that came before the end of the body: the body is now drained
     if (cur.ended) this.next();
@@ -323,20 +375,44 @@ export class ClientConn implements RequestSink {
     if (inc !== this.current) return;
     if (!inc.keepAlive) this.closing = true;
     inc.closed(true);
+    const { linger } = this.set.settings();
+    // body bytes may still come (a refused head's placeholder has none; a parser that failed
+    // reads no more of them)
+    const unread = !inc.requestComplete && inc.head.hasBody;
     if (this.closing) {
+      if (linger && unread && !this.socket.destroyed) {
+        inc.discardBody();
+        return this.lingerClose(true);
+      }
       this.current = undefined;
       return this.close();
     }
     if (!inc.requestComplete) {
-      // read and drop the rest of the body, then go on; bounded by the idle timeout
+      // read and drop the rest of the body, then go on; bounded by the linger bounds (else the
+      // idle timeout); the connection stays busy meanwhile
       inc.discardBody();
       this.socket.resume();
-      return this.arm(this.set.settings().idleMs);
+      if (!linger) return this.arm(this.set.settings().idleMs);
+      this.drainLeft = linger.bytes;
+      return this.arm(linger.ms);
     }
     // a pipelined request waiting: parse it once the caller's stack has unwound (end() may run
     // inside an upstream connection's handlers); answers made during parsing go on in its loop
     if (this.parser.heldBytes > 0) setImmediate(() => this.next());
     else this.next();
+  }
+
+  /**
+   * Close without a reset while the client may still be sending: shut down our side after the
+   * answer (it is queued before the FIN), then drop what comes until the client closes or the time
+   * bound (from the answer: a drain that ran over keeps its timer).
+   */
+  private lingerClose(fromAnswer: boolean): void {
+    this.closing = true;
+    this.lingering = true;
+    if (fromAnswer) this.arm(this.set.settings().linger!.ms);
+    this.socket.resume();
+    this.socket.end();
   }
 
   /** send what is queued, then close */
@@ -347,6 +423,7 @@ export class ClientConn implements RequestSink {
 
   private next(): void {
     this.current = undefined;
+    this.drainLeft = undefined;
     if (this.closing) return this.close();
     if (this.socket.destroyed) return;
     this.socket.resume();

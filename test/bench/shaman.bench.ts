@@ -3,22 +3,28 @@
 // (2) /checkout/requirements of 100,000 lines vs a bare loop of fs.stat of the same blob paths, and
 //     /checkout/create of 10,000 files vs a bare loop of mkdir + fs.symlink making the same tree (goal ≥ 0.5×);
 // (3) `stevedore shaman push` of a 10,000-file tree, second run (nothing to upload) vs
-//     `find DIR -type f -print0 | xargs -0 sha256sum` (goal ≤ 1.5×; -print0: the paths hold spaces).
+//     `find DIR -type f -print0 | xargs -0 sha256sum` (goal ≤ 1.5×; -print0: the paths hold spaces);
+// (4) "stored → 208 without reading the body": time to the 208 for curl re-uploading a stored file
+//     of BENCH_SHAMAN_UPLOAD_MIB, answer first (ours) vs the order before it, drain first (16 MiB of
+//     the body read before the answer), both in-process JSON API servers on one store.
 // Run: make build && node --import tsx test/bench/shaman.bench.ts
 //   BENCH_SHAMAN_UPLOAD_MIB (default 256; 1024 for the issue's 1 GiB), BENCH_ROUNDS (default 3),
-//   BENCH_SHAMAN_PARTS (default "upload,checkout,push").
+//   BENCH_SHAMAN_PARTS (default "upload,checkout,push,stored").
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
+import { createApiServer, type ApiRequest, type ApiServer } from "../../src/http/index.js";
 import { mintUserToken } from "../../src/manager/auth.js";
+import { shamanRoutes } from "../../src/shaman/index.js";
+import { ShamanStore } from "../../src/store/index.js";
 import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const UPLOAD_MIB = Number(process.env.BENCH_SHAMAN_UPLOAD_MIB ?? 256);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const PARTS = (process.env.BENCH_SHAMAN_PARTS ?? "upload,checkout,push").split(",");
+const PARTS = (process.env.BENCH_SHAMAN_PARTS ?? "upload,checkout,push,stored").split(",");
 const REQ_LINES = 100_000;
 const TREE_FILES = 10_000;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -170,12 +176,83 @@ async function pushPart(): Promise<void> {
   console.log(`push second run ${TREE_FILES} files: ${fmt(o)} ms (${ours.map(fmt).join(", ")}); anchor find | xargs sha256sum: ${fmt(a)} ms (${anchor.map(fmt).join(", ")}); ratio ${fmt(o / a)}x (goal <= 1.5)`);
 }
 
+/** the linger bound: what the server read of a body before answering, before "answer first" */
+const DRAIN_FIRST_BYTES = 16 * 1024 * 1024;
+
+/** the order before "answer first": up to 16 MiB of a body read and dropped, then the answer */
+async function drainFirst(req: ApiRequest): Promise<void> {
+  if (!req.inc.head.hasBody) return;
+  let n = 0;
+  for await (const c of req.stream(Number.MAX_SAFE_INTEGER)) if ((n += (c as Buffer).length) >= DRAIN_FIRST_BYTES) break;
+}
+
+/** curl's upload of a file (streamed from disk, no Expect: as Shaman clients send it): status and
+ *  ms until it is done (it stops sending at the answer, so: time to the 208) */
+function curlUpload(url: string, file: string): Promise<{ status: number; ms: number; sent: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("curl", ["-sS", "-o", "/dev/null", "-X", "POST", "-H", "Expect:", "-T", file, "-w", "%{http_code} %{time_total} %{size_upload}", url], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    p.on("error", reject);
+    p.on("close", (code) => {
+      const [status, secs, sent] = out.trim().split(" ").map(Number);
+      if (code !== 0) return reject(new Error(`curl exited ${code}`));
+      resolve({ status: status!, ms: secs! * 1000, sent: sent! });
+    });
+  });
+}
+
+async function storedPart(): Promise<void> {
+  const size = UPLOAD_MIB * 1024 * 1024;
+  const file = join(d.dir, "stored.bin");
+  const fh = await open(file, "w");
+  const chunk = randomBytes(4 * 1024 * 1024);
+  for (let off = 0; off < size; off += chunk.length) {
+    chunk.writeUInt32LE(off / chunk.length, 0);
+    await fh.write(chunk);
+  }
+  await fh.close();
+  const sha = (await timed("sha256sum", [file])).stdout.slice(0, 64);
+  const shamanStore = await ShamanStore.open(join(d.dir, "stored-store"));
+  const deps = { store: shamanStore, maxFileSize: () => 2 * size, gc: () => shamanStore.gc({ maxAgeMs: 86400_000, dryRun: true }), lastGc: () => undefined };
+  const limits = () => ({ maxBodyBytes: 1024 * 1024, maxConnections: 100, headMs: 10_000, idleMs: 30_000, maxHeaderBytes: 16 * 1024 });
+  const servers: ApiServer[] = [];
+  const serve = async (name: string, before?: (req: ApiRequest) => Promise<void>) => {
+    const api = createApiServer({ name, listen: "127.0.0.1:0", routes: shamanRoutes(deps), before, limits });
+    await api.start();
+    servers.push(api);
+    return `http://${api.address}/files/${sha}/${size}`;
+  };
+  try {
+    const ours = await serve("answer-first");
+    const anchorUrl = await serve("drain-first", drainFirst);
+    if ((await curlUpload(ours, file)).status !== 204) throw new Error("the first upload did not store the file");
+    const o: number[] = [];
+    const a: number[] = [];
+    const sent: [number[], number[]] = [[], []];
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [i, url, out] of [[0, ours, o], [1, anchorUrl, a]] as const) {
+        const res = await curlUpload(url, file);
+        if (res.status !== 208) throw new Error(`re-upload answered ${res.status}`);
+        out.push(res.ms);
+        sent[i].push(res.sent / 1024 / 1024);
+      }
+    }
+    const [om, am] = [median(o), median(a)];
+    console.log(`stored ${UPLOAD_MIB} MiB re-uploaded (curl -T): 208 after ${fmt(om)} ms (${o.map(fmt).join(", ")}), curl sent ${fmt(median(sent[0]))} MiB; anchor drain-first (16 MiB read before the answer): ${fmt(am)} ms (${a.map(fmt).join(", ")}), curl sent ${fmt(median(sent[1]))} MiB; ratio ${fmt(am / om)}x faster`);
+  } finally {
+    for (const s of servers) await s.stop(false, performance.now());
+    await rm(file);
+  }
+}
+
 d = await startDaemon({ disable: ["query", "core", "http", "https", "admin", "command"] });
 try {
   token = await mintUserToken(d.stateDir, { subject: "bench", ttlSecs: 3600 });
   if (PARTS.includes("upload")) await uploadPart();
   if (PARTS.includes("checkout")) await checkoutPart();
   if (PARTS.includes("push")) await pushPart();
+  if (PARTS.includes("stored")) await storedPart();
 } finally {
   await d.cleanup();
 }
