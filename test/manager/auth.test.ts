@@ -9,6 +9,7 @@ import {
   JWT_DIR, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, SCRYPT,
 } from "../../src/manager/auth.js";
 import { signEs256 } from "../../src/tokens/index.js";
+import { MAX_REVOKED, RevokedTokens, tokenId } from "../../src/manager/revoked.js";
 import { setLogSink } from "../../src/log.js";
 import { intRng, mutate } from "../helpers/random.js";
 
@@ -244,4 +245,32 @@ test("mintUserToken and userFromRequest: Bearer or cookie jwtToken; 401 missing/
   await assert.rejects(mintUserToken(state, { subject: "root", ttlSecs: 0 }), RangeError);
   await assert.rejects(mintUserToken(state, { subject: "root", ttlSecs: 1.5 }), RangeError);
   await assert.rejects(mintUserToken(state, { subject: "root", ttlSecs: 400 * 86400 }), RangeError);
+});
+
+test("sign-out: a revoked token is refused (401) as Bearer and as cookie until it expires; the list is bounded", async (t) => {
+  const state = await tmp(t);
+  await ensureKeyPair(state);
+  const keys = await loadUserKeys(state);
+  const now = Date.now();
+  const token = await mintUserToken(state, { subject: "ann", ttlSecs: 300, nowMs: now });
+  const other = await mintUserToken(state, { subject: "ann", ttlSecs: 301, nowMs: now });
+  const list = new RevokedTokens();
+  const revoked = (tok: string) => list.has(tokenId(tok), now);
+  assert.equal(userFromRequest(undefined, `jwtToken=${token}`, keys, now, revoked).ok, true);
+  list.add(tokenId(token), (now / 1000 + 300) * 1000, now);
+  for (const [a, c] of [[`Bearer ${token}`, undefined], [undefined, `jwtToken=${token}`]] as const)
+    assert.deepEqual(userFromRequest(a, c, keys, now, revoked), { ok: false, status: 401, message: "signed out: this token was revoked" });
+  assert.equal(userFromRequest(`Bearer ${other}`, undefined, keys, now, revoked).ok, true, "another token of the same user");
+  assert.equal(list.has(tokenId(token), now + 301_000), false, "past its expiry the entry is dropped (the token is expired anyway)");
+  list.add("gone", now - 1, now);
+  assert.equal(list.size, 1, "an expired token is not kept");
+  const full = new RevokedTokens();
+  for (let i = 0; i < MAX_REVOKED; i++) full.add(`old${i}`, now + 1000, now);
+  full.add("new", now + 60_000, now + 2000);
+  assert.equal(full.size, 1, "when full, the expired entries are swept first");
+  const big = new RevokedTokens();
+  for (let i = 0; i <= MAX_REVOKED; i++) big.add(`id${i}`, now + 60_000, now);
+  assert.equal(big.size, MAX_REVOKED);
+  assert.equal(big.has("id0", now), false, "the oldest goes first");
+  assert.equal(big.has(`id${MAX_REVOKED}`, now), true);
 });
