@@ -1,6 +1,6 @@
 // The farm dashboard on the manager listener: `/` (the page, or the sign-in page without a valid
 // cookie), its script and style from the bundle, the one-time sign-in link that turns a short-lived
-// token into the HttpOnly jwtToken cookie, sign-out (the cookie cleared, its token revoked), and the
+// token into the HttpOnly jwtToken cookie, sign-out (the cookie dropped, its token revoked), and the
 // host data (catalog, proxy routes) for its host page.
 import { createHash } from "node:crypto";
 import type { DaemonContext } from "../component/index.js";
@@ -27,7 +27,7 @@ export interface DashboardDeps {
 interface ManagerLoan {
   verifyUser(authorization: string | undefined, cookie: string | undefined): { ok: true; subject: string } | { ok: false; status: number; message: string };
   mintUserToken(subject: string, ttlSecs: number): Promise<string>;
-  revokeUserCookie(cookie: string | undefined): boolean;
+  revokeUserCookie(cookie: string | undefined): Promise<boolean>;
   checkSameOrigin(req: ApiRequest): void;
   readonly tls: boolean;
 }
@@ -111,14 +111,14 @@ export function dashboardService(ctx: DaemonContext, deps: DashboardDeps) {
       {
         method: "POST",
         path: SIGN_OUT_PATH,
-        handler: (req) => {
+        handler: async (req) => {
           // a change riding on the cookie: same origin only, as for the job API (another site must
           // not sign the user out either)
           mgr.checkSameOrigin(req);
           const r = signedIn(req);
           if (!r.ok && r.message === "missing token") return html(401, signInHtml(""));
           // an expired or revoked cookie has nothing left to revoke: it is dropped all the same
-          if (mgr.revokeUserCookie(req.header("cookie")) && r.ok) log.info("dashboard sign-out", { subject: r.subject, remote: req.remoteAddress });
+          if ((await mgr.revokeUserCookie(req.header("cookie"))) && r.ok) log.info("dashboard sign-out", { subject: r.subject, remote: req.remoteAddress });
           // 303 (POST → GET): a reload of the next page does not post again
           return { status: 303, body: Buffer.alloc(0), headers: { ...pageHeaders("text/plain; charset=utf-8"), Location: SIGNED_OUT_PATH, "Set-Cookie": cookie("", 0) } };
         },

@@ -36,6 +36,8 @@ let origin: string;
 const workers: { proc: ChildProcess; exited: Promise<unknown> }[] = [];
 /** every URL the page asked for */
 const requested: string[] = [];
+/** the cookie of the session signed out (refused, also after the restart) */
+let signedOut = "";
 /** main-frame navigations after sign-in (a reload would add one) */
 let navigations = 0;
 
@@ -274,22 +276,9 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     assert.equal(ok.status, 200);
   });
 
-  test("after a daemon restart the page shows it is disconnected, then reconnects by itself", async () => {
-    await page.goto(`${origin}/#/jobs`);
-    await page.waitForSelector("#conn:text('live')");
-    navigations = 0;
-    await d.stop();
-    await page.waitForSelector("#conn.down:text('disconnected')", { timeout: 10_000 });
-    await shoot("disconnected");
-    await d.restart();
-    await page.waitForSelector("#conn:not(.down):text('live')", { timeout: 20_000 });
-    const job = await submit("dash-after-restart", [sleepTask("y", 0.2)]);
-    await page.waitForSelector(`tr[data-job="${job._id}"]`, { timeout: 10_000 });
-    assert.equal(navigations, 0, "no reload");
-  });
-
   test("sign out from the header (keyboard): cookie dropped, token revoked, its event streams end; cross-origin refused", async () => {
     await page.goto(`${origin}/#/jobs`);
+    await page.reload(); // a fresh load: the keyboard starts at the top of the page
     await page.waitForSelector("#conn:text('live')");
     const session = (await context.cookies()).find((c) => c.name === "jwtToken")!.value;
     const cookie = `jwtToken=${session}`;
@@ -309,9 +298,8 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     assert.equal(stream.statusCode, 200);
     let ended = false;
     stream.on("close", () => (ended = true)).resume();
-    // the button is reachable with Tab alone, and Enter signs out
-    await page.locator("body").focus();
-    for (let i = 0; i < 20 && (await page.evaluate(() => document.activeElement?.id)) !== "sign-out"; i++) await page.keyboard.press("Tab");
+    // reachable with Tab alone (in the header, after the skip link and the four page links); Enter signs out
+    for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.id)) !== "sign-out"; i++) await page.keyboard.press("Tab");
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Sign out");
     const answer = page.waitForResponse((r) => r.url() === `${origin}/dashboard/sign-out`);
     await page.keyboard.press("Enter");
@@ -334,6 +322,24 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
       assert.equal((await http("GET", path, { Authorization: `Bearer ${session}` })).status, 401, `${path} with the token as Bearer`);
     }
     assert.equal((await http("GET", "/api/jobs", { Authorization: `Bearer ${token}` })).status, 200, "other tokens are unaffected");
+    signedOut = cookie;
+    await page.goto(await signIn()); // signed in again for what follows
+    assert.equal(page.url(), origin + "/");
+  });
+
+  test("after a daemon restart the page shows it is disconnected, then reconnects by itself", async () => {
+    await page.goto(`${origin}/#/jobs`);
+    await page.waitForSelector("#conn:text('live')");
+    navigations = 0;
+    await d.stop();
+    await page.waitForSelector("#conn.down:text('disconnected')", { timeout: 10_000 });
+    await shoot("disconnected");
+    await d.restart();
+    await page.waitForSelector("#conn:not(.down):text('live')", { timeout: 20_000 });
+    const job = await submit("dash-after-restart", [sleepTask("y", 0.2)]);
+    await page.waitForSelector(`tr[data-job="${job._id}"]`, { timeout: 10_000 });
+    assert.equal(navigations, 0, "no reload");
+    assert.equal((await http("GET", "/api/jobs", { Cookie: signedOut })).status, 401, "a token signed out before the restart stays refused");
   });
 
   test("the page asked no other origin for anything", () => {

@@ -274,3 +274,27 @@ test("sign-out: a revoked token is refused (401) as Bearer and as cookie until i
   assert.equal(big.has("id0", now), false, "the oldest goes first");
   assert.equal(big.has(`id${MAX_REVOKED}`, now), true);
 });
+
+test("sign-out: the revoked list survives a restart (0600 file); expired entries are dropped; a corrupt file is logged, not fatal", async (t) => {
+  const state = await tmp(t);
+  const lines: string[] = [];
+  t.after(setLogSink((l) => lines.push(l)));
+  const file = join(state, JWT_DIR, "revoked.json");
+  const now = Date.now();
+  assert.equal((await RevokedTokens.load(file, now)).size, 0, "missing: empty");
+  const list = await RevokedTokens.load(file, now);
+  const a = tokenId("token-a"), b = tokenId("token-b");
+  await Promise.all([list.revoke(a, now + 60_000, now), list.revoke(b, now + 1_000, now)]);
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+  const again = await RevokedTokens.load(file, now + 2_000);
+  assert.equal(again.has(a, now + 2_000), true);
+  assert.equal(again.has(b, now + 2_000), false);
+  assert.equal(again.size, 1, "the expired one is not loaded");
+  for (const bad of ["{", '{"revoked":[1]}', "null"]) {
+    await writeFile(file, bad);
+    assert.equal((await RevokedTokens.load(file, now)).size, 0, bad);
+  }
+  assert.ok(lines.filter((l) => /signed-out token list is corrupt/.test(l)).length === 3, lines.join("\n"));
+  await writeFile(file, JSON.stringify({ revoked: { [a]: now + 60_000, "not an id": now + 60_000, [b]: "soon" } }));
+  assert.equal((await RevokedTokens.load(file, now)).size, 1, "only well-formed entries");
+});
