@@ -44,22 +44,29 @@ function checkCaFile(entry: { value: unknown; line: number } | undefined, name: 
   const ref = { path: entry.value, line: entry.line, key: "acme_ca_file" };
   const text = readFile(ref, name, out);
   if (text === undefined) return;
+  const found = caProblems(text, now);
+  const at = `${name}:${ref.line}: acme_ca_file ${ref.path}`;
+  out.errors.push(...found.errors.map((e) => `${at}${e}`));
+  out.warnings.push(...found.warnings.map((w) => `${at}${w}`));
+}
+
+/** What is wrong with a bundle of PEM roots (messages go after "acme_ca_file PATH"). */
+export function caProblems(text: Buffer, now: number): FileCheck {
+  const out: FileCheck = { errors: [], warnings: [] };
   const blocks = text.toString("latin1").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) {
-    out.errors.push(`${name}:${ref.line}: acme_ca_file ${ref.path} holds no PEM certificate`);
-    return;
-  }
+  if (blocks.length === 0) out.errors.push(" holds no PEM certificate");
   for (const [i, block] of blocks.entries()) {
     let x509: X509Certificate;
     try {
       x509 = new X509Certificate(block);
     } catch {
-      out.errors.push(`${name}:${ref.line}: acme_ca_file ${ref.path}: certificate ${i + 1} is not a valid PEM certificate`);
+      out.errors.push(`: certificate ${i + 1} is not a valid PEM certificate`);
       continue;
     }
-    if (Date.parse(x509.validTo) < now)
-      out.warnings.push(`${name}:${ref.line}: acme_ca_file ${ref.path}: certificate ${i + 1} (${x509.subject.replace(/\n/g, ", ")}) expired on ${new Date(Date.parse(x509.validTo)).toISOString()}`);
+    const until = Date.parse(x509.validTo);
+    if (until < now) out.warnings.push(`: certificate ${i + 1} (${x509.subject.replace(/\n/g, ", ")}) expired on ${new Date(until).toISOString()}`);
   }
+  return out;
 }
 
 /** The ACME account key the daemon reuses (<state_dir>/acme/account.key): a corrupt one fails every

@@ -37,18 +37,9 @@ export class RevokedTokens {
       return undefined;
     });
     if (text === undefined) return list;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      doc = undefined;
-    }
-    const entries = (doc as { revoked?: unknown } | undefined)?.revoked;
-    if (typeof entries !== "object" || entries === null || Array.isArray(entries)) {
-      log.error("the signed-out token list is corrupt; starting without it", { file });
-      return list;
-    }
-    for (const [id, exp] of Object.entries(entries)) if (ID_RE.test(id) && typeof exp === "number") list.add(id, exp, now);
+    const entries = parseRevoked(text);
+    if (!entries) log.error("the signed-out token list is corrupt; starting without it", { file });
+    for (const [id, exp] of entries ?? []) list.add(id, exp, now);
     return list;
   }
 
@@ -85,6 +76,19 @@ export class RevokedTokens {
   private prune(now: number): void {
     for (const [id, exp] of this.until) if (exp <= now) this.until.delete(id);
   }
+}
+
+/** The well-formed [id, expiry ms] entries of revoked.json's text; undefined when it is not that file. */
+export function parseRevoked(text: string): [string, number][] | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const entries = (doc as { revoked?: unknown } | null)?.revoked;
+  if (typeof entries !== "object" || entries === null || Array.isArray(entries)) return undefined;
+  return Object.entries(entries).filter((e): e is [string, number] => ID_RE.test(e[0]) && Number.isFinite(e[1]));
 }
 
 /** the file's text; undefined when missing; an error past MAX_FILE_BYTES or for a non-file */

@@ -6,8 +6,9 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync 
 import { generateKeyPairSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkFiles, checkAcmeState, parseConfig, printConfig, ConfigError, KEYS } from "../../src/config/index.js";
+import { caProblems, checkFiles, checkAcmeState, parseConfig, printConfig, ConfigError, KEYS } from "../../src/config/index.js";
 import { BUNDLE } from "../helpers/daemon.js";
+import { intRng, mutate } from "../helpers/random.js";
 
 let dir: string;
 const pem = (tag: string) => ({ cert: join(dir, `${tag}.crt`), key: join(dir, `${tag}.key`) });
@@ -186,4 +187,19 @@ test("CLI: -t reports a bad acme_ca_file with its line", async () => {
   const r = await cli(["-t", "--config", conf]);
   assert.equal(r.status, 1);
   assert.equal(r.stderr, `stevedore: ${conf}:3: acme_ca_file ${join(dir, "garbage.pem")} holds no PEM certificate\n`);
+});
+
+test("caProblems: 10,000 mutated PEM bundles give errors or none, never a throw", () => {
+  const seed = Buffer.concat([readFileSync(pem("a").cert), readFileSync(pem("b").cert)]);
+  const rand = intRng(14);
+  const pieces = ["-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n", "-", "\n", "=", "MII", "\0"];
+  let buf: Buffer = seed;
+  const seen = { ok: 0, bad: 0 };
+  for (let i = 0; i < 10_000; i++) {
+    buf = i % 10 === 0 ? seed : mutate(buf, rand, pieces);
+    const r = caProblems(buf, Date.now());
+    seen[r.errors.length ? "bad" : "ok"]++;
+    for (const e of r.errors) assert.match(e, /^( holds no PEM certificate|: certificate \d+ is not a valid PEM certificate)$/);
+  }
+  assert.ok(seen.ok > 100 && seen.bad > 100, JSON.stringify(seen));
 });
