@@ -1,5 +1,5 @@
 // `stevedore check-config` (alias `-t`): validate the config file and the files it names, without starting the daemon.
-import { configPath, loadConfig, readConfigText, checkFiles, byLine, printConfig, ConfigError, type Config } from "../config/index.js";
+import { configPath, loadConfig, readConfigText, checkFiles, checkAcmeState, byLine, printConfig, ConfigError, type Config } from "../config/index.js";
 import { parse, type Command } from "./command.js";
 
 export const checkConfigCommand: Command = {
@@ -11,7 +11,9 @@ export const checkConfigCommand: Command = {
 Reads the config file (FILE, else $STEVEDORE_CONFIG, else /etc/stevedore/stevedore.conf)
 the way the daemon does and validates every key, then loads every certificate and key
 file it names: a missing or unreadable file, a file that is not PEM, or a key that does
-not match its certificate is an error; an expired certificate is a warning. Prints "ok"
+not match its certificate is an error, and so are an acme_ca_file without a PEM
+certificate and, with acme on, an ACME account key (<state_dir>/acme/account.key) that
+is not a P-256 private key; an expired certificate is a warning. Prints "ok"
 and exits 0 when there is no error; otherwise prints every error (file:line: message)
 in line order, one per line on stderr, and exits 1. Warnings go to stderr too.
 --print  print the effective config (every key, defaults filled in) as TOML on stdout
@@ -34,6 +36,7 @@ in line order, one per line on stderr, and exits 1. Warnings go to stderr too.
       text = undefined; // unreadable: loadConfig has said why (or it is the missing default file)
     }
     const files = text === undefined ? { errors: [], warnings: [] } : checkFiles(text, path);
+    if (config) checkAcmeState(config, files);
     process.stderr.write(files.warnings.map((w) => `stevedore: warning: ${w}\n`).join(""));
     errors = byLine([...errors, ...files.errors], path);
     if (errors.length || !config) {

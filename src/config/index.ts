@@ -2,4 +2,4 @@
 export * from "./schema.js";
 export { loadConfig, loadConfigAsync, readConfigText, parseConfig, configPath, ConfigError, DEFAULT_CONFIG_PATH } from "./load.js";
 export { parseToml } from "./toml.js";
-export { checkFiles, byLine, printConfig, type FileCheck } from "./check.js";
+export { checkFiles, checkAcmeState, caProblems, byLine, printConfig, type FileCheck } from "./check.js";

@@ -256,8 +256,20 @@ function validateValues(values: Values, at: (key: string) => string, errors: str
   validateAcme(values, at, errors);
 }
 
+/** RFC 8555 §6.1: ACME goes over HTTPS; plain http only to a CA on this host (a test CA behind a local proxy). */
+function isDirectoryUrl(value: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return false;
+  }
+  if (/\s/.test(value) || !u.hostname || u.username || u.password) return false;
+  return u.protocol === "https:" || (u.protocol === "http:" && ["127.0.0.1", "[::1]", "localhost"].includes(u.hostname));
+}
+
 function validateAcme(values: Values, at: (key: string) => string, errors: string[]): void {
-  if (!/^https?:\/\/[^\s/]+/.test(values.acme_directory_url)) errors.push(`${at("acme_directory_url")} must be an https:// URL`);
+  if (!isDirectoryUrl(values.acme_directory_url)) errors.push(`${at("acme_directory_url")} must be an https:// URL (http:// only on 127.0.0.1, [::1] or localhost)`);
   if (values.acme_email !== "" && !/^[^\s@<>]+@[^\s@<>]+$/.test(values.acme_email)) errors.push(`${at("acme_email")} must be an e-mail address or ""`);
   if (values.acme_ca_file !== "" && !values.acme_ca_file.startsWith("/")) errors.push(`${at("acme_ca_file")} must be an absolute path or ""`);
   for (const h of values.acme_hosts) if (h !== "ingress" && (!isHostPattern(h) || h.startsWith("*."))) errors.push(`${at("acme_hosts")}: ${JSON.stringify(h)} is neither "ingress" nor a host name`);

@@ -465,6 +465,21 @@ export function dashboardApp(): void {
     render();
     main.focus();
   });
+  // sign-out: the header's form, posted by fetch so the request carries this page's Origin (the
+  // browser sends `Origin: null` for a form posted from a no-referrer page: the CSRF check refuses it)
+  const signOut = document.querySelector<HTMLFormElement>("form.signout");
+  signOut?.addEventListener("submit", (e) => {
+    e.preventDefault();
+    es?.close();
+    fetch(signOut.action, { method: "POST", credentials: "same-origin" }).then((r) => {
+      if (r.ok || r.status === 401) return location.replace(r.ok ? r.url : "/"); // the signed-out page (after the 303)
+      state.message = `sign out failed: ${r.status}`;
+      schedule();
+    }, (err: Error) => {
+      state.message = `sign out failed: ${err.message}`;
+      schedule();
+    });
+  });
   setInterval(() => { if (route().name === "" || document.querySelector("time")) schedule(); }, 10_000); // relative times age
   render();
   connect();

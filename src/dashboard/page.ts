@@ -30,18 +30,20 @@ export function appHtml(): string {
     <a href="#/">Overview</a><a href="#/jobs">Jobs</a><a href="#/workers">Workers</a><a href="#/host">Host</a>
   </nav>
   <span id="conn" class="conn" role="status" aria-live="polite">connecting…</span>
+  <form class="signout" method="post" action="/dashboard/sign-out"><button type="submit" id="sign-out">Sign out</button></form>
 </header>
 <main id="main" tabindex="-1"><p>Loading…</p></main>`,
     true,
   );
 }
 
-export function signInHtml(reason: string): string {
+/** `reason` shown above the instructions: a warning (expired, refused) or a notice (signed out) */
+export function signInHtml(reason: string, kind: "warn" | "notice" = "warn"): string {
   return shell(
     "stevedore farm: sign in",
     `<main class="signin">
 <h1>Sign in to the stevedore farm dashboard</h1>
-${reason ? `<p class="warn" role="alert">${esc(reason)}</p>\n` : ""}<p>On the manager's host, run</p>
+${reason ? (kind === "warn" ? `<p class="warn" role="alert">${esc(reason)}</p>\n` : `<p class="msg" role="status">${esc(reason)}</p>\n`) : ""}<p>On the manager's host, run</p>
 <pre><code>stevedore dashboard</code></pre>
 <p>and open the one-time link it prints (it works once, for a few minutes). The link signs this browser in with a cookie.</p>
 </main>`,
@@ -64,6 +66,8 @@ main:focus { outline:none; }
 nav { display:flex; flex-wrap:wrap; gap:2px; }
 .conn { margin-left:auto; font-size:13px; padding:2px 8px; border-radius:10px; background:#2d4462; }
 .conn.down { background:#b3261e; font-weight:700; }
+.signout { margin:0; } .signout button { min-height:28px; padding:2px 10px; background:#14202e; color:#dbe8ff; border-color:#5d7390; }
+.signout button:hover { background:#2d4462; color:#fff; }
 main { padding:12px 16px 40px; max-width:1400px; margin:0 auto; }
 h1 { font-size:20px; margin:8px 0 12px; } h2 { font-size:16px; margin:20px 0 8px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(240px, 1fr)); gap:12px; }

@@ -1,6 +1,7 @@
 // The farm dashboard on the manager listener: `/` (the page, or the sign-in page without a valid
 // cookie), its script and style from the bundle, the one-time sign-in link that turns a short-lived
-// token into the HttpOnly jwtToken cookie, and the host data (catalog, proxy routes) for its host page.
+// token into the HttpOnly jwtToken cookie, sign-out (the cookie dropped, its token revoked), and the
+// host data (catalog, proxy routes) for its host page.
 import { createHash } from "node:crypto";
 import type { DaemonContext } from "../component/index.js";
 import { HttpError, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
@@ -9,6 +10,8 @@ import { APP_JS } from "./app.js";
 import { APP_CSS, appHtml, signInHtml } from "./page.js";
 
 export const SIGN_IN_PATH = "/dashboard/sign-in";
+export const SIGN_OUT_PATH = "/dashboard/sign-out";
+const SIGNED_OUT_PATH = "/dashboard/signed-out";
 /** the cookie (a token minted at sign-in) lives this long */
 export const SESSION_TTL_SECS = 12 * 3600;
 /** used sign-in tokens remembered (until they expire) so a link works once */
@@ -24,6 +27,8 @@ export interface DashboardDeps {
 interface ManagerLoan {
   verifyUser(authorization: string | undefined, cookie: string | undefined): { ok: true; subject: string } | { ok: false; status: number; message: string };
   mintUserToken(subject: string, ttlSecs: number): Promise<string>;
+  revokeUserCookie(cookie: string | undefined): Promise<boolean>;
+  checkSameOrigin(req: ApiRequest): void;
   readonly tls: boolean;
 }
 
@@ -74,6 +79,8 @@ export function dashboardService(ctx: DaemonContext, deps: DashboardDeps) {
 
   function routes(mgr: ManagerLoan): ApiRoute[] {
     const signedIn = (req: ApiRequest) => mgr.verifyUser(undefined, req.header("cookie"));
+    /** the session cookie with these attributes, or (maxAge 0) the instruction to drop it */
+    const cookie = (value: string, maxAge: number) => `jwtToken=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${mgr.tls ? "; Secure" : ""}`;
     const asset = (type: string, text: string): ApiRoute["handler"] => () => ({ status: 200, body: Buffer.from(text), headers: { ...pageHeaders(type), "Cache-Control": "no-cache" } });
     return [
       {
@@ -97,11 +104,26 @@ export function dashboardService(ctx: DaemonContext, deps: DashboardDeps) {
           if (!spend(token)) return html(401, signInHtml("That sign-in link was already used."));
           const session = await mgr.mintUserToken(r.subject, SESSION_TTL_SECS);
           log.info("dashboard sign-in", { subject: r.subject, remote: req.remoteAddress });
-          const cookie = `jwtToken=${session}; Path=/; Max-Age=${SESSION_TTL_SECS}; HttpOnly; SameSite=Strict${mgr.tls ? "; Secure" : ""}`;
           // 303 to `/`: the token leaves the address bar; no-referrer keeps it out of any Referer
-          return { status: 303, body: Buffer.alloc(0), headers: { ...pageHeaders("text/plain; charset=utf-8"), Location: "/", "Set-Cookie": cookie } };
+          return { status: 303, body: Buffer.alloc(0), headers: { ...pageHeaders("text/plain; charset=utf-8"), Location: "/", "Set-Cookie": cookie(session, SESSION_TTL_SECS) } };
         },
       },
+      {
+        method: "POST",
+        path: SIGN_OUT_PATH,
+        handler: async (req) => {
+          // a change riding on the cookie: same origin only, as for the job API (another site must
+          // not sign the user out either)
+          mgr.checkSameOrigin(req);
+          const r = signedIn(req);
+          if (!r.ok && r.message === "missing token") return html(401, signInHtml(""));
+          // an expired or revoked cookie has nothing left to revoke: it is dropped all the same
+          if ((await mgr.revokeUserCookie(req.header("cookie"))) && r.ok) log.info("dashboard sign-out", { subject: r.subject, remote: req.remoteAddress });
+          // 303 (POST → GET): a reload of the next page does not post again
+          return { status: 303, body: Buffer.alloc(0), headers: { ...pageHeaders("text/plain; charset=utf-8"), Location: SIGNED_OUT_PATH, "Set-Cookie": cookie("", 0) } };
+        },
+      },
+      { method: "GET", path: SIGNED_OUT_PATH, handler: () => html(200, signInHtml("You have signed out.", "notice")) },
       {
         method: "GET",
         path: "/api/dashboard/host",

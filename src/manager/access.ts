@@ -3,10 +3,12 @@
 import type { KeyObject } from "node:crypto";
 import { HttpError, type ApiRequest, type ApiResponse } from "../http/index.js";
 import { verifyHs256 } from "../tokens/index.js";
-import { parseBasicAuth, userFromRequest, type WorkerAuth } from "./auth.js";
+import { parseBasicAuth, userFromRequest, userToken, type WorkerAuth } from "./auth.js";
 import { OBJECT_ID_RE } from "./ids.js";
+import { tokenId } from "./revoked.js";
 
-export type Caller = { kind: "open" } | { kind: "worker"; id: string } | { kind: "user"; subject: string };
+/** `token`: the user's token, so what it opens (an event stream) can end when it is signed out */
+export type Caller = { kind: "open" } | { kind: "worker"; id: string } | { kind: "user"; subject: string; token?: string };
 
 export interface AccessDeps {
   workerAuth: WorkerAuth;
@@ -18,6 +20,8 @@ export interface AccessDeps {
   registrationSecret(): string;
   /** paths an extension authenticates itself (the dashboard's page, assets and sign-in) */
   openPath?(path: string): boolean;
+  /** a signed-out (revoked) user token */
+  revoked?(token: string): boolean;
 }
 
 const UNAUTHORIZED = { "WWW-Authenticate": 'Basic realm="stevedore manager"' };
@@ -46,10 +50,10 @@ export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<Api
       return;
     }
     if (isUserPath(req.path) && !(isWorkerReadable(req) && /^Basic /i.test(req.header("authorization") ?? ""))) {
-      const r = userFromRequest(req.header("authorization"), req.header("cookie"), deps.userKeys(), Date.now());
+      const r = userFromRequest(req.header("authorization"), req.header("cookie"), deps.userKeys(), Date.now(), deps.revoked);
       if (!r.ok) throw new HttpError(r.status, r.message);
       if (r.via === "cookie" && !SAFE_METHODS.has(req.method)) checkSameOrigin(req);
-      req.user = { kind: "user", subject: r.subject } satisfies Caller;
+      req.user = { kind: "user", subject: r.subject, token: userToken(req.header("authorization"), req.header("cookie")) } satisfies Caller;
       return;
     }
     const basic = parseBasicAuth(req.header("authorization"));
@@ -96,6 +100,12 @@ export function workerOf(req: ApiRequest): string {
   const c = req.user as Caller | undefined;
   if (c?.kind !== "worker") throw new HttpError(401, "worker credentials required", UNAUTHORIZED);
   return c.id;
+}
+
+/** the id of the user token behind the request (see revoked.ts), undefined for other callers */
+export function sessionOf(req: ApiRequest): string | undefined {
+  const c = req.user as Caller | undefined;
+  return c?.kind === "user" && c.token !== undefined ? tokenId(c.token) : undefined;
 }
 
 export function userOf(req: ApiRequest): string {

@@ -253,15 +253,21 @@ export type UserAuth = { ok: true; subject: string; via: "bearer" | "cookie" } |
  * The user behind a request: `Authorization: Bearer <jwt>`, else cookie `jwtToken`. A Bearer header is
  * final (a bad one does not fall back to the cookie). The subject is safe for logs and response headers.
  */
-export function userFromRequest(authorization: string | undefined, cookie: string | undefined, keys: readonly KeyObject[], nowMs = Date.now()): UserAuth {
+export function userFromRequest(authorization: string | undefined, cookie: string | undefined, keys: readonly KeyObject[], nowMs = Date.now(), revoked?: (token: string) => boolean): UserAuth {
   const bearer = bearerToken(authorization);
   const token = bearer ?? cookieValue(cookie, "jwtToken");
   if (token === undefined) return { ok: false, status: 401, message: "missing token" };
   const r = verifyEs256(token, keys, nowMs);
   if (!r.ok) return { ok: false, status: r.reason === "expired" ? 498 : 401, message: r.message };
+  if (revoked?.(token)) return { ok: false, status: 401, message: "signed out: this token was revoked" };
   const sub = r.claims.sub;
   if (!isSubject(sub)) return { ok: false, status: 401, message: "token subject must be 1-256 printable ASCII characters" };
   return { ok: true, subject: sub, via: bearer === undefined ? "cookie" : "bearer" };
+}
+
+/** The token userFromRequest looks at: the Bearer one, else the jwtToken cookie. */
+export function userToken(authorization: string | undefined, cookie: string | undefined): string | undefined {
+  return bearerToken(authorization) ?? cookieValue(cookie, "jwtToken");
 }
 
 function isSubject(s: unknown): s is string {

@@ -1,15 +1,18 @@
 // The manager as a daemon component: the durable farm, task logs, auth and events on the JSON
 // API server at manager_listen, and the one timer that expires silent workers and tasks.
 import type { KeyObject } from "node:crypto";
+import { join } from "node:path";
 import type { Component, DaemonContext } from "../component/index.js";
-import { createApiServer, HttpError, type ApiErrorStatus, type ApiRoute, type ApiServer } from "../http/index.js";
+import { createApiServer, HttpError, type ApiErrorStatus, type ApiRequest, type ApiRoute, type ApiServer } from "../http/index.js";
+import { verifyEs256 } from "../tokens/index.js";
 import { JournalError } from "../store/index.js";
 import { log } from "../log.js";
 import { metrics, type Sample } from "../metrics/index.js";
-import { authenticate } from "./access.js";
-import { AuthBusyError, ensureKeyPair, loadUserKeys, mintUserToken, userFromRequest, WorkerAuth, type UserAuth } from "./auth.js";
+import { authenticate, checkSameOrigin } from "./access.js";
+import { AuthBusyError, ensureKeyPair, loadUserKeys, mintUserToken, userFromRequest, userToken, WorkerAuth, JWT_DIR, type UserAuth } from "./auth.js";
 import type { ManagerDeps } from "./deps.js";
 import { EventHub } from "./events.js";
+import { RevokedTokens, REVOKED_FILE, tokenId } from "./revoked.js";
 import { OBJECT_ID_RE } from "./ids.js";
 import { FarmError, type FarmSettings, type LogAppend } from "./model.js";
 import { FarmStore, JournalFailed } from "./store.js";
@@ -51,6 +54,12 @@ export interface ManagerExtensionApi {
   verifyUser(authorization: string | undefined, cookie: string | undefined): UserAuth;
   /** a user token signed with the manager's private key */
   mintUserToken(subject: string, ttlSecs: number): Promise<string>;
+  /** sign out the jwtToken cookie of this header: its token is refused everywhere until it
+   *  expires (also after a restart: <state_dir>/jwt/revoked.json) and its event streams end;
+   *  false when the cookie holds no valid token (nothing to revoke) */
+  revokeUserCookie(cookie: string | undefined): Promise<boolean>;
+  /** the manager's CSRF check for a cookie-signed change (throws 403) */
+  checkSameOrigin(req: ApiRequest): void;
   /** a TLS listener (cookies get Secure) */
   readonly tls: boolean;
 }
@@ -68,6 +77,8 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
   // a task update may carry as much log as its body (16 MiB): refusing it after the farm applied the update would lie
   const logs = new TaskLogs(cfg.state_dir, { maxAppendBytes: LIMITS.maxBodyBytes });
   const hub = new EventHub();
+  let revoked = new RevokedTokens();
+  const isRevoked = (token: string) => revoked.size > 0 && revoked.has(tokenId(token));
   const history = new TaskHistory();
   const completions = new CompletionRate();
   let store: FarmStore | undefined;
@@ -105,6 +116,7 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         store = await FarmStore.open(cfg.state_dir, settings);
         await ensureKeyPair(cfg.state_dir);
         userKeys = await loadUserKeys(cfg.state_dir, cfg.manager_jwt_keys_dir);
+        revoked = await RevokedTokens.load(join(cfg.state_dir, JWT_DIR, REVOKED_FILE));
       } catch (err) {
         failure = (err as Error).message;
         store = undefined;
@@ -119,10 +131,23 @@ export function managerComponent(ctx: DaemonContext, options: ManagerOptions = {
         userKeys: () => userKeys,
         registrationSecret: () => cfg.manager_registration_secret,
         openPath: (path) => extensions.some((e) => e.openPath?.(path) ?? false),
+        revoked: isRevoked,
       });
       const tls = Boolean(cfg.manager_tls_cert && cfg.manager_tls_key);
       const api: ManagerExtensionApi = {
-        verifyUser: (authorization, cookie) => userFromRequest(authorization, cookie, userKeys, Date.now()),
+        verifyUser: (authorization, cookie) => userFromRequest(authorization, cookie, userKeys, Date.now(), isRevoked),
+        revokeUserCookie: async (cookie) => {
+          const token = userToken(undefined, cookie);
+          const r = token === undefined ? undefined : verifyEs256(token, userKeys, Date.now());
+          if (!token || !r?.ok || r.claims.exp === undefined) return false;
+          const id = tokenId(token);
+          const kept = revoked.revoke(id, r.claims.exp * 1000);
+          hub.endSession(id);
+          // refused from now on either way; a failed write only means a restart would forget it
+          await kept.catch((err: Error) => log.error("cannot keep the signed-out token list", { error: err.message }));
+          return true;
+        },
+        checkSameOrigin,
         mintUserToken: (subject, ttlSecs) => mintUserToken(cfg.state_dir, { subject, ttlSecs }),
         tls,
       };

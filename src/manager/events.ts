@@ -31,6 +31,8 @@ function frameOf(e: Stored, epoch: string): Buffer {
 interface Subscriber {
   inc: Incoming;
   task: string | undefined;
+  /** the id of the user token that opened the stream: signing it out ends the stream */
+  session: string | undefined;
 }
 
 /**
@@ -59,9 +61,9 @@ export class EventHub {
   }
 
   /** Answer `inc` with the stream; false when there are too many subscribers already. */
-  subscribe(inc: Incoming, opts: { lastEventId?: string; task?: string }): boolean {
+  subscribe(inc: Incoming, opts: { lastEventId?: string; task?: string; session?: string }): boolean {
     if (this.subs.size >= MAX_SUBSCRIBERS) return false;
-    const sub: Subscriber = { inc, task: opts.task };
+    const sub: Subscriber = { inc, task: opts.task, session: opts.session };
     inc.writeHead(200, "OK", [
       "Content-Type", "text/event-stream",
       "Cache-Control", "no-store",
@@ -76,6 +78,15 @@ export class EventHub {
     inc.socket.once("end", () => inc.destroy());
     this.keepalive ??= setInterval(() => this.ping(), KEEPALIVE_MS).unref();
     return true;
+  }
+
+  /** End the streams a signed-out token opened (its other tabs stop getting data at once). */
+  endSession(session: string): void {
+    for (const s of this.subs) {
+      if (s.session !== session) continue;
+      this.subs.delete(s); // gone now, whenever its close is reported
+      s.inc.end();
+    }
   }
 
   /** End every stream (daemon stop). */

@@ -1,7 +1,7 @@
 // The user side of the manager (see stevedore(8), MANAGER API): the job API, workers and their
 // status requests, the live event stream and the task logs. Callers carry a user JWT.
 import { HttpError, optionalJsonObject, type ApiRequest, type ApiResponse, type ApiRoute } from "../http/index.js";
-import { userOf } from "./access.js";
+import { sessionOf, userOf } from "./access.js";
 import type { ManagerDeps } from "./deps.js";
 
 function objectBody(body: unknown, what: string): Record<string, unknown> {
@@ -119,7 +119,7 @@ export function userRoutes(deps: ManagerDeps): ApiRoute[] {
       handler: (req) => {
         userOf(req);
         const task = req.query.get("task") ?? undefined;
-        if (!deps.hub.subscribe(req.inc, { lastEventId: req.header("last-event-id"), task })) throw new HttpError(503, "too many event streams");
+        if (!deps.hub.subscribe(req.inc, { lastEventId: req.header("last-event-id"), task, session: sessionOf(req) })) throw new HttpError(503, "too many event streams");
       },
     },
     {

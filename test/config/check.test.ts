@@ -1,12 +1,14 @@
-// check-config's file checks (certificates and keys as the daemon loads them), line order, -t and --print.
+// check-config's file checks (certificates and keys as the daemon loads them, ACME roots and account key), line order, -t and --print.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkFiles, parseConfig, printConfig, ConfigError, KEYS } from "../../src/config/index.js";
+import { caProblems, checkFiles, checkAcmeState, parseConfig, printConfig, ConfigError, KEYS } from "../../src/config/index.js";
 import { BUNDLE } from "../helpers/daemon.js";
+import { intRng, mutate } from "../helpers/random.js";
 
 let dir: string;
 const pem = (tag: string) => ({ cert: join(dir, `${tag}.crt`), key: join(dir, `${tag}.key`) });
@@ -132,4 +134,72 @@ test("CLI: -t is check-config; cert errors exit 1 in line order; --print prints 
   assert.match(p.stdout, new RegExp(`^core_tls_key = "${a.key.replace(/[.]/g, "\\.")}"$`, "m"));
   assert.match(p.stdout, /^admin_socket_path = "\/run\/stevedore\/admin\.sock"$/m);
   assert.match(p.stdout, /^shaman_gc_period_secs = 86400$/m);
+});
+
+test("acme_ca_file: missing, not PEM, a broken certificate are errors with the line; an expired root a warning", () => {
+  const a = pem("a"), b = pem("b");
+  const both = join(dir, "roots.pem");
+  writeFileSync(both, readFileSync(a.cert, "utf8") + readFileSync(b.cert, "utf8"));
+  assert.deepEqual(checkFiles(`acme_ca_file = "${both}"\n`, "f.conf"), { errors: [], warnings: [] });
+  assert.deepEqual(checkFiles('acme_ca_file = ""\n', "f.conf"), { errors: [], warnings: [] });
+  const broken = join(dir, "broken-ca.pem");
+  writeFileSync(broken, readFileSync(a.cert, "utf8") + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+  const at = (f: string) => `log_level = "info"\nacme_ca_file = "${f}"\n`;
+  assert.deepEqual(checkFiles(at(join(dir, "none.pem")), "f.conf").errors, [`f.conf:2: acme_ca_file ${join(dir, "none.pem")} does not exist`]);
+  assert.deepEqual(checkFiles(at(join(dir, "garbage.pem")), "f.conf").errors, [`f.conf:2: acme_ca_file ${join(dir, "garbage.pem")} holds no PEM certificate`]);
+  assert.deepEqual(checkFiles(at(a.key), "f.conf").errors, [`f.conf:2: acme_ca_file ${a.key} holds no PEM certificate`]);
+  assert.deepEqual(checkFiles(at(broken), "f.conf").errors, [`f.conf:2: acme_ca_file ${broken}: certificate 2 is not a valid PEM certificate`]);
+  assert.deepEqual(checkFiles(at(dir), "f.conf").errors, [`f.conf:2: acme_ca_file ${dir} is not a regular file`]);
+  const later = checkFiles(at(both), "f.conf", Date.now() + 10 * 86400_000);
+  assert.deepEqual(later.errors, []);
+  assert.equal(later.warnings.length, 2);
+  assert.match(later.warnings[0]!, /^f\.conf:2: acme_ca_file \S+: certificate 1 \(CN=a\.example\.com\) expired on \d{4}-/);
+});
+
+test("acme_directory_url: https, or http only to this host", () => {
+  const url = (u: string) => parseConfig(`acme_directory_url = "${u}"\n`, "u.conf", {}).dynamic.acme_directory_url;
+  for (const ok of ["https://acme.example.org/directory", "https://127.0.0.1:14000/dir", "http://127.0.0.1:4001/dir", "http://localhost/dir", "http://[::1]:4001/dir"])
+    assert.equal(url(ok), ok);
+  for (const bad of ["http://acme.example.org/directory", "http://127.0.0.2/dir", "ftp://x/", "https://", "acme.example.org", "https://u:p@acme.example.org/", "https://a b/"])
+    assert.throws(() => url(bad), (e: unknown) => e instanceof ConfigError && e.errors[0] === 'u.conf:1: acme_directory_url must be an https:// URL (http:// only on 127.0.0.1, [::1] or localhost)', bad);
+});
+
+test("checkAcmeState: with acme on, a corrupt or non-P-256 account key is an error; a missing one is fine", () => {
+  const state = join(dir, "state");
+  mkdirSync(join(state, "acme"), { recursive: true });
+  const keyFile = join(state, "acme", "account.key");
+  const conf = (acme: boolean) => parseConfig(`state_dir = "${state}"\nacme = ${acme}\nproxy_https_listen = "127.0.0.1:0"\n`, "s.conf", {});
+  const run = (acme = true) => { const out = { errors: [] as string[], warnings: [] as string[] }; checkAcmeState(conf(acme), out); return out; };
+  assert.deepEqual(run(), { errors: [], warnings: [] }, "missing: made at the first order");
+  writeFileSync(keyFile, readFileSync(pem("a").key));
+  assert.deepEqual(run(), { errors: [], warnings: [] }, "a P-256 key");
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ format: "pem", type: "pkcs8" });
+  for (const bad of ["garbage\n", rsa]) {
+    writeFileSync(keyFile, bad);
+    assert.deepEqual(run().errors, [`the ACME account key ${keyFile} is not a PEM P-256 private key: move it away and a new account is made at the first order`]);
+    assert.deepEqual(run(false), { errors: [], warnings: [] }, "acme off: not loaded");
+  }
+});
+
+test("CLI: -t reports a bad acme_ca_file with its line", async () => {
+  const conf = join(dir, "acme.conf");
+  writeFileSync(conf, `log_level = "info"\n\nacme_ca_file = "${join(dir, "garbage.pem")}"\n`);
+  const r = await cli(["-t", "--config", conf]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `stevedore: ${conf}:3: acme_ca_file ${join(dir, "garbage.pem")} holds no PEM certificate\n`);
+});
+
+test("caProblems: 10,000 mutated PEM bundles give errors or none, never a throw", () => {
+  const seed = Buffer.concat([readFileSync(pem("a").cert), readFileSync(pem("b").cert)]);
+  const rand = intRng(14);
+  const pieces = ["-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n", "-", "\n", "=", "MII", "\0"];
+  let buf: Buffer = seed;
+  const seen = { ok: 0, bad: 0 };
+  for (let i = 0; i < 10_000; i++) {
+    buf = i % 10 === 0 ? seed : mutate(buf, rand, pieces);
+    const r = caProblems(buf, Date.now());
+    seen[r.errors.length ? "bad" : "ok"]++;
+    for (const e of r.errors) assert.match(e, /^( holds no PEM certificate|: certificate \d+ is not a valid PEM certificate)$/);
+  }
+  assert.ok(seen.ok > 100 && seen.bad > 100, JSON.stringify(seen));
 });

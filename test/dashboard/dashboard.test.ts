@@ -1,8 +1,8 @@
 // The farm dashboard in a real browser (Debian's chromium driven by playwright-core) against the
 // bundled daemon and two `stevedore worker` processes: sign-in through the printed one-time link,
 // live updates from the CLI's jobs, cancel and worker sleep from the page, a live task log, a
-// reconnect after a daemon restart; and the guards: CSP, no other origin, no data without a valid
-// cookie, cross-origin changes refused. Screenshots of each page go to test-results/.
+// reconnect after a daemon restart, sign-out; and the guards: CSP, no other origin, no data without
+// a valid cookie, cross-origin changes (sign-out included) refused. Screenshots of each page go to test-results/.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -36,6 +36,8 @@ let origin: string;
 const workers: { proc: ChildProcess; exited: Promise<unknown> }[] = [];
 /** every URL the page asked for */
 const requested: string[] = [];
+/** the cookie of the session signed out (refused, also after the restart) */
+let signedOut = "";
 /** main-frame navigations after sign-in (a reload would add one) */
 let navigations = 0;
 
@@ -274,6 +276,57 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     assert.equal(ok.status, 200);
   });
 
+  test("sign out from the header (keyboard): cookie dropped, token revoked, its event streams end; cross-origin refused", async () => {
+    await page.goto(`${origin}/#/jobs`);
+    await page.reload(); // a fresh load: the keyboard starts at the top of the page
+    await page.waitForSelector("#conn:text('live')");
+    const session = (await context.cookies()).find((c) => c.name === "jwtToken")!.value;
+    const cookie = `jwtToken=${session}`;
+    const evil = await http("POST", "/dashboard/sign-out", { Cookie: cookie, Origin: "http://evil.example" });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.headers["set-cookie"], undefined);
+    assert.equal((await http("POST", "/dashboard/sign-out", { Cookie: cookie, "Sec-Fetch-Site": "cross-site" })).status, 403);
+    assert.equal((await http("POST", "/dashboard/sign-out", { Cookie: cookie })).status, 403, "no Origin, no Sec-Fetch-Site");
+    assert.equal((await http("GET", "/api/jobs", { Cookie: cookie })).status, 200, "still signed in");
+    const none = await http("POST", "/dashboard/sign-out", { Origin: origin });
+    assert.equal(none.status, 401, "no cookie: nothing to sign out");
+    assert.match(none.text, /stevedore dashboard/);
+    // another tab's event stream on the same cookie (a raw one: its end is what we wait for)
+    const stream = await new Promise<import("node:http").IncomingMessage>((res, rej) => {
+      request({ host: "127.0.0.1", port: d.managerPort, path: "/api/events", headers: { Cookie: cookie }, agent: false }, res).on("error", rej).end();
+    });
+    assert.equal(stream.statusCode, 200);
+    let ended = false;
+    stream.on("close", () => (ended = true)).resume();
+    // reachable with Tab alone (in the header, after the skip link and the four page links); Enter signs out
+    for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.id)) !== "sign-out"; i++) await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Sign out");
+    const answer = page.waitForResponse((r) => r.url() === `${origin}/dashboard/sign-out`);
+    await page.keyboard.press("Enter");
+    assert.equal((await answer).status(), 303);
+    assert.equal(await (await answer).headerValue("set-cookie"), "jwtToken=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    await page.waitForURL(`${origin}/dashboard/signed-out`);
+    assert.match(await page.textContent("body") ?? "", /signed out[\s\S]*run\s+stevedore dashboard/);
+    assert.deepEqual((await context.cookies()).filter((c) => c.name === "jwtToken"), []);
+    await shoot("signed-out");
+    await waitFor("the other stream ended", async () => ended, 5_000, 20);
+    // the token itself is dead, not only the cookie: pages and the API refuse it
+    const res = await page.goto(origin + "/");
+    assert.equal(res?.status(), 401);
+    assert.match(await page.textContent("body") ?? "", /run\s+stevedore dashboard/);
+    const old = await http("GET", "/", { Cookie: cookie });
+    assert.equal(old.status, 401);
+    assert.doesNotMatch(old.text, /<script/);
+    for (const path of ["/api/jobs", "/api/dashboard/host", "/api/events"]) {
+      assert.equal((await http("GET", path, { Cookie: cookie })).status, 401, path);
+      assert.equal((await http("GET", path, { Authorization: `Bearer ${session}` })).status, 401, `${path} with the token as Bearer`);
+    }
+    assert.equal((await http("GET", "/api/jobs", { Authorization: `Bearer ${token}` })).status, 200, "other tokens are unaffected");
+    signedOut = cookie;
+    await page.goto(await signIn()); // signed in again for what follows
+    assert.equal(page.url(), origin + "/");
+  });
+
   test("after a daemon restart the page shows it is disconnected, then reconnects by itself", async () => {
     await page.goto(`${origin}/#/jobs`);
     await page.waitForSelector("#conn:text('live')");
@@ -286,6 +339,7 @@ describe("the farm dashboard in a browser", { timeout: 150_000 }, () => {
     const job = await submit("dash-after-restart", [sleepTask("y", 0.2)]);
     await page.waitForSelector(`tr[data-job="${job._id}"]`, { timeout: 10_000 });
     assert.equal(navigations, 0, "no reload");
+    assert.equal((await http("GET", "/api/jobs", { Cookie: signedOut })).status, 401, "a token signed out before the restart stays refused");
   });
 
   test("the page asked no other origin for anything", () => {

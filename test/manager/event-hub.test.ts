@@ -56,3 +56,23 @@ test("events: a reconnect replays what followed its last id, also after the ring
   }
   hub.close();
 });
+
+test("events: endSession ends the streams its signed-out token opened, no other", () => {
+  const hub = new EventHub();
+  const ended: string[] = [];
+  const open = (name: string, session?: string) => {
+    const c = fakeIncoming();
+    (c.inc as unknown as { end: () => void }).end = () => ended.push(name);
+    hub.subscribe(c.inc, { session });
+  };
+  open("a1", "tok-a");
+  open("b", "tok-b");
+  open("a2", "tok-a");
+  open("bearer");
+  hub.endSession("tok-a");
+  assert.deepEqual(ended, ["a1", "a2"]);
+  hub.endSession("tok-none");
+  assert.deepEqual(ended, ["a1", "a2"]);
+  assert.equal(hub.subscribers, 2);
+  hub.close();
+});

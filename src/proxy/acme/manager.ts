@@ -5,7 +5,7 @@ import { EventEmitter } from "node:events";
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
-import { createSecureContext, type SecureContext } from "node:tls";
+import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { writeFileAtomic, ensureDir } from "../../store/index.js";
 import { log } from "../../log.js";
 import { AcmeClient, newKey, type Solver } from "./client.js";
@@ -260,7 +260,8 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     });
     this.accountKey = await this.accountKeyP;
     if (this.client && this.clientKey === key) return this.client;
-    const ca = st.caFile ? [await readFile(st.caFile, "utf8")] : undefined;
+    // node's `ca` replaces the default roots: keep them, so acme_ca_file adds roots as documented
+    const ca = st.caFile ? [...rootCertificates, await readFile(st.caFile, "utf8")] : undefined;
     this.client = new AcmeClient({ directoryUrl: st.directoryUrl, accountKey: this.accountKey, email: st.email || undefined, ca });
     this.clientKey = key;
     return this.client;
