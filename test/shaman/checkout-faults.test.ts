@@ -138,3 +138,16 @@ test("a file where a checkout's directory must go: 500 with an ERROR line (not 4
   assert.equal((await create(s, "shot_42", cdf(30))).body, "42/shot_42");
   assert.equal((await tree(s.store.checkoutPath("shot_42"))).filter((p) => p.endsWith(".dat")).length, 30);
 });
+
+test("the kept definition sum cannot be written (a directory in its place): the checkout is made all the same, no temp file stays", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "stevedore-shaman-sum-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const s = await serve(t, join(dir, "shaman"));
+  await mkdir(join(s.store.root, "checkout-sums", "shot_sum.sha256"), { recursive: true });
+  assert.equal((await create(s, "shot_sum", cdf(4))).body, "um/shot_sum");
+  assert.deepEqual(await readdir(join(s.store.root, "checkout-sums")), ["shot_sum.sha256"]);
+  // listed instead: the same answer
+  const res = await fetch(`${s.base}/checkout/files/shot_sum`, { headers: { Authorization: TOKEN } });
+  assert.equal(res.status, 200);
+  assert.equal((await res.text()).split("\n").filter(Boolean).length, 4);
+});
