@@ -270,9 +270,38 @@ async function resolveTask(target: ManagerTarget, arg: string): Promise<{ job: s
   throw new CommandError(`no task ${task} in any job${jobs.length > MAX_JOBS_SEARCHED ? ` (searched the newest ${MAX_JOBS_SEARCHED}; use JOB/TASK)` : ""}`);
 }
 
-async function taskStatus(target: ManagerTarget, job: string, task: string): Promise<string | undefined> {
+async function taskNow(target: ManagerTarget, job: string, task: string): Promise<TaskSummary | undefined> {
   const j = (await callOk(target, "GET", `/api/jobs/${encodeURIComponent(job)}`, undefined, `no job ${job}`)).body as Job;
-  return j.tasks?.find((t) => t._id === task)?.status;
+  return j.tasks?.find((t) => t._id === task);
+}
+
+/** `task NAME (ID): STATUS N%, ACTIVITY` */
+export function taskLine(t: Partial<TaskSummary> & { _id: string }): string {
+  const activity = typeof t.activity === "string" && t.activity ? `, ${t.activity}` : "";
+  return `task ${t.name ?? ""} (${t._id}): ${t.status ?? "?"} ${t.progress ?? 0}%${activity}`;
+}
+
+/**
+ * The log lines on standard output; on a terminal, under them one line of the task's state,
+ * rewritten in place (cleared before each log text and drawn again after it). Not on a
+ * terminal: the log lines alone, no control characters.
+ */
+class LogWithStatus {
+  private status = "";
+  constructor(private readonly tty = process.stdout.isTTY === true) {}
+  log(text: string): void {
+    if (!text) return;
+    if (!text.endsWith("\n")) text += "\n";
+    process.stdout.write(this.tty && this.status ? `\r\x1b[K${text}${this.status}` : text);
+  }
+  task(line: string): void {
+    if (!this.tty || line === this.status) return;
+    this.status = line;
+    process.stdout.write(`\r\x1b[K${line}`);
+  }
+  end(): void {
+    if (this.tty && this.status) process.stdout.write("\r\x1b[K");
+  }
 }
 
 async function showLog(target: ManagerTarget, arg: string, follow: boolean): Promise<number> {
@@ -291,7 +320,12 @@ async function showLog(target: ManagerTarget, arg: string, follow: boolean): Pro
   }
   // subscribe first, then print the file: a line written in between may show twice, none is lost
   let printedFile = false;
-  const done = (status: string | undefined) => (status && TASK_DONE.has(status) ? status : undefined);
+  const out = new LogWithStatus();
+  const done = (t: Partial<TaskSummary> | undefined) => {
+    if (!t || typeof t.status !== "string") return undefined;
+    out.task(taskLine({ ...t, _id: task }));
+    return TASK_DONE.has(t.status) ? t.status : undefined;
+  };
   const status = await followEvents(
     target,
     `?task=${encodeURIComponent(task)}`,
@@ -299,20 +333,21 @@ async function showLog(target: ManagerTarget, arg: string, follow: boolean): Pro
       const data = (jsonOf(e.data) ?? e.data) as Record<string, unknown> | string | undefined;
       if (e.event === "log") {
         const text = logText(data, task);
-        if (text) process.stdout.write(text.endsWith("\n") ? text : text + "\n");
+        if (text) out.log(text);
         return undefined;
       }
-      if (e.event === "task" && data && typeof data === "object" && data._id === task) return done(data.status as string | undefined);
+      if (e.event === "task" && data && typeof data === "object" && data._id === task) return done(data as Partial<TaskSummary>);
       return undefined;
     },
     async () => {
       if (!printedFile) {
-        process.stdout.write(await fetchLog());
+        out.log(await fetchLog());
         printedFile = true;
       }
-      return done(await taskStatus(target, job, task));
+      return done(await taskNow(target, job, task));
     },
   );
+  out.end();
   process.stderr.write(`task ${task} ${status}\n`);
   return status === "completed" ? 0 : 1;
 }

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUNDLE, freePort } from "../helpers/daemon.js";
+import { BUNDLE, CONTROL_CHARS, freePort, runBundleOnTty } from "../helpers/daemon.js";
 import { listen } from "../../src/http/index.js";
 import { SseParser, parseDuration, type SseEvent } from "../../src/cli/manager-client.js";
 import { countsText } from "../../src/cli/jobs.js";
@@ -197,6 +197,7 @@ test("jobs submit --wait follows /api/events and exits by the job's outcome", as
     const lines = r.stdout.trimEnd().split("\n");
     assert.match(lines[1]!, /^job newest \(65f0a0b0c0d0e0f001020304\): queued 25%, tasks 1\/4 completed/);
     assert.ok(lines.some((l) => / active 50%/.test(l)), "progress lines (not a TTY: one per change)");
+    assert.doesNotMatch(r.stdout, CONTROL_CHARS, "not a TTY: plain lines");
     assert.equal(lines.at(-1), `job ${JOB_A} ${outcome}`);
     assert.ok(!lines.some((l) => l.includes("other")), "other jobs' events are ignored");
   }
@@ -206,6 +207,69 @@ test("jobs submit --wait follows /api/events and exits by the job's outcome", as
   const r = await cli(["jobs", "submit", file, "--wait"]);
   assert.equal(r.code, 0);
   jobStatus = "active";
+});
+
+/** On a terminal (script(1)): a progress line is rewritten in place as `\r ESC[K line`, with no newline between updates. */
+function progressUpdates(out: string): string[] {
+  return out.split("\r\x1b[K").slice(1);
+}
+
+test("jobs submit --wait on a terminal: one progress line rewritten in place, then the outcome", async () => {
+  const file = join(dir, "job.json");
+  await writeFile(file, JSON.stringify({ name: "render", tasks: [] }));
+  jobStatus = "queued";
+  events = (res) => {
+    const send = (id: number, j: Record<string, unknown>) => res.write(`id: ${id}\nevent: job\ndata: ${JSON.stringify(j)}\n\n`);
+    setTimeout(() => {
+      send(1, { ...job(JOB_A, "render", "active"), progress: 50 });
+      send(2, { ...job(JOB_A, "render", "active"), progress: 75 });
+      jobStatus = "completed";
+      send(3, { ...job(JOB_A, "render", "completed"), progress: 100 });
+    }, 50);
+  };
+  const r = await runBundleOnTty(["jobs", "submit", file, "--wait"], { STEVEDORE_CONFIG: config, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "" });
+  jobStatus = "active";
+  assert.equal(r.code, 0, r.out);
+  assert.ok(r.out.startsWith(`job ${JOB_A} submitted: render (1 tasks)\n`), r.out);
+  const updates = progressUpdates(r.out);
+  assert.deepEqual(
+    updates.map((u) => / (\w+) (\d+)%/.exec(u)?.slice(1).join(" ")),
+    ["queued 25", "active 50", "active 75", "completed 100"],
+    JSON.stringify(r.out),
+  );
+  // updates overwrite each other: no line end until the job is over
+  for (const u of updates.slice(0, -1)) assert.ok(!u.includes("\n"), JSON.stringify(u));
+  assert.match(updates.at(-1)!, /^job render \(65f0a0b0c0d0e0f001020304\): completed 100%, tasks [^\n]*\njob 65f0a0b0c0d0e0f001020304 completed\n$/);
+});
+
+test("jobs log --follow on a terminal: the task's state on one line under the log, rewritten in place; piped: only the log lines", async () => {
+  const task = (status: string, progress: number, activity: string) => ({ _id: TASK_2, name: "frame-2", status, priority: 50, task_type: "sleep", parents: [], worker: "w1", activity, progress });
+  events = (res) => {
+    setTimeout(() => {
+      res.write(`event: log\ndata: ${JSON.stringify({ task: TASK_2, log: "2026-01-01T00:00:01.000Z: second\n" })}\n\n`);
+      res.write(`event: task\ndata: ${JSON.stringify(task("active", 60, "frame 2"))}\n\n`);
+      res.write(`event: log\ndata: ${JSON.stringify({ task: TASK_2, log: "2026-01-01T00:00:02.000Z: third" })}\n\n`);
+      res.write(`event: task\ndata: ${JSON.stringify(task("completed", 100, "done"))}\n\n`);
+    }, 50);
+  };
+  const env = { STEVEDORE_CONFIG: config, STEVEDORE_STATE_DIR: "", STEVEDORE_MANAGER_TOKEN: "" };
+  const r = await runBundleOnTty(["jobs", "log", `${JOB_B}/${TASK_2}`, "--follow"], env);
+  assert.equal(r.code, 0, r.out);
+  const status = (s: string, p: number, a: string) => `task frame-2 (${TASK_2}): ${s} ${p}%, ${a}`;
+  assert.equal(
+    r.out,
+    "2026-01-01T00:00:00.000Z: first\n" +
+      `\r\x1b[K${status("active", 40, "sleeping")}` +
+      `\r\x1b[K2026-01-01T00:00:01.000Z: second\n${status("active", 40, "sleeping")}` +
+      `\r\x1b[K${status("active", 60, "frame 2")}` +
+      `\r\x1b[K2026-01-01T00:00:02.000Z: third\n${status("active", 60, "frame 2")}` +
+      `\r\x1b[K${status("completed", 100, "done")}` +
+      `\r\x1b[Ktask ${TASK_2} completed\n`,
+  );
+  const piped = await cli(["jobs", "log", `${JOB_B}/${TASK_2}`, "--follow"]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(piped.stdout, "2026-01-01T00:00:00.000Z: first\n2026-01-01T00:00:01.000Z: second\n2026-01-01T00:00:02.000Z: third\n");
+  assert.equal(piped.stderr, `task ${TASK_2} completed\n`);
 });
 
 test("jobs cancel, requeue --failed-only, pause, resume", async () => {

@@ -156,4 +156,24 @@ export function runBundle(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   });
 }
 
+/**
+ * The bundled CLI on a terminal: util-linux script(1) runs it on a pseudo-terminal (standard
+ * output and error both), and `out` is what the terminal got, with its \r\n line ends back to \n.
+ */
+export function runBundleOnTty(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, BUNDLE, ...args].map(quote).join(" ");
+  const proc = spawn("script", ["-qec", command, "/dev/null"], { env: { ...process.env, STEVEDORE_CONFIG: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (out += c));
+  return new Promise((resolve, reject) => {
+    proc.once("error", reject);
+    proc.once("close", (code) => resolve({ code, out: out.replace(/\r\n/g, "\n") }));
+  });
+}
+
+/** control characters other than the newline (a terminal's \r and escapes among them) */
+export const CONTROL_CHARS = /[\x00-\x09\x0b-\x1f\x7f]/;
+
 export { waitFor };

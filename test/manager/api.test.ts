@@ -646,7 +646,7 @@ test("/logfile: text/plain with the worker's lines (newline added), rotation on 
 
 // ---------------------------------------------------------------- durability and status
 
-test("durability: registrations, jobs, assignments and updates survive a restart", async () => {
+test("durability: registrations, jobs, assignments, updates, status requests and their acknowledgements, job priority and pause survive kill -9", async () => {
   const s = await Manager.start();
   try {
     const w = await s.worker(["render"], "durable");
@@ -656,8 +656,18 @@ test("durability: registrations, jobs, assignments and updates survive a restart
     assert.equal((await w.update(t.json._id, { activity: "frame 1", task_progress_percentage: 30, log: "line before restart" })).status, 204);
     assert.equal((await w.call("POST", "/output-produced", { body: { paths: ["/out/1.png"] } })).status, 204);
     assert.equal((await s.api("POST", `/api/workers/${idle.id}/status-request`, { status: "asleep", lazy: true })).status, 204);
+    // a status request acknowledged by its worker: asleep, nothing pending
+    const sleeper = await s.worker(["other"], "sleeper");
+    assert.equal((await s.api("POST", `/api/workers/${sleeper.id}/status-request`, { status: "asleep" })).status, 204);
+    assert.deepEqual((await sleeper.task()).json, { status_requested: "asleep" });
+    assert.equal((await sleeper.call("POST", "/ack-status-change/asleep")).status, 204);
+    assert.equal((await s.api("POST", `/api/jobs/${job._id}/priority`, { priority: 90 })).status, 200);
+    const paused = await s.job("paused", "render", 1);
+    assert.equal((await s.api("POST", `/api/jobs/${paused._id}/pause`)).status, 200);
     const before = await s.getJob(job._id);
 
+    // no graceful stop: only what was fsynced before each answer is there
+    await s.d.stop("SIGKILL");
     await s.d.restart();
 
     const after = await s.getJob(job._id);
@@ -665,6 +675,10 @@ test("durability: registrations, jobs, assignments and updates survive a restart
     assert.equal(after.tasks![0]!.activity, "frame 1");
     assert.equal(after.tasks![0]!.progress, 30);
     assert.deepEqual(after.outputs, ["/out/1.png"]);
+    assert.equal(after.priority, 90);
+    assert.equal((await s.getJob(paused._id)).status, "paused");
+    assert.equal((await s.getWorker(sleeper.id)).status, "asleep");
+    assert.equal((await sleeper.call("GET", "/status-change")).status, 204);
     const doc = await s.getWorker(w.id);
     assert.equal(doc.current_task, t.json._id);
     assert.equal(doc.nickname, "durable");

@@ -122,6 +122,8 @@ function fail(what: string, a: Answer): never {
 
 interface OwnJob {
   id: string;
+  /** the last pause or resume acknowledged (after one in doubt, either way works: both are idempotent) */
+  paused: boolean;
 }
 const jobs: OwnJob[] = [];
 
@@ -139,24 +141,43 @@ function jobSpec(): unknown {
   return { name: `c${clientNo}-${counter++}`, priority: 1 + rand(100), tasks };
 }
 
+/**
+ * The user's changes are printed twice: what it is about to ask ("cancelling", "prioritizing",
+ * "pausing"; it may happen without an answer), then what was acknowledged.
+ */
 async function userStep(): Promise<void> {
   if (jobs.length < OPEN_JOBS && rand(4) !== 0) {
     const a = await request("POST", "/api/jobs", bearer(), jobSpec());
     if (a.status !== 201) fail("submit", a);
-    jobs.push({ id: a.body._id });
-    emit({ e: "job", j: a.body._id, tasks: a.body.tasks.map((t: { _id: string }) => t._id) });
+    jobs.push({ id: a.body._id, paused: false });
+    emit({ e: "job", j: a.body._id, tasks: a.body.tasks.map((t: { _id: string }) => t._id), priority: a.body.priority });
     return;
   }
   if (jobs.length === 0) return;
   const i = rand(jobs.length);
   const job = jobs[i]!;
-  if (rand(3) === 0) {
+  const r = rand(12);
+  if (r < 4) {
     // printed before asking: a worker may lose its task to this cancel before the answer comes, or without one
     emit({ e: "cancelling", j: job.id });
     const a = await request("POST", `/api/jobs/${job.id}/cancel`, bearer());
     if (a.status === 200) emit({ e: "cancel", j: job.id });
     else if (a.status !== 409) fail("cancel", a); // 409: completed meanwhile
     jobs.splice(i, 1);
+  } else if (r < 6) {
+    const priority = 1 + rand(100);
+    emit({ e: "prioritizing", j: job.id, priority });
+    const a = await request("POST", `/api/jobs/${job.id}/priority`, bearer(), { priority });
+    if (a.status !== 200) fail("priority", a);
+    emit({ e: "prio", j: job.id, priority });
+  } else if (r < 8) {
+    const action = job.paused ? "resume" : "pause";
+    emit({ e: "pausing", j: job.id });
+    const a = await request("POST", `/api/jobs/${job.id}/${action}`, bearer());
+    if (a.status === 409) return void jobs.splice(i, 1); // over (completed or failed) meanwhile
+    if (a.status !== 200) fail(action, a);
+    job.paused = action === "pause";
+    emit({ e: job.paused ? "jpause" : "jresume", j: job.id });
   } else {
     // forget jobs that are over, so new ones keep coming
     const a = await request("GET", `/api/jobs/${job.id}`, bearer());
@@ -173,6 +194,8 @@ interface Worker {
   signedOn: boolean;
   /** the task the worker knows it holds; undefined: none, or not known (then /task tells) */
   held: { task: string; job: string } | undefined;
+  /** acknowledged asleep: asks /status-change instead of /task (after an ack in doubt: awake, and /task tells) */
+  asleep: boolean;
 }
 const slots: (Worker | undefined)[] = Array.from({ length: workerSlots }, () => undefined);
 
@@ -180,9 +203,16 @@ const slots: (Worker | undefined)[] = Array.from({ length: workerSlots }, () => 
  * What a worker's request in flight could change, printed with "doubt" when it gets no answer:
  * "task" may have assigned a task; "release" may have let go of the held one (a report, a
  * return, sign-on or -off); "soft" leaves the task where it is (an update may have set its
- * activity and progress and appended its log line; may-i-run and output-produced change no task).
+ * activity and progress and appended its log line; may-i-run, output-produced and /status-change
+ * change no task). "sreq" may have set a status request (the worker asks for itself, with the user's
+ * token: one actor, so its requests and acknowledgements are applied in the order sent), "sack"
+ * may have acknowledged one, "off" may have signed the worker off (and cleared a shutdown request).
  */
-type InFlight = { kind: "task" | "release" } | { kind: "soft"; activity?: string; progress?: number; log?: string };
+type InFlight =
+  | { kind: "task" | "release" | "off" }
+  | { kind: "soft"; activity?: string; progress?: number; log?: string }
+  | { kind: "sreq"; status: string; lazy: boolean }
+  | { kind: "sack"; status: string };
 
 const basic = (w: Worker) => `Basic ${Buffer.from(`${w.id}:${w.secret}`).toString("base64")}`;
 
@@ -190,7 +220,7 @@ async function register(slot: number): Promise<void> {
   const secret = randomBytes(12).toString("hex");
   const a = await request("POST", "/register-worker", "", { secret, platform: "linux", supported_task_types: TASK_TYPES, nickname: `c${clientNo}s${slot}` });
   if (a.status !== 200) fail("register", a);
-  slots[slot] = { id: a.body._id, secret, signedOn: false, held: undefined };
+  slots[slot] = { id: a.body._id, secret, signedOn: false, held: undefined, asleep: false };
   emit({ e: "reg", w: a.body._id, s: secret });
 }
 
@@ -199,9 +229,9 @@ async function workerStep(slot: number): Promise<void> {
   const w = slots[slot];
   if (!w) return register(slot);
   let inFlight: InFlight = { kind: "soft" };
-  const send = (what: InFlight, method: string, path: string, body?: unknown) => {
+  const send = (what: InFlight, method: string, path: string, body?: unknown, auth = basic(w)) => {
     inFlight = what;
-    return request(method, path, basic(w), body);
+    return request(method, path, auth, body);
   };
   try {
     await workerRequest(slot, w, send);
@@ -213,7 +243,7 @@ async function workerStep(slot: number): Promise<void> {
   }
 }
 
-type Send = (what: InFlight, method: string, path: string, body?: unknown) => Promise<Answer>;
+type Send = (what: InFlight, method: string, path: string, body?: unknown, auth?: string) => Promise<Answer>;
 
 async function workerRequest(slot: number, w: Worker, send: Send): Promise<void> {
   if (!w.signedOn) {
@@ -223,24 +253,23 @@ async function workerRequest(slot: number, w: Worker, send: Send): Promise<void>
     w.held = undefined;
     return emit({ e: "none", w: w.id });
   }
+  if (w.asleep) return sleepStep(slot, w, send);
   if (!w.held) {
-    if (rand(150) === 0) {
-      const a = await send({ kind: "release" }, "POST", "/sign-off");
-      if (a.status !== 204) fail("sign-off", a);
-      slots[slot] = undefined; // retired: a new worker registers in this slot
-      return emit({ e: "none", w: w.id });
-    }
+    if (rand(150) === 0) return signOff(slot, w, send); // retired: a new worker registers in this slot
+    if (rand(25) === 0) return requestStatus(w, send);
     const a = await send({ kind: "task" }, "POST", "/task");
     if (a.status === 204) {
       emit({ e: "none", w: w.id });
       // an idle worker polls again a little later (pacing, not synchronisation)
       return new Promise((r) => setTimeout(r, 1 + rand(10)));
     }
+    if (a.status === 423) return changeStatus(slot, w, a.body.status_requested, send);
     if (a.status !== 200) fail("task", a);
     w.held = { task: a.body._id, job: a.body.job };
     return emit({ e: "assign", w: w.id, x: a.body._id, j: a.body.job, activity: a.body.activity });
   }
   const { task, job } = w.held;
+  if (rand(40) === 0) return requestStatus(w, send);
   const r = rand(20);
   if (r < 10) {
     const n = counter++;
@@ -253,19 +282,58 @@ async function workerRequest(slot: number, w: Worker, send: Send): Promise<void>
     const a = await send({ kind: "soft" }, "GET", `/may-i-run/${task}`);
     if (a.status !== 200) fail("may-i-run", a);
     if (a.body.may_keep_running) return;
+    // told to stop for a status request (immediate): hand the task back, then /task says which
+    if (a.body.status_requested) return giveBack(w, send);
     // told to stop (its job was canceled): report the task canceled
     return finish(w, "canceled", send);
   }
   if (r < 16) return finish(w, "completed", send);
   if (r < 18) return finish(w, "failed", send);
-  if (r < 19) {
-    const a = await send({ kind: "release" }, "POST", `/tasks/${task}/return`);
-    if (a.status !== 204) fail("return", a);
-    w.held = undefined;
-    return emit({ e: "none", w: w.id });
-  }
+  if (r < 19) return giveBack(w, send);
   const a = await send({ kind: "soft" }, "POST", "/output-produced", { paths: [`/out/${job}/${counter++}.png`] });
   if (a.status !== 204) fail("output-produced", a);
+}
+
+async function giveBack(w: Worker, send: Send): Promise<void> {
+  const a = await send({ kind: "release" }, "POST", `/tasks/${w.held!.task}/return`);
+  if (a.status !== 204) fail("return", a);
+  w.held = undefined;
+  emit({ e: "none", w: w.id });
+}
+
+async function signOff(slot: number, w: Worker, send: Send): Promise<void> {
+  const a = await send({ kind: "off" }, "POST", "/sign-off");
+  if (a.status !== 204) fail("sign-off", a);
+  slots[slot] = undefined;
+  emit({ e: "off", w: w.id });
+}
+
+/** A status request for this worker through the user API (mostly asleep; lazy or immediate). */
+async function requestStatus(w: Worker, send: Send, status = ["asleep", "asleep", "asleep", "awake", "shutdown"][rand(5)]!): Promise<void> {
+  const lazy = rand(2) === 0;
+  const a = await send({ kind: "sreq", status, lazy }, "POST", `/api/workers/${w.id}/status-request`, { status, lazy }, bearer());
+  if (a.status !== 204) fail("status-request", a);
+  emit({ e: "sreq", w: w.id, status, lazy });
+}
+
+/** What a v2 worker does when told of a status request: shutdown signs off, the others are acknowledged. */
+async function changeStatus(slot: number, w: Worker, status: unknown, send: Send): Promise<void> {
+  if (status === "shutdown") return signOff(slot, w, send);
+  if (status !== "asleep" && status !== "awake") return fail("status requested", { status: 0, body: status });
+  const a = await send({ kind: "sack", status }, "POST", `/ack-status-change/${status}`);
+  if (a.status !== 204) fail("ack-status-change", a);
+  w.asleep = status === "asleep";
+  emit({ e: "sack", w: w.id, status });
+}
+
+/** Asleep: ask /status-change; nothing asked, now and then the worker asks to be woken (as its user would). */
+async function sleepStep(slot: number, w: Worker, send: Send): Promise<void> {
+  const a = await send({ kind: "soft" }, "GET", "/status-change");
+  if (a.status === 200) return changeStatus(slot, w, a.body.status_requested, send);
+  if (a.status !== 204) fail("status-change", a);
+  if (rand(3) === 0) return requestStatus(w, send, "awake");
+  // pacing, not synchronisation
+  return new Promise((r) => setTimeout(r, 1 + rand(10)));
 }
 
 async function finish(w: Worker, status: "completed" | "failed" | "canceled", send: Send): Promise<void> {

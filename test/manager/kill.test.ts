@@ -71,13 +71,35 @@ interface ClientEvent {
   progress?: number;
   log?: string;
   status?: string;
+  lazy?: boolean;
+  priority?: number;
   msg?: string;
+}
+
+/** a worker's status request as compared: "" for none, else the status and " lazy" when lazy */
+const requestText = (status: string, lazy: boolean | undefined) => (status === "" ? "" : `${status}${lazy ? " lazy" : ""}`);
+
+interface WorkerModel {
+  secret: string;
+  know: Knowledge;
+  /** the status request it may have (requestText), from acknowledged requests and those in doubt */
+  req: string[];
+  /** its status when known from an acknowledged answer (an acknowledged status change, a sign-off); else undefined */
+  status: string | undefined;
+}
+
+interface JobModel {
+  tasks: string[];
+  /** the priorities it may have */
+  priority: number[];
+  /** an acknowledged pause (true) or resume (false) with nothing after it; undefined: not known */
+  paused: boolean | undefined;
 }
 
 /** Everything acknowledged so far in one lane, and what it implies. */
 class Model {
-  readonly workers = new Map<string, { secret: string; know: Knowledge }>();
-  readonly jobs = new Map<string, string[]>();
+  readonly workers = new Map<string, WorkerModel>();
+  readonly jobs = new Map<string, JobModel>();
   readonly canceled = new Set<string>();
   readonly completed = new Set<string>();
   /** "worker task" pairs whose failed/canceled report was acknowledged */
@@ -85,6 +107,8 @@ class Model {
   /** jobs and workers acknowledged since the last check through the API */
   touchedJobs = new Set<string>();
   newWorkers = new Set<string>();
+  /** workers whose status request may have changed since the last check through the API */
+  requestWorkers = new Set<string>();
   acks = 0;
   /** worker answers (assign, update, report, none) acknowledged */
   workerAcks = 0;
@@ -106,16 +130,35 @@ class Model {
   apply(ev: ClientEvent): void {
     const w = ev.w === undefined ? undefined : this.workers.get(ev.w);
     if (ev.w !== undefined && ev.e !== "reg" && !w) return void this.errors.push(`event for a worker never registered: ${JSON.stringify(ev)}`);
+    const job = ev.j === undefined ? undefined : this.jobs.get(ev.j);
+    // any other answer of a worker may change its status (sign-on, /task, reports): known again after a status change
+    if (w && ev.e !== "sreq") w.status = undefined;
+    if (w && (ev.e === "sreq" || ev.e === "sack" || ev.e === "off" || ev.e === "doubt")) this.requestWorkers.add(ev.w!);
     switch (ev.e) {
       case "reg":
-        this.workers.set(ev.w!, { secret: ev.s!, know: { kind: "none" } });
+        this.workers.set(ev.w!, { secret: ev.s!, know: { kind: "none" }, req: [""], status: undefined });
         this.newWorkers.add(ev.w!);
+        break;
+      case "sreq":
+        w!.req = [requestText(ev.status!, ev.lazy)];
+        break;
+      case "sack":
+        w!.req = [""];
+        w!.status = ev.status;
+        break;
+      case "off":
+        w!.know = { kind: "none" };
+        w!.req = afterSignOff(w!.req);
+        w!.status = "offline";
         break;
       case "none":
         w!.know = { kind: "none" };
         break;
       case "doubt":
         w!.know = afterDoubt(w!.know, ev);
+        if (ev.kind === "sreq") w!.req = union(w!.req, [requestText(ev.status!, ev.lazy)]);
+        if (ev.kind === "sack") w!.req = union(w!.req, [""]);
+        if (ev.kind === "off") w!.req = union(w!.req, afterSignOff(w!.req));
         return;
       case "assign": {
         const k = w!.know;
@@ -154,12 +197,28 @@ class Model {
         break;
       }
       case "job":
-        this.jobs.set(ev.j!, ev.tasks!);
+        this.jobs.set(ev.j!, { tasks: ev.tasks!, priority: [ev.priority!], paused: undefined });
         this.touchedJobs.add(ev.j!);
         break;
       case "cancelling":
         this.cancelTried.add(ev.j!);
+        if (job) job.paused = undefined;
         return;
+      case "prioritizing":
+        job!.priority = union(job!.priority, [ev.priority!]);
+        return;
+      case "prio":
+        job!.priority = [ev.priority!];
+        this.touchedJobs.add(ev.j!);
+        break;
+      case "pausing":
+        job!.paused = undefined;
+        return;
+      case "jpause":
+      case "jresume":
+        job!.paused = ev.e === "jpause";
+        this.touchedJobs.add(ev.j!);
+        break;
       case "cancel":
         this.canceled.add(ev.j!);
         this.touchedJobs.add(ev.j!);
@@ -177,9 +236,22 @@ class Model {
   }
 }
 
+function union<T>(a: T[], b: T[]): T[] {
+  return [...new Set([...a, ...b])];
+}
+
+/** a sign-off clears a shutdown request (it is the acknowledgement), no other */
+function afterSignOff(req: string[]): string[] {
+  return union([], req.map((r) => (r.startsWith("shutdown") ? "" : r)));
+}
+
 /** A worker's knowledge once a request of the given kind got no answer. */
 function afterDoubt(k: Knowledge, ev: ClientEvent): Knowledge {
   switch (ev.kind) {
+    case "sreq":
+    case "sack":
+      // a status request or its acknowledgement changes no task
+      return k;
     case "soft":
       // the task stays; an update may or may not have been applied
       if (k.kind === "holds" && ev.activity !== undefined) {
@@ -187,6 +259,7 @@ function afterDoubt(k: Knowledge, ev: ClientEvent): Knowledge {
       }
       return k;
     case "release":
+    case "off":
       if (k.kind === "holds") return { kind: "maybe", task: k.task, job: k.job, progress: k.progress };
       return k;
     default:
@@ -207,8 +280,12 @@ interface TaskView {
 interface View {
   /** worker id -> current_task ("" for none) */
   workers: Map<string, string>;
+  /** worker id -> its status and status request (requestText; only the status part through the API, and only when asked) */
+  workerStates: Map<string, { status: string; req?: string; reqStatus?: string }>;
   /** job id -> status */
   jobs: Map<string, string>;
+  /** job id -> priority */
+  jobPriorities: Map<string, number>;
   /** job id -> its task ids, for the jobs read with their tasks */
   jobTasks: Map<string, string[]>;
   /** the tasks of those jobs */
@@ -222,10 +299,23 @@ function checkView(model: Model, view: View): string[] {
   const problems: string[] = [];
   const problem = (text: string) => problems.length < 20 && problems.push(text);
   for (const id of model.workers.keys()) if (!view.workers.has(id)) problem(`acknowledged worker ${id} is missing`);
-  for (const [job, tasks] of model.jobs) {
+  for (const [job, { tasks, priority, paused }] of model.jobs) {
     if (!view.jobs.has(job)) problem(`acknowledged job ${job} is missing`);
     const seen = view.jobTasks.get(job);
     if (seen && seen.join() !== tasks.join()) problem(`job ${job} has tasks ${seen.join()}, acknowledged ${tasks.join()}`);
+    const prio = view.jobPriorities.get(job);
+    if (prio !== undefined && !priority.includes(prio)) problem(`job ${job} has priority ${prio}; acknowledged ${JSON.stringify(priority)}`);
+    const status = view.jobs.get(job);
+    // a paused job stays paused until resumed, unless all its tasks end (completed) or it fails
+    if (status !== undefined && paused === true && !["paused", "completed", "failed"].includes(status)) problem(`job ${job} is ${status} after an acknowledged pause`);
+    if (status !== undefined && paused === false && status === "paused") problem(`job ${job} is paused after an acknowledged resume`);
+  }
+  for (const [id, w] of model.workers) {
+    const s = view.workerStates.get(id);
+    if (!s) continue;
+    if (s.req !== undefined && !w.req.includes(s.req)) problem(`worker ${id} has status request "${s.req}"; acknowledged ${JSON.stringify(w.req)}`);
+    if (s.reqStatus !== undefined && !w.req.some((r) => r.split(" ")[0] === s.reqStatus)) problem(`worker ${id} has status request "${s.reqStatus}"; acknowledged ${JSON.stringify(w.req)}`);
+    if (w.status !== undefined && s.status !== w.status) problem(`worker ${id} is ${s.status}; acknowledged ${w.status}`);
   }
   for (const job of model.canceled) {
     const status = view.jobs.get(job);
@@ -281,11 +371,15 @@ function checkView(model: Model, view: View): string[] {
 interface JobJson {
   _id: string;
   status: string;
+  priority: number;
   tasks?: ({ _id: string } & TaskView)[];
 }
 
+const emptyView = (): View => ({ workers: new Map(), workerStates: new Map(), jobs: new Map(), jobPriorities: new Map(), jobTasks: new Map(), tasks: new Map() });
+
 function addJob(view: View, job: JobJson): void {
   view.jobs.set(job._id, job.status);
+  view.jobPriorities.set(job._id, job.priority);
   if (!job.tasks) return;
   view.jobTasks.set(job._id, job.tasks.map((t) => t._id));
   for (const t of job.tasks) view.tasks.set(t._id, { status: t.status, worker: t.worker, activity: t.activity, progress: t.progress });
@@ -304,8 +398,10 @@ async function journalView(stateDir: string, scratch: string): Promise<{ view: V
   await journal.close();
   const farm = Farm.restore(snapshot, records, { now: Date.now() });
   farm.assertConsistent();
-  const view: View = { workers: new Map(), jobs: new Map(), jobTasks: new Map(), tasks: new Map() };
+  const view = emptyView();
   for (const w of farm.listWorkers()) view.workers.set(w._id, w.current_task);
+  // the status request is not in the worker API's documents: the snapshot has it, with `lazy`
+  for (const w of farm.snapshot().workers) view.workerStates.set(w.id, { status: w.status, req: requestText(w.status_requested, w.lazy) });
   for (const j of farm.listJobs()) addJob(view, farm.getJob(j._id) as JobJson);
   return { view, generation, midCompaction };
 }
@@ -329,8 +425,19 @@ async function getJson(port: number, path: string, token: string): Promise<any> 
  * held tasks, and Basic auth of the workers registered since the last check.
  */
 async function apiCheck(port: number, token: string, model: Model): Promise<string[]> {
-  const view: View = { workers: new Map(), jobs: new Map(), jobTasks: new Map(), tasks: new Map() };
-  for (const w of (await getJson(port, "/api/workers", token)).workers) view.workers.set(w._id, w.current_task);
+  const view = emptyView();
+  for (const w of (await getJson(port, "/api/workers", token)).workers) {
+    view.workers.set(w._id, w.current_task);
+    view.workerStates.set(w._id, { status: w.status });
+  }
+  // a worker's pending status request, as the worker itself is told it (its status, not whether lazy)
+  for (const id of model.requestWorkers) {
+    const state = view.workerStates.get(id);
+    if (!state) continue;
+    const r = await call(port, "/status-change", `Basic ${Buffer.from(`${id}:${model.workers.get(id)!.secret}`).toString("base64")}`);
+    if (r.status === 204) state.reqStatus = "";
+    else if (r.status === 200) state.reqStatus = (JSON.parse(r.text) as { status_requested: string }).status_requested;
+  }
   for (const j of (await getJson(port, "/api/jobs", token)).jobs) addJob(view, j);
   const read = new Set(model.touchedJobs);
   for (const { know } of model.workers.values()) if (know.kind === "holds" || know.kind === "maybe") read.add(know.job);
@@ -347,6 +454,7 @@ async function apiCheck(port: number, token: string, model: Model): Promise<stri
   }
   model.touchedJobs = new Set();
   model.newWorkers = new Set();
+  model.requestWorkers = new Set();
   return problems;
 }
 
@@ -618,4 +726,8 @@ test("kill -9 at random moments under mixed load loses nothing acknowledged and 
   totals.cuts = cuts.filter((line) => line.includes("cut")).length;
   t.diagnostic(`${JSON.stringify(totals)} in ${Math.round(performance.now() - t0)} ms`);
   assert.ok(totals.trials >= 200, `only ${totals.trials} trials`);
+  // the load has every kind of acknowledged change issue 11 names durable: status requests and
+  // their acknowledgements, sign-offs (a shutdown's), job priority, pause and resume among them
+  const least: Record<string, number> = { sreq: 40, sack: 30, off: 5, prio: 20, jpause: 15, jresume: 3, cancel: 40, upd: 100, assign: 200 };
+  for (const [kind, n] of Object.entries(least)) assert.ok((totals.kinds[kind] ?? 0) >= n, `only ${totals.kinds[kind] ?? 0} acknowledged ${kind} (want ${n})`);
 });

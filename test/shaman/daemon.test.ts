@@ -6,7 +6,7 @@ import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { BUNDLE, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { BUNDLE, CONTROL_CHARS, runBundleOnTty, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { mintUserToken } from "../../src/manager/auth.js";
 
 let d: TestDaemon;
@@ -138,4 +138,29 @@ test("a restart removes what a crash left in uploading/ and checkouts-building/"
   assert.deepEqual(await readdir(join(shaman, "checkouts-building")), []);
   assert.deepEqual((await readdir(join(shaman, "checkouts"))).sort(), ["01", "02", "03"]);
   await d.waitForLog(/shaman: removed leftovers/);
+});
+
+// last: it adds blobs and checkouts the tests above count
+test("shaman push on a terminal: one files-and-bytes progress line rewritten in place and cleared; piped: no progress, no control characters", async () => {
+  const tree = join(d.dir, "tty-tree");
+  await mkdir(join(tree, "frames"), { recursive: true });
+  // twelve files of 200 KiB, each different: all twelve are uploaded
+  for (let i = 0; i < 12; i++) await writeFile(join(tree, "frames", `f${i}.exr`), Buffer.alloc(200 * 1024, `frame ${i} `));
+  const tty = await runBundleOnTty(["shaman", "push", tree, "--checkout", "shot_tty", "--manager", base, "--config", d.configPath], { STEVEDORE_MANAGER_TOKEN: "" });
+  assert.equal(tty.code, 0, tty.out);
+  const summary = "checkout shot_tty: ty/shot_tty (12 files, 2.3 MiB; uploaded 12 files, 2.3 MiB)\n";
+  assert.ok(tty.out.endsWith(`\r\x1b[K${summary}`), `the progress line is cleared before the summary: ${JSON.stringify(tty.out)}`);
+  const progress = tty.out.slice(0, -summary.length).split("\r\x1b[K").slice(1, -1);
+  // the first upload line is drawn as soon as the count is known; files and bytes, done and to do
+  const uploads = progress.filter((p) => p.startsWith("uploading: "));
+  assert.equal(uploads[0], "uploading: 0/12 files, 0 B/2.3 MiB", JSON.stringify(progress));
+  for (const p of uploads) assert.match(p, /^uploading: \d+\/12 files, [\d.]+ (B|KiB|MiB)\/2\.3 MiB$/);
+  for (const p of progress) assert.ok(!p.includes("\n"), `one line, rewritten: ${JSON.stringify(p)}`);
+  // piped: the summary alone
+  await writeFile(join(tree, "frames", "f0.exr"), Buffer.alloc(200 * 1024, "frame 0 changed "));
+  const piped = await cli(["shaman", "push", tree, "--checkout", "shot_pipe", "--manager", base, "--config", d.configPath]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(piped.stderr, "");
+  assert.equal(piped.stdout, "checkout shot_pipe: pe/shot_pipe (12 files, 2.3 MiB; uploaded 1 files, 200.0 KiB)\n");
+  assert.doesNotMatch(piped.stdout, CONTROL_CHARS);
 });

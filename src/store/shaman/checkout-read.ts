@@ -1,7 +1,7 @@
 // Reading Shaman checkouts without the store instance (the core API and the Shaman routes both use
 // it): a checkout's files with their checksums and sizes, and a copy of it into another directory.
 import { createHash } from "node:crypto";
-import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, rename, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { mapLimit } from "../../base/index.js";
 import { checkoutRelPath, isCheckoutId } from "./checkout-id.js";
@@ -107,14 +107,16 @@ const sumPath = (root: string, id: string) => join(root, "checkout-sums", `${id}
 /** Keep the definition's SHA-256 beside the store once checkout `id` is in place, with the
  *  checkout directory's inode (a directory made again later does not inherit the sum). Best effort. */
 export async function writeCheckoutSum(root: string, id: string, sum: string): Promise<void> {
+  const tmp = `${sumPath(root, id)}.${process.pid}.tmp`;
   try {
     const st = await lstat(join(root, "checkouts", checkoutRelPath(id)));
     await mkdir(join(root, "checkout-sums"), { recursive: true, mode: 0o755 });
-    const tmp = `${sumPath(root, id)}.${process.pid}.tmp`;
     await writeFile(tmp, `${sum} ${st.ino}\n`);
     await rename(tmp, sumPath(root, id));
   } catch {
-    /* without it the checkout is listed to answer; nothing else depends on it */
+    // without it the checkout is listed to answer; nothing else depends on it. A temp file
+    // written before the failure goes too (a full disk, something in the sum's place).
+    await unlink(tmp).catch(() => {});
   }
 }
 

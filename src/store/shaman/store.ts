@@ -81,6 +81,15 @@ export class CheckoutError extends Error {
   }
 }
 
+/** A disk error while building checkout `id`, for the client: 507 when the disk is full, else
+ *  500; the message names no server path (the full error goes to the log). */
+function diskError(id: string, err: unknown): CheckoutError {
+  const e = err as NodeJS.ErrnoException;
+  log.error("shaman: checkout creation failed; nothing was left behind", { checkout: id, error: e?.message ?? String(err) });
+  if (e?.code === "ENOSPC" || e?.code === "EDQUOT") return new CheckoutError(507, [`cannot create checkout ${id}: no space left on the device`]);
+  return new CheckoutError(500, [`cannot create checkout ${id}: disk error${e?.code ? ` (${e.code})` : ""}`]);
+}
+
 const BLOB_NAME_RE = /^(0|[1-9][0-9]*)\.blob$/;
 const HEX2_RE = /^[0-9a-f]{2}$/;
 const HEX62_RE = /^[0-9a-f]{62}$/;
@@ -350,7 +359,7 @@ export class ShamanStore {
       await rm(build, { recursive: true, force: true }).catch(() => {});
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOTEMPTY" || code === "EEXIST") throw new CheckoutError(409, [`checkout ${id} already exists`]);
-      throw err;
+      throw diskError(id, err);
     }
     await fsyncDir(join(target, ".."));
     await fsyncDir(this.checkoutsDir);
