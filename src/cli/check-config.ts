@@ -43,7 +43,16 @@ in line order, one per line on stderr, and exits 1. Warnings go to stderr too.
       process.stderr.write(errors.map((e) => `stevedore: ${e}\n`).join(""));
       return 1;
     }
+    process.stderr.write(acmeWarnings(config, path).map((w) => `stevedore: warning: ${w}\n`).join(""));
     process.stdout.write(values.print ? printConfig(config) : "ok\n");
     return 0;
   },
 };
+
+/** A site asking for an ACME certificate while acme is off would silently get no HTTPS. */
+export function acmeWarnings(config: Config, path: string): string[] {
+  if (config.dynamic.acme) return [];
+  return config.dynamic.sites
+    .filter((s) => s.tls === "auto")
+    .map((s) => `${path}:${s.line}: [[site]] ${s.hostname} has tls = "auto" but acme is off: it gets no certificate (set acme = true)`);
+}

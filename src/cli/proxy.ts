@@ -320,12 +320,14 @@ export const proxyCommand: Command = {
   run,
 };
 
-const CERTS_USAGE = `usage: stevedore certs [--json] [--config FILE] [--socket PATH]
+const CERTS_USAGE = `usage: stevedore certs [--json|-q] [--config FILE] [--socket PATH]
 
 The certificates the proxy's HTTPS listener serves: host, issuer, not-after, source (acme, config,
-command), next renewal and last error of ACME hosts. Asks the daemon through the command socket.`;
+command), next renewal and last error of ACME hosts. Asks the daemon through the command socket.
+-q: host names only. --json: an array of {host, source, issuer, not_after, next_renewal,
+last_error} (snake_case, like proxy routes --json); absent fields are left out.`;
 
-interface CertRowOut {
+interface CertRowIn {
   host: string;
   issuer?: string;
   notAfter?: string;
@@ -334,12 +336,18 @@ interface CertRowOut {
   source: string;
 }
 
+/** A row in snake_case, as `proxy routes --json` and `proxy dump --json` name fields. */
+function certJson(r: CertRowIn): Record<string, unknown> {
+  return { host: r.host, source: r.source, issuer: r.issuer, not_after: r.notAfter, next_renewal: r.nextRenewal, last_error: r.lastError };
+}
+
 async function certs(args: string[]): Promise<number> {
   const g = globals(args);
-  const { values, positionals } = parse(g.rest, { json: { type: "boolean" } });
+  const { values, positionals } = parse(g.rest, LIST_OPTIONS);
   noPositionals("certs", positionals);
-  const rows = (await call(target(g.config, g.socket), "CERTS")).data as CertRowOut[];
-  if (values.json) json(rows);
+  const rows = (await call(target(g.config, g.socket), "CERTS")).data as CertRowIn[];
+  if (values.quiet) out([...new Set(rows.map((r) => r.host))].join("\n"));
+  else if (values.json) json(rows.map(certJson));
   else out(table(["HOST", "SOURCE", "ISSUER", "NOT-AFTER", "NEXT-RENEWAL", "LAST-ERROR"], rows.map((r) => [r.host, r.source, r.issuer ?? "-", r.notAfter ?? "-", r.nextRenewal ?? "-", r.lastError ?? "-"])));
   return 0;
 }

@@ -4,7 +4,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { freePort, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/docker.js";
 import { makePebble, pebbleAvailable, type Pebble } from "./pebble.js";
 
@@ -23,7 +23,8 @@ async function served(host: string): Promise<{ serial: string; issuer: string } 
   return { serial: /serial=(\w+)/.exec(r.stdout)?.[1] ?? "", issuer: /issuer=(.*)/.exec(r.stdout)?.[1] ?? "" };
 }
 
-async function setup(t: { skip(m: string): void }, acme: string, sites: string[], pebbleEnv: Record<string, string> = {}): Promise<boolean> {
+/** deadHttp: Pebble validates http-01 against a port where nothing listens (port 80 closed to the CA) */
+async function setup(t: { skip(m: string): void }, acme: string, sites: string[], pebbleEnv: Record<string, string> = {}, deadHttp = false): Promise<boolean> {
   if (!pebbleAvailable()) {
     t.skip("pebble not installed");
     return false;
@@ -32,7 +33,7 @@ async function setup(t: { skip(m: string): void }, acme: string, sites: string[]
   await pebble?.cleanup();
   daemon = await startDaemon({ disable: ["query", "admin", "core", "manager"] });
   await daemon.stop();
-  pebble = await makePebble(daemon.httpPort, daemon.httpsPort);
+  pebble = await makePebble(deadHttp ? await freePort() : daemon.httpPort, daemon.httpsPort);
   await pebble.start(pebbleEnv);
   const siteLines = sites.map((h) => `[[site]]\nhostname = "${h}"\nbackends = ["127.0.0.1:9"]\ntls = "auto"\n`).join("\n");
   await daemon.writeConfig(`acme = true\nacme_directory_url = "${pebble.directory}"\nacme_ca_file = "${pebble.caFile}"\n${acme}\n${siteLines}`);
@@ -72,4 +73,19 @@ test("HTTP-01 with PEBBLE_WFE_NONCEREJECT: badNonce retried, orders complete; re
   assert.ok(retries > 0, "Pebble rejected nonces and the client retried");
   const orders = daemon!.logs.filter((l) => l.includes('msg="acme order"')).length;
   assert.ok(orders <= 3, `renewals spaced out (${orders} orders)`);
+});
+
+test("http-01 unreachable for the CA: the next order tries tls-alpn-01 and gets the certificate", async (t) => {
+  // default acme_challenges: ["http-01", "tls-alpn-01"]
+  if (!(await setup(t, "", ["rotate.acme.test"], {}, true))) return;
+  const s = await waitFor("Pebble's certificate after the fallback", async () => {
+    const c = await served("rotate.acme.test");
+    return c && /Pebble/i.test(c.issuer) ? c : undefined;
+  }, 30_000, 200);
+  assert.match(s.issuer, /Pebble/i);
+  const lines = daemon!.logs.filter((l) => l.includes('msg="acme challenge"') || l.includes("acme order failed"));
+  assert.match(lines[0]!, /acme challenge.*type=http-01/);
+  assert.match(lines[1]!, /acme order failed.*next_challenge=tls-alpn-01/);
+  assert.match(lines[2]!, /acme challenge.*type=tls-alpn-01/);
+  assert.equal(lines.length, 3, lines.join("\n"));
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startDaemon, BUNDLE, type TestDaemon } from "../helpers/daemon.js";
 import { DOCKER_SOCKET, ensureTestImage, needDocker, removeLabeled, waitFor } from "../helpers/docker.js";
@@ -61,6 +61,8 @@ async function curlHttps(host: string): Promise<string | undefined> {
   return r?.stdout.trim();
 }
 
+/** account.key after the first order: every restart reuses it */
+let accountKey = "";
 const orders = (host: string) => daemon!.logs.filter((l) => l.includes('msg="acme order"') && l.includes(host)).length;
 
 test("ingress container → Pebble certificate served, 308 redirect, no second order on flapping", async (t) => {
@@ -88,11 +90,16 @@ test("ingress container → Pebble certificate served, 308 redirect, no second o
   const chal = await get(daemon.httpPort, host, "/.well-known/acme-challenge/unknown");
   assert.notEqual(chal.status, 308, "the challenge path is never redirected");
 
-  const certs = JSON.parse((await exec(process.execPath, [BUNDLE, "certs", "--json", "--socket", daemon.commandSocket])).stdout) as { host: string; source: string; issuer: string; nextRenewal: string }[];
-  const row = certs.find((c) => c.host === host);
-  assert.equal(row?.source, "acme");
-  assert.match(row!.issuer, /Pebble/i);
-  assert.ok(row!.nextRenewal);
+  const certs = JSON.parse((await exec(process.execPath, [BUNDLE, "certs", "--json", "--socket", daemon.commandSocket])).stdout) as Record<string, string>[];
+  const row = certs.find((c) => c.host === host)!;
+  assert.equal(row.source, "acme");
+  assert.match(row.issuer!, /Pebble/i);
+  assert.ok(Date.parse(row.next_renewal!) > Date.now() && Date.parse(row.not_after!) > Date.parse(row.next_renewal!), JSON.stringify(row));
+  assert.deepEqual(Object.keys(row).filter((k) => /[A-Z]/.test(k)), [], "snake_case keys, as proxy routes --json");
+  const quiet = (await exec(process.execPath, [BUNDLE, "certs", "-q", "--socket", daemon.commandSocket])).stdout;
+  assert.ok(quiet.split("\n").includes(host), quiet);
+  assert.ok(quiet.trim().split("\n").every((l) => /^\S+$/.test(l)), `host names only: ${quiet}`);
+  accountKey = await readFile(join(daemon.stateDir, "acme", "account.key"), "utf8");
   const routes = JSON.parse((await exec(process.execPath, [BUNDLE, "proxy", "routes", "--json", "--socket", daemon.commandSocket])).stdout) as { hostname: string; protocols: string[] }[];
   assert.deepEqual(routes.find((x) => x.hostname === host)?.protocols, ["http", "https"]);
 
@@ -122,6 +129,9 @@ test("restart with the CA down serves the stored certificate; a new host backs o
   await waitFor("the backed-off host gets its certificate", () => servedIssuer(`other.${DOMAIN}`), 40_000, 200);
   const fails = daemon.logs.filter((l) => l.includes("acme order failed") && l.includes("other")).length;
   assert.ok(fails <= 4, `no tight loop (${fails} failures)`);
+  // the account key of the first run is reused (Pebble forgot its accounts when it went down: the key makes the new one)
+  assert.equal(await readFile(join(daemon.stateDir, "acme", "account.key"), "utf8"), accountKey);
+  assert.ok(!daemon.logs.some((l) => l.includes("acme account key created")), "no second account key");
 });
 
 test("a corrupt certificate file at start is logged and re-ordered; the daemon runs", async (t) => {
@@ -133,4 +143,8 @@ test("a corrupt certificate file at start is logged and re-ordered; the daemon r
   await daemon.waitForLog(/msg="acme certificate file unusable; ordering a new one".*web/, 10_000);
   await waitFor("re-ordered certificate served", async () => (await curlHttps(host)) === "hello-web", 30_000, 200);
   assert.equal(orders(host), 1);
+  // a restart against a CA that knows the account: the same key, the account found again, not made anew
+  assert.equal(await readFile(join(daemon.stateDir, "acme", "account.key"), "utf8"), accountKey);
+  assert.ok(!daemon.logs.some((l) => l.includes("acme account key created")), "no second account key");
+  assert.ok(!pebble.logs.some((l) => /There are now 2 accounts/.test(l)), "Pebble has one account after its restart");
 });

@@ -50,6 +50,14 @@ test("ingress: absent without labels, booleans, port range, healthcheck path", (
   assert.equal(bad.problems.length, 2);
 });
 
+test("ingress: https_redirect label (false keeps HTTP served; absent leaves the default)", () => {
+  const base = { "stevedore.ingress.enabled": "true", "stevedore.ingress.subdomain": "www" };
+  assert.equal(parseIngress({ ...base, "stevedore.ingress.https_redirect": "false" }).ingress?.httpsRedirect, false);
+  assert.equal(parseIngress({ ...base, "stevedore.ingress.https_redirect": "0" }).ingress?.httpsRedirect, false);
+  assert.equal(parseIngress({ ...base, "stevedore.ingress.https_redirect": "true" }).ingress?.httpsRedirect, true);
+  assert.ok(!("httpsRedirect" in parseIngress(base).ingress!));
+});
+
 test("fuzz: label parsing never throws and keeps its invariants (seeded)", () => {
   let seed = 7;
   const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);

@@ -3,6 +3,7 @@
 import { request as httpsRequest } from "node:https";
 import { request as httpRequest } from "node:http";
 import { createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { rootCertificates } from "node:tls";
 import { signJws, publicJwk, thumbprint, type Jwk } from "./jws.js";
 import { buildCsr } from "./der.js";
 import {
@@ -14,6 +15,7 @@ import {
 export const MAX_ANSWER_BYTES = 1024 * 1024;
 const BAD_NONCE_RETRIES = 5;
 const REQUEST_TIMEOUT_MS = 30_000;
+const TIMEOUT = "about:blank#stevedore-timeout";
 
 export interface Answer {
   status: number;
@@ -29,6 +31,8 @@ export interface ClientOptions {
   email?: string;
   /** how long to wait for an authorization/order to settle */
   pollTimeoutMs?: number;
+  /** waits between polls (tests observe them instead of sleeping) */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** Publishes and removes challenge answers (the proxy's listeners serve them). */
@@ -37,6 +41,21 @@ export interface Solver {
   types: readonly string[];
   present(type: string, host: string, token: string, keyAuthorization: string): void;
   remove(type: string, host: string, token: string): void;
+}
+
+/** Node's `ca` option replaces its default roots: the extra ones go on top of them, not instead. */
+export function trustedRoots(extra: readonly string[] | undefined): string[] | undefined {
+  return extra?.length ? [...rootCertificates, ...extra] : undefined;
+}
+
+/** An AcmeError from a challenge the CA could not validate: the next order tries another type. */
+export class ChallengeFailed extends AcmeError {
+  constructor(
+    readonly challengeType: string,
+    cause: AcmeError,
+  ) {
+    super(cause.problem, cause.retryAfterMs);
+  }
 }
 
 export function newKey(): { privateKey: KeyObject; publicKey: KeyObject } {
@@ -49,6 +68,7 @@ export class AcmeClient {
   private kid: string | undefined;
   private accountP: Promise<string> | undefined;
   private jwk: Jwk;
+  private roots: string[] | undefined;
   readonly thumbprint: string;
   /** requests sent (tests count orders) */
   readonly counts = { requests: 0, orders: 0, badNonce: 0 };
@@ -56,6 +76,7 @@ export class AcmeClient {
   constructor(private opts: ClientOptions) {
     this.jwk = publicJwk(createPublicKey(opts.accountKey));
     this.thumbprint = thumbprint(this.jwk);
+    this.roots = trustedRoots(opts.ca);
   }
 
   keyAuthorization(token: string): string {
@@ -75,7 +96,7 @@ export class AcmeClient {
       }
       const headers: Record<string, string> = { "User-Agent": "stevedore-acme", Accept: "application/json" };
       if (body !== undefined) headers["Content-Type"] = "application/jose+json";
-      const req = (u.protocol === "http:" ? httpRequest : httpsRequest)(u, { method, headers, timeout: REQUEST_TIMEOUT_MS, ...(u.protocol === "https:" && this.opts.ca?.length ? { ca: this.opts.ca } : {}) }, (res) => {
+      const req = (u.protocol === "http:" ? httpRequest : httpsRequest)(u, { method, headers, timeout: REQUEST_TIMEOUT_MS, ...(u.protocol === "https:" && this.roots ? { ca: this.roots } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (c: Buffer) => {
@@ -205,28 +226,33 @@ export class AcmeClient {
     solver.present(chal.type, authz.identifier, chal.token, ka);
     try {
       await this.post(chal.url, {});
-      const done = await this.poll(authzUrl, parseAuthorization, (a) => a.status !== "pending");
+      const done = await this.poll(authzUrl, parseAuthorization, (a) => a.status !== "pending").catch((e: unknown) => {
+        // never settled: the validator may not reach us this way either
+        throw e instanceof AcmeError && e.type === TIMEOUT ? new ChallengeFailed(chal.type, e) : e;
+      });
       if (done.status !== "valid") {
         const failed = done.challenges.find((c) => c.error);
-        throw new AcmeError(failed?.error ?? { type: "about:blank#stevedore-authz", detail: `authorization is ${done.status}` });
+        throw new ChallengeFailed(chal.type, new AcmeError(failed?.error ?? { type: "about:blank#stevedore-authz", detail: `authorization is ${done.status}` }));
       }
     } finally {
       solver.remove(chal.type, authz.identifier, chal.token);
     }
   }
 
-  /** POST-as-GET `url` until `settled`, honouring Retry-After, up to pollTimeoutMs */
+  /** POST-as-GET `url` until `settled`, up to pollTimeoutMs; the CA's Retry-After is the wait
+   *  (bounded only by that deadline), else 100 ms doubling to 2 s */
   private async poll<T>(url: string, parse: (v: unknown) => T, settled: (v: T) => boolean): Promise<T> {
     const until = Date.now() + (this.opts.pollTimeoutMs ?? 60_000);
+    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
     let wait = 100;
     for (;;) {
       const a = await this.post(url, undefined);
       const v = parse(parseJson(a.body));
       if (settled(v)) return v;
-      if (Date.now() > until) throw new AcmeError({ type: "about:blank#stevedore-timeout", detail: `${url} did not settle in time` });
+      if (Date.now() >= until) throw new AcmeError({ type: TIMEOUT, detail: `${url} did not settle in time` });
       const ra = a.headers["retry-after"];
       const ms = parseRetryAfter(typeof ra === "string" ? ra : undefined) ?? wait;
-      await new Promise((r) => setTimeout(r, Math.min(ms, 5000)));
+      await sleep(Math.min(ms, Math.max(until - Date.now(), 0)));
       wait = Math.min(wait * 2, 2000);
     }
   }

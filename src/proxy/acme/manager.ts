@@ -2,13 +2,13 @@
 // ordering within seconds, renewal before the window with jitter, back-off after failures (one
 // host's failure never holds up another), and the challenge answers the listeners serve.
 import { EventEmitter } from "node:events";
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readFile, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
-import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { writeFileAtomic, ensureDir } from "../../store/index.js";
 import { log } from "../../log.js";
-import { AcmeClient, newKey, type Solver } from "./client.js";
+import { AcmeClient, ChallengeFailed, newKey, type Solver } from "./client.js";
 import { AcmeError } from "./parse.js";
 import { buildAlpnCert, pem } from "./der.js";
 
@@ -44,6 +44,10 @@ interface HostState {
   eager: number;
   /** 0..1, drawn per certificate: renewals of many hosts do not all fall on one moment */
   jitter: number;
+  /** challenge types tried first: advanced past a type the CA could not validate */
+  rotate: number;
+  /** its files are being removed (expired and no longer wanted) */
+  purging?: boolean;
 }
 
 export interface CertRow {
@@ -96,13 +100,23 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       try {
         const [chain, key, st] = await Promise.all([readFile(join(certDir, f), "utf8"), readFile(join(certDir, `${host}.key`), "utf8"), stat(join(certDir, f))]);
         const cert = toCert(host, chain, key, st.mtimeMs);
-        if (cert.notAfter <= Date.now()) throw new Error("expired");
-        this.state(host).cert = cert;
+        // expired: never served again; a host still wanted gets a new one anyway
+        if (cert.notAfter <= Date.now()) await this.removeFiles(host, cert.notAfter);
+        else this.state(host).cert = cert;
       } catch (err) {
         log.error("acme certificate file unusable; ordering a new one", { host, error: (err as Error).message });
       }
     }
     if (this.hosts.size) this.emit("change");
+  }
+
+  /** Remove an expired certificate's files: the chain first, so a crash between leaves only a key,
+   *  which load() never lists (and the next order overwrites). */
+  private async removeFiles(host: string, notAfter: number): Promise<void> {
+    const certDir = join(this.dir, "certs");
+    await unlink(join(certDir, `${host}.crt`)).catch(ignoreMissing);
+    await unlink(join(certDir, `${host}.key`)).catch(ignoreMissing);
+    log.info("acme certificate expired; files removed", { host, not_after: new Date(notAfter).toISOString() });
   }
 
   stop(): void {
@@ -152,22 +166,12 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
 
   private state(host: string): HostState {
     let s = this.hosts.get(host);
-    if (!s) this.hosts.set(host, (s = { wanted: false, busy: false, failures: 0, next: 0, eager: 0, jitter: Math.random() }));
+    if (!s) this.hosts.set(host, (s = { wanted: false, busy: false, failures: 0, next: 0, eager: 0, jitter: Math.random(), rotate: 0 }));
     return s;
   }
 
-  /** when this host's next order is due: now when it has none, else the renewal time (never before a back-off ends) */
   private dueAt(s: HostState): number {
-    let due = 0;
-    if (s.cert) {
-      const life = s.cert.notAfter - s.cert.notBefore;
-      const days = this.settings().renewBeforeDays;
-      const window = days > 0 ? days * 86400_000 : life / 3;
-      due = s.cert.notAfter - window - s.jitter * Math.min(window / 10, 86400_000);
-      // a window as long as the lifetime would renew at once, again and again: space them out
-      due = Math.max(due, s.cert.obtained + Math.min(EAGER_BASE_MS * 2 ** s.eager, 86400_000));
-    }
-    return Math.max(due, s.next);
+    return dueAt(s, this.settings().renewBeforeDays);
   }
 
   private schedule(): void {
@@ -177,6 +181,12 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     const now = Date.now();
     let soonest = Infinity;
     for (const [host, s] of this.hosts) {
+      if (!s.wanted && s.cert && !s.busy) {
+        // kept on disk until expiry (a host that flaps gets it back), then removed
+        if (s.cert.notAfter <= now) void this.purge(host, s);
+        else soonest = Math.min(soonest, s.cert.notAfter);
+        continue;
+      }
       if (!s.wanted || s.busy) continue;
       const due = this.dueAt(s);
       if (due <= now && this.running < CONCURRENCY) void this.order(host, s);
@@ -185,6 +195,21 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     if (soonest < Infinity) {
       this.timer = setTimeout(() => this.schedule(), Math.min(soonest - now, 2 ** 31 - 1));
       this.timer.unref();
+    }
+  }
+
+  private async purge(host: string, s: HostState): Promise<void> {
+    const expired = s.cert;
+    if (s.purging || !expired) return;
+    s.purging = true;
+    try {
+      await this.removeFiles(host, expired.notAfter);
+      if (!s.wanted && !s.busy) this.hosts.delete(host);
+      else if (s.cert === expired) s.cert = undefined;
+    } catch (err) {
+      log.warn("acme expired certificate not removed", { host, error: (err as Error).message });
+    } finally {
+      s.purging = false;
     }
   }
 
@@ -197,7 +222,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       const { privateKey } = newKey();
       this.orders++;
       log.info("acme order", { host, renewal });
-      const chain = await client.obtain(host, privateKey, this.solver());
+      const chain = await client.obtain(host, privateKey, this.solver(s));
       const keyPem = privateKey.export({ format: "pem", type: "pkcs8" }) as string;
       const cert = toCert(host, chain, keyPem, Date.now());
       await ensureDir(join(this.dir, "certs"), 0o700);
@@ -221,7 +246,11 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
       s.next = Date.now() + wait;
       s.lastError = (err as Error).message;
       const problem = err instanceof AcmeError ? JSON.stringify(err.problem) : undefined;
-      log.error("acme order failed; retrying later", { host, error: s.lastError, problem, retry_in_secs: Math.round(wait / 1000), failures: s.failures });
+      // the CA could not validate this type (port 80 closed, say): the next order tries the next one
+      const types = this.settings().challenges;
+      if (err instanceof ChallengeFailed && types.length > 1) s.rotate = (types.indexOf(err.challengeType) + 1) % types.length;
+      const next_challenge = err instanceof ChallengeFailed ? rotated(types, s.rotate)[0] : undefined;
+      log.error("acme order failed; retrying later", { host, error: s.lastError, problem, retry_in_secs: Math.round(wait / 1000), failures: s.failures, next_challenge });
     } finally {
       s.busy = false;
       this.running--;
@@ -229,9 +258,9 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     }
   }
 
-  private solver(): Solver {
+  private solver(s: HostState): Solver {
     return {
-      types: this.settings().challenges,
+      types: rotated(this.settings().challenges, s.rotate),
       present: (type, host, token, ka) => {
         log.info("acme challenge", { host, type });
         if (type === "http-01") this.http01.set(token, ka);
@@ -261,7 +290,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     this.accountKey = await this.accountKeyP;
     if (this.client && this.clientKey === key) return this.client;
     // node's `ca` replaces the default roots: keep them, so acme_ca_file adds roots as documented
-    const ca = st.caFile ? [...rootCertificates, await readFile(st.caFile, "utf8")] : undefined;
+    const ca = st.caFile ? [await readFile(st.caFile, "utf8")] : undefined;
     this.client = new AcmeClient({ directoryUrl: st.directoryUrl, accountKey: this.accountKey, email: st.email || undefined, ca });
     this.clientKey = key;
     return this.client;
@@ -280,6 +309,40 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     log.info("acme account key created", { path });
     return privateKey;
   }
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== "ENOENT") throw e;
+}
+
+/** `types` starting at index `from` (wrapping): the challenge order of a host's next order */
+export function rotated(types: readonly string[], from: number): string[] {
+  const i = types.length ? ((from % types.length) + types.length) % types.length : 0;
+  return [...types.slice(i), ...types.slice(0, i)];
+}
+
+/** What dueAt reads of a host. */
+export interface DueState {
+  cert?: Pick<AcmeCert, "notBefore" | "notAfter" | "obtained">;
+  next: number;
+  eager: number;
+  jitter: number;
+}
+
+/** When a host's next order is due (ms since the epoch): at once when it has no certificate, else
+ *  `renewBeforeDays` (0: a third of the lifetime) before expiry, earlier by jitter × a tenth of that
+ *  window (at most a day); never before a back-off ends (`next`), and a window as long as the
+ *  lifetime is spaced out from when the certificate was obtained (10 s doubling per `eager`, ≤ 1 day). */
+export function dueAt(s: DueState, renewBeforeDays: number): number {
+  let due = 0;
+  if (s.cert) {
+    const life = s.cert.notAfter - s.cert.notBefore;
+    const window = renewBeforeDays > 0 ? renewBeforeDays * 86400_000 : life / 3;
+    due = s.cert.notAfter - window - s.jitter * Math.min(window / 10, 86400_000);
+    // a window as long as the lifetime would renew at once, again and again: space them out
+    due = Math.max(due, s.cert.obtained + Math.min(EAGER_BASE_MS * 2 ** s.eager, 86400_000));
+  }
+  return Math.max(due, s.next);
 }
 
 function toCert(host: string, chain: string, keyPem: string, obtained: number): AcmeCert {
