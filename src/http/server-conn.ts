@@ -64,6 +64,9 @@ export class Incoming {
   private chunked = false;
   private bodiless = false;
   keepAlive: boolean;
+  /** headers (name, value, ...) every answer to this request carries besides its own, whoever
+   *  writes it: set once by the server's checks (the manager's X-User-Id-From-Token) */
+  extraHeaders: string[] | undefined;
   private closeCallbacks: ((completed: boolean) => void)[] = [];
 
   constructor(
@@ -146,6 +149,8 @@ export class Incoming {
       if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
       s += `${name}: ${headers[i + 1]}\r\n`;
     }
+    const extra = this.extraHeaders;
+    if (extra) for (let i = 0; i < extra.length; i += 2) s += `${extra[i]}: ${extra[i + 1]}\r\n`;
     if (this.conn.closing || this.conn.set.stopping) this.keepAlive = false;
     if (!this.bodiless && !hasLength) {
       // chunked also when the connection closes after: a cut answer is then visible as cut
