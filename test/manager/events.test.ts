@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request, type ClientRequest } from "node:http";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { SseParser, type SseEvent } from "../../src/cli/manager-client.js";
 import { assertError, bearer, Manager } from "./client.js";
@@ -253,10 +254,11 @@ test("a subscriber that stops reading is dropped (bounded buffer), and a reconne
   });
   assert.match(head, /^HTTP\/1\.1 200 /);
   const ended = new Promise<void>((resolve) => sock.once("close", () => resolve()));
-  // 16 MiB of log lines for the task: more than the socket buffers of both kernels and the 1 MiB
-  // the manager lets a subscriber fall behind, so the stream must be cut somewhere in them
-  const LINES = 16;
-  const line = (i: number) => `${String(i).padStart(2, "0")}${"x".repeat(1024 * 1024)}`;
+  // 1 MiB log lines for the task, more of them than the socket buffers of both ends can hold
+  // (their kernel maximum) plus the 1 MiB the manager lets a subscriber fall behind, so the stream
+  // must be cut somewhere in them
+  const LINES = Math.min(1000, Math.ceil((bufferMax("tcp_rmem") + bufferMax("tcp_wmem")) / (1024 * 1024)) + 4);
+  const line = (i: number) => `${String(i).padStart(4, "0")}${"x".repeat(1024 * 1024)}`;
   for (let i = 0; i < LINES; i++) assert.equal((await w.update(taskId, { log: line(i) })).status, 204);
   // a marker after them: a stream that was not cut would carry it
   assert.equal((await m.api("POST", `/api/jobs/${job._id}/priority`, { priority: 77 })).status, 200);
@@ -272,7 +274,7 @@ test("a subscriber that stops reading is dropped (bounded buffer), and a reconne
   ]);
   clearTimeout(timer);
   assert.ok(!events.some(marker), "the stream was cut before the marker");
-  const logNo = (e: SseEvent) => Number((JSON.parse(e.data) as { text: string }).text.slice(0, 2));
+  const logNo = (e: SseEvent) => Number((JSON.parse(e.data) as { text: string }).text.slice(0, 4));
   const firstLogs = events.filter((e) => e.event === "log").map(logNo);
   assert.ok(firstLogs.length < LINES, `cut short (${firstLogs.length} of ${LINES} lines)`);
   // a reconnect from the last event it read whole gets the rest, once each, and the marker
@@ -288,3 +290,13 @@ test("a subscriber that stops reading is dropped (bounded buffer), and a reconne
     again.close();
   }
 });
+
+/** the largest socket buffer the kernel grows to (net.ipv4.tcp_rmem/tcp_wmem max), 6 MiB if unknown */
+function bufferMax(name: string): number {
+  try {
+    const max = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[2]);
+    return Number.isFinite(max) && max > 0 ? max : 6 * 1024 * 1024;
+  } catch {
+    return 6 * 1024 * 1024;
+  }
+}
