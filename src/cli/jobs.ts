@@ -38,10 +38,13 @@ const MAX_JOBS_SEARCHED = 1000;
 
 export const MANAGER_OPTIONS = {
   manager: { type: "string" },
+  cacert: { type: "string" },
   config: { type: "string", short: "c" },
 } as const;
 
 export const MANAGER_OPTIONS_HELP = `  --manager URL    the manager (default: http(s)://<manager_listen> of the config)
+  --cacert FILE    PEM certificates to trust for an https:// manager instead of
+                   the system's (a private CA, a self-signed manager_tls_cert)
   --config FILE    config file (manager_listen, manager_tls_cert, state_dir)
 The commands sign their calls with a short-lived ES256 token made with
 <state_dir>/jwt/es256-private.pem (root only), or send $STEVEDORE_MANAGER_TOKEN.`;
@@ -106,7 +109,7 @@ export const jobsCommand: Command = {
     };
     if (action === "list" && arg !== undefined) throw new UsageError("jobs list takes no argument");
     if (!["submit", "list", "show", "cancel", "requeue", "pause", "resume", "log"].includes(action)) throw new UsageError(`unknown jobs action: ${action}`);
-    const target = managerTarget(values.manager, loadCliConfig(values.config));
+    const target = managerTarget(values.manager, loadCliConfig(values.config), process.env, values.cacert);
     switch (action) {
       case "submit":
         return submit(target, needArg("a job file (or - for standard input)"), values.wait === true, values.json === true);

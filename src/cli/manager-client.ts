@@ -2,6 +2,7 @@
 // the config, a user JWT minted with the local private key, JSON calls and the /api/events stream.
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
@@ -76,19 +77,35 @@ export function managerUrl(flag: string | undefined, config: Config): string {
   return `${config.static.manager_tls_cert ? "https" : "http"}://${formatHostPort(host, hp.port)}`;
 }
 
+/** --cacert FILE: read now, so a bad path fails before any call */
+export function readCaFile(path: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (err) {
+    throw new CommandError(`cannot read --cacert ${path}: ${(err as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new CommandError(`--cacert ${path} holds no PEM certificate`);
+  return pem;
+}
+
 export interface ManagerTarget {
   url: string;
+  /** --cacert: PEM certificates trusted for https:// instead of the system's */
+  ca?: Buffer;
   /** a fresh Authorization value for each call (tokens are short-lived) */
   authorization(): Promise<string>;
 }
 
 /** The target from the flags: --manager or the config; STEVEDORE_MANAGER_TOKEN or a token minted from the local key. */
-export function managerTarget(flag: string | undefined, config: Config, env = process.env): ManagerTarget {
+export function managerTarget(flag: string | undefined, config: Config, env = process.env, cacert?: string): ManagerTarget {
   const url = managerUrl(flag, config);
+  const ca = cacert === undefined ? undefined : readCaFile(cacert);
   const given = env.STEVEDORE_MANAGER_TOKEN;
   const subject = defaultSubject();
   return {
     url,
+    ca,
     authorization: async () => `Bearer ${given || (await userToken(config.static.state_dir, { subject, ttlSecs: CLI_TOKEN_TTL_SECS }))}`,
   };
 }
@@ -101,7 +118,7 @@ export interface Reply {
 
 function send(target: ManagerTarget, method: string, path: string, headers: Record<string, string | number>, payload?: Buffer): Promise<IncomingMessage> {
   const url = new URL(target.url + path);
-  const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers } });
+  const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers }, ...(target.ca ? { ca: target.ca } : {}) });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
     req.once("error", (err) => {

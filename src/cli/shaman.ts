@@ -78,10 +78,10 @@ export const shamanCommand: Command = {
       if (!isCheckoutId(values.checkout)) throw new UsageError(`invalid checkout ID ${JSON.stringify(values.checkout)}: 2-64 of A-Z a-z 0-9 _`);
       const jobs = values.jobs === undefined ? 4 : Number(values.jobs);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 32) throw new UsageError("--jobs must be 1-32");
-      const target = managerTarget(values.manager, loadCliConfig(values.config));
+      const target = managerTarget(values.manager, loadCliConfig(values.config), process.env, values.cacert);
       return push(target, arg, values.checkout, jobs, json);
     }
-    const target = managerTarget(values.manager, loadCliConfig(values.config));
+    const target = managerTarget(values.manager, loadCliConfig(values.config), process.env, values.cacert);
     if (action === "status") return status(target, json);
     return gc(target, values["dry-run"] === true, json);
   },
@@ -229,7 +229,7 @@ class Progress {
 function rawCall(target: ManagerTarget, method: string, path: string, headers: Record<string, string | number>, write: (req: ReturnType<typeof httpRequest>) => void): Promise<Reply> {
   const url = new URL(target.url + path);
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers }, timeout: IDLE_MS });
+    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, { method, headers: { "User-Agent": `stevedore/${VERSION}`, ...headers }, timeout: IDLE_MS, ...(target.ca ? { ca: target.ca } : {}) });
     req.on("timeout", () => req.destroy(new Error(`the manager was silent for ${IDLE_MS / 1000} s`)));
     req.on("error", (err: NodeJS.ErrnoException) => reject(new CommandError(unreachable("the manager", target.url, err, "--manager URL"))));
     req.on("response", (res: IncomingMessage) => {

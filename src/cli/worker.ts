@@ -1,9 +1,11 @@
 // `stevedore worker`: run the reference worker in the foreground until shut down.
 import { DEFAULT_INTERVALS, TASK_TYPES, Worker, WorkerFatal, defaultNickname, defaultShamanCache, defaultStateFile, intervalsFromEnv, normalizeManagerUrl } from "../worker/index.js";
 import { CommandError, UsageError, parse, type Command } from "./command.js";
+import { readCaFile } from "./manager-client.js";
 
 const USAGE = `usage: stevedore worker --manager URL [--task-types TYPES] [--nickname NAME]
                         [--state FILE] [--docker-socket PATH] [--shaman-cache DIR]
+                        [--cacert FILE]
 
 Runs a worker of the manager's task farm in the foreground: registers once
 (the worker id and a random secret are kept in the state file, mode 0600),
@@ -20,6 +22,9 @@ progress and log lines, and signs off on SIGTERM/SIGINT or a shutdown request.
                          /run/docker.sock)
   --shaman-cache DIR     files of Shaman checkouts, kept by checksum (default:
                          shaman-cache beside the state file)
+  --cacert FILE          PEM certificates to trust for an https:// manager
+                         instead of the system's (a private CA, a self-signed
+                         manager_tls_cert)
 Commands: echo {message}, sleep {time_in_seconds}, exec {cmd: [...], cwd?, env?,
 checkout?} (no shell; with checkout: ID it runs in a fresh copy of that Shaman
 checkout, fetched from the manager through the cache), docker-run {image, cmd?, env?}. With manager_registration_secret set
@@ -40,6 +45,7 @@ export const workerCommand: Command = {
       state: { type: "string" },
       "docker-socket": { type: "string" },
       "shaman-cache": { type: "string" },
+      cacert: { type: "string" },
     });
     if (positionals.length) throw new UsageError("worker takes no arguments");
     if (!values.manager) throw new UsageError("worker needs --manager URL");
@@ -50,6 +56,7 @@ export const workerCommand: Command = {
       throw new UsageError((err as Error).message);
     }
     const taskTypes = parseTaskTypes(values["task-types"]);
+    const ca = values.cacert === undefined ? undefined : readCaFile(values.cacert);
     let intervals;
     try {
       intervals = intervalsFromEnv();
@@ -70,6 +77,7 @@ export const workerCommand: Command = {
       dockerSocket: values["docker-socket"] || dockerHost || "/run/docker.sock",
       intervals,
       shamanCache: values["shaman-cache"] || defaultShamanCache(stateFile),
+      ca,
     });
     const onSignal = (sig: NodeJS.Signals) => {
       if (signalled) {

@@ -37,7 +37,7 @@ ${MANAGER_OPTIONS_HELP}`,
     const { values, positionals } = parse(args, { ...MANAGER_OPTIONS, json: { type: "boolean" }, quiet: { type: "boolean", short: "q" }, lazy: { type: "boolean" } });
     const [action, id, ...extra] = positionals;
     if (extra.length) throw new UsageError("too many arguments");
-    const target = () => managerTarget(values.manager, loadCliConfig(values.config));
+    const target = () => managerTarget(values.manager, loadCliConfig(values.config), process.env, values.cacert);
     if (action === undefined) {
       if (values.lazy) throw new UsageError("--lazy applies to sleep, wake and shutdown only");
       const body = (await callOk(target(), "GET", "/api/workers")).body as { workers: WorkerJson[] };

@@ -43,6 +43,8 @@ export interface ApiRequest {
   stream(limit: number): Readable;
   /** set by the `before` hook (auth) */
   user?: unknown;
+  /** a header every answer to this request carries: errors, streams (req.inc) too */
+  answerHeader(name: string, value: string): void;
 }
 
 export interface ApiResponse {
@@ -368,6 +370,11 @@ class Request implements ApiRequest {
 
   get remoteAddress(): string {
     return this.inc.socket.remoteAddress ?? "";
+  }
+
+  answerHeader(name: string, value: string): void {
+    if (/[\r\n\0]/.test(name + value)) throw new Error(`header ${name} with a line break`);
+    (this.inc.extraHeaders ??= []).push(name, value);
   }
 
   header(name: string): string | undefined {

@@ -82,6 +82,9 @@ export class Incoming {
   private chunked = false;
   private bodiless = false;
   keepAlive: boolean;
+  /** headers (name, value, ...) every answer to this request carries besides its own, whoever
+   *  writes it: set once by the server's checks (the manager's X-User-Id-From-Token) */
+  extraHeaders: string[] | undefined;
   private closeCallbacks: ((completed: boolean) => void)[] = [];
   /** the client waits for 100 Continue before sending the body (see continueOnRead) */
   continuePending = false;
@@ -170,6 +173,8 @@ export class Incoming {
       if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
       s += `${name}: ${headers[i + 1]}\r\n`;
     }
+    const extra = this.extraHeaders;
+    if (extra) for (let i = 0; i < extra.length; i += 2) s += `${extra[i]}: ${extra[i + 1]}\r\n`;
     if (this.conn.closing || this.conn.set.stopping) this.keepAlive = false;
     // more body to come than we would read and drop: the client is told to stop (see linger); a
     // client never told to continue may send its body or not: the connection cannot go on

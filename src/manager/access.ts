@@ -54,6 +54,9 @@ export function authenticate(deps: AccessDeps): (req: ApiRequest) => Promise<Api
       if (!r.ok) throw new HttpError(r.status, r.message);
       if (r.via === "cookie" && !SAFE_METHODS.has(req.method)) checkSameOrigin(req);
       req.user = { kind: "user", subject: r.subject, token: userToken(req.header("authorization"), req.header("cookie")) } satisfies Caller;
+      // the one place for every user path (job API, events, logs, Shaman, dashboard data),
+      // errors and streams included, as the v2 manager's middleware did
+      req.answerHeader("X-User-Id-From-Token", r.subject);
       return;
     }
     const basic = parseBasicAuth(req.header("authorization"));

@@ -10,6 +10,9 @@ const RING_SIZE = 4096;
 const MAX_BEHIND_BYTES = 1024 * 1024;
 /** Most subscribers at once. */
 export const MAX_SUBSCRIBERS = 256;
+/** Log lines are kept for replay this long after the last subscriber left (or was dropped for
+ *  falling behind), so its reconnect with Last-Event-ID does not miss them. */
+const RECONNECT_GRACE_MS = 60_000;
 /** A comment line now and then keeps proxies and idle timers from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
 
@@ -47,13 +50,16 @@ export class EventHub {
   private readonly ring: (Stored | undefined)[] = new Array(RING_SIZE);
   private subs = new Set<Subscriber>();
   private keepalive: NodeJS.Timeout | undefined;
+  /** when the last subscriber left (performance.now()); -Infinity: never had one */
+  private lastLeft = -Infinity;
 
   get subscribers(): number {
     return this.subs.size;
   }
 
   publish(type: EventType, data: unknown, task?: string): void {
-    if (this.subs.size === 0 && type === "log") return; // log lines are only for live followers
+    // log lines are only for followers: live ones, or one about to reconnect
+    if (this.subs.size === 0 && type === "log" && performance.now() - this.lastLeft > RECONNECT_GRACE_MS) return;
     const seq = ++this.seq;
     const stored: Stored = { seq, type, task, data, frame: undefined };
     this.ring[seq % RING_SIZE] = stored;
@@ -107,13 +113,16 @@ export class EventHub {
       sub.inc.write(Buffer.from(`id: ${this.epoch}-${this.seq}\nevent: reset\ndata: {}\n\n`));
       return;
     }
-    for (let seq = last + 1; seq <= this.seq; seq++) this.send(sub, this.ring[seq % RING_SIZE]!);
+    // not bounded: a replay is at most the ring, in frames shared with every other subscriber, and a
+    // bound here would drop a client that was dropped for being behind again and again; live
+    // events after it are bounded
+    for (let seq = last + 1; seq <= this.seq; seq++) this.send(sub, this.ring[seq % RING_SIZE]!, false);
   }
 
-  private send(sub: Subscriber, e: Stored): void {
+  private send(sub: Subscriber, e: Stored, bounded = true): void {
     if (e.type === "log" && e.task !== sub.task) return;
     sub.inc.write(frameOf(e, this.epoch));
-    if (sub.inc.socket.writableLength > MAX_BEHIND_BYTES) sub.inc.destroy(); // too slow: it reconnects and replays
+    if (bounded && sub.inc.socket.writableLength > MAX_BEHIND_BYTES) sub.inc.destroy(); // too slow: it reconnects and replays
   }
 
   private ping(): void {
@@ -128,5 +137,6 @@ export class EventHub {
 
   private unsubscribe(sub: Subscriber): void {
     this.subs.delete(sub);
+    if (this.subs.size === 0) this.lastLeft = performance.now();
   }
 }

@@ -215,6 +215,7 @@ export function shamanRoutes(deps: ShamanDeps): ApiRoute[] {
       handler: async (req) => {
         const opts = await optionalJsonObject(req, 64 * 1024);
         if (opts.dry_run !== undefined && typeof opts.dry_run !== "boolean") throw new HttpError(400, "dry_run must be a boolean");
+        log.info("shaman: GC requested", { dry_run: opts.dry_run === true, user: subjectOf(req) });
         return { status: 200, body: await deps.gc(opts.dry_run === true) };
       },
     },

@@ -29,9 +29,10 @@ export class ManagerHttp {
   private readonly agent: HttpAgent;
   private readonly isHttps: boolean;
 
-  constructor(readonly baseUrl: string, private readonly timeoutMs: number) {
+  /** `ca`: certificates (PEM) trusted for an https:// manager instead of the system's (--cacert) */
+  constructor(readonly baseUrl: string, private readonly timeoutMs: number, ca?: Buffer) {
     this.isHttps = baseUrl.startsWith("https:");
-    this.agent = this.isHttps ? new HttpsAgent({ keepAlive: true, maxSockets: 4 }) : new HttpAgent({ keepAlive: true, maxSockets: 4 });
+    this.agent = this.isHttps ? new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(ca ? { ca } : {}) }) : new HttpAgent({ keepAlive: true, maxSockets: 4 });
   }
 
   /** One request; `auth` is Basic credentials or a ready Authorization header value. */

@@ -73,6 +73,8 @@ export interface WorkerOptions {
   intervals: Intervals;
   /** the Shaman cache (exec commands with `checkout`): blobs by checksum, work directories */
   shamanCache: string;
+  /** --cacert: PEM certificates trusted for an https:// manager instead of the system's */
+  ca?: Buffer;
 }
 
 /** $STEVEDORE_WORKER_STATE, else /var/lib/stevedore/worker.json as root, else $XDG_STATE_HOME or ~/.local/state. */

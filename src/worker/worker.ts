@@ -51,7 +51,7 @@ export class Worker {
   private unreachableSince: number | undefined;
 
   constructor(private readonly opts: WorkerOptions, random: () => number = Math.random) {
-    this.http = new ManagerHttp(opts.manager, opts.intervals.requestTimeoutMs);
+    this.http = new ManagerHttp(opts.manager, opts.intervals.requestTimeoutMs, opts.ca);
     this.shaman = new ShamanCache(opts.shamanCache, this.http, opts.intervals.requestTimeoutMs);
     this.backoff = new Backoff(opts.intervals.backoffMinMs, opts.intervals.backoffMaxMs, random);
   }

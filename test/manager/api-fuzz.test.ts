@@ -212,3 +212,37 @@ test("fuzz: requeue", async (t) => {
   assert.ok(!m.d.logs.some((l) => /API request failed|internal error/.test(l)), m.d.logs.filter((l) => /level=error/.test(l)).join("\n"));
   assert.equal(m.d.proc.exitCode, null);
 });
+
+test("fuzz: DELETE /api/workers/{id}/blacklist", async (t) => {
+  // a real line to forget (3 failures; a second capable worker keeps them soft), so the endpoint
+  // is reached with both a line to forget (the first valid body) and none (404 after it)
+  const type = "fz-blacklist";
+  const failer = await m.worker([type]);
+  await m.register({ supported_task_types: [type] });
+  const job = await m.job("fuzz-blacklist", type, 4);
+  for (let i = 0; i < 3; i++) {
+    const task = await failer.task();
+    assert.equal(task.status, 200, task.text);
+    assert.equal((await failer.update(task.json._id, { task_status: "failed" })).status, 204);
+  }
+  assert.equal((await m.api("GET", `/api/blacklist?worker=${failer.id}`)).json.lines.length, 1);
+  await fuzz(t, 9, { method: "DELETE", path: `/api/workers/${failer.id}/blacklist`, auth: bearer(m.token), base: { job: job._id, task_type: type } });
+  assert.equal((await m.api("GET", `/api/blacklist?worker=${failer.id}`)).json.lines.length, 0, "the line was forgotten once");
+});
+
+for (const [i, action] of (["cancel", "pause", "resume"] as const).entries()) {
+  test(`fuzz: POST /api/jobs/{id}/${action} bodies`, async (t) => {
+    // its own job of a type nobody runs: the action's own state rules (repeated, 409) stay clean
+    const job = await m.job(`fuzz-${action}`, "fz-nobody", 2);
+    if (action === "resume") assert.equal((await m.api("POST", `/api/jobs/${job._id}/pause`)).status, 200);
+    await fuzz(t, 10 + i, { method: "POST", path: `/api/jobs/${job._id}/${action}`, auth: bearer(m.token), base: { reason: "fuzz", force: false } });
+    const status = (await m.getJob(job._id)).status;
+    assert.equal(status, { cancel: "canceled", pause: "paused", resume: "queued" }[action]);
+  });
+}
+
+test("fuzz: POST /shaman/gc", async (t) => {
+  await fuzz(t, 13, { method: "POST", path: "/shaman/gc", auth: bearer(m.token), base: { dry_run: true } });
+  assert.ok(!m.d.logs.some((l) => /API request failed|internal error|GC failed/.test(l)), m.d.logs.filter((l) => /level=error/.test(l)).join("\n"));
+  assert.equal((await m.api("GET", "/shaman/status")).status, 200);
+});

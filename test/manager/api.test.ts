@@ -3,7 +3,8 @@
 // task types, so the jobs of one test are never handed to the workers of another.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { request } from "node:http";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runBundle } from "../helpers/daemon.js";
@@ -405,6 +406,90 @@ test("bodies over 16 MiB → 413; bad JSON → 400 {error}; a wrong content type
 });
 
 // ---------------------------------------------------------------- user auth
+
+/** the head of a streaming answer (the event stream never ends): status and headers, then closed */
+function headOnly(port: number, path: string, auth: string): Promise<{ status: number; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers: { Authorization: auth }, agent: false }, (res) => {
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      req.destroy();
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("X-User-Id-From-Token on every user-JWT answer (job API, events, dashboard data, logs, Shaman; errors too); state changes log the subject", async () => {
+  // a blacklist line to forget, a job with an active task, a stored empty file and a checkout
+  const type = newType();
+  const w = await m.worker([type]);
+  await m.register({ supported_task_types: [type] });
+  const bl = await m.job("header-blacklist", type, 4);
+  for (let i = 0; i < 3; i++) {
+    const t = await w.task();
+    assert.equal(t.status, 200, t.text);
+    assert.equal((await w.update(t.json._id, { task_status: "failed" })).status, 204);
+  }
+  const { jobId, taskId } = await activeTask();
+  const emptySha = createHash("sha256").digest("hex");
+  const cdf = `${emptySha} 0 a/empty.txt`;
+  const spec = { name: "header-job", tasks: [{ name: "t", task_type: newType(), commands: [{ name: "echo", settings: {} }] }] };
+  const checkout = `hdr_${Date.now()}`;
+  type Row = { method: string; path: string; body?: unknown; contentType?: string; status: number; logged?: RegExp };
+  const rows: Row[] = [
+    { method: "GET", path: "/api/jobs", status: 200 },
+    { method: "POST", path: "/api/jobs", body: spec, status: 201, logged: /msg="manager: job submitted" job=[0-9a-f]{24} name=header-job tasks=1/ },
+    { method: "GET", path: `/api/jobs/${jobId}`, status: 200 },
+    { method: "GET", path: `/api/jobs/${UNKNOWN_ID}`, status: 404 },
+    { method: "POST", path: `/api/jobs/${jobId}/priority`, body: { priority: 60 }, status: 200, logged: new RegExp(`msg="manager: job priority changed" job=${jobId} priority=60`) },
+    { method: "POST", path: `/api/jobs/${jobId}/pause`, status: 200, logged: new RegExp(`msg="manager: job paused" job=${jobId}`) },
+    { method: "POST", path: `/api/jobs/${jobId}/resume`, status: 200, logged: new RegExp(`msg="manager: job resumed" job=${jobId}`) },
+    { method: "POST", path: `/api/jobs/${jobId}/cancel`, status: 200, logged: new RegExp(`msg="manager: job canceled" job=${jobId}`) },
+    { method: "POST", path: `/api/jobs/${jobId}/requeue`, body: { failed_only: true }, status: 200, logged: new RegExp(`msg="manager: job requeued" job=${jobId} failed_only=true`) },
+    { method: "POST", path: `/api/jobs/${jobId}/requeue`, body: { failed_only: "yes" }, status: 400 },
+    { method: "GET", path: `/api/tasks/${taskId}`, status: 200 },
+    { method: "GET", path: "/api/stats", status: 200 },
+    { method: "GET", path: "/api/blacklist", status: 200 },
+    { method: "GET", path: "/api/workers", status: 200 },
+    { method: "GET", path: `/api/workers/${w.id}`, status: 200 },
+    { method: "POST", path: `/api/workers/${w.id}/status-request`, body: { status: "awake", lazy: true }, status: 204, logged: new RegExp(`msg="manager: worker status requested" worker=${w.id} status=awake lazy=true`) },
+    { method: "DELETE", path: `/api/workers/${w.id}/blacklist`, body: { job: bl._id, task_type: type }, status: 204, logged: new RegExp(`msg="manager: blacklist line forgotten" worker=${w.id} job=${bl._id} task_type=${type}`) },
+    { method: "GET", path: "/api/no-such-route", status: 404 },
+    { method: "GET", path: "/api/dashboard/host", status: 200 },
+    { method: "GET", path: `/logfile/${jobId}/${taskId}`, status: 200 },
+    { method: "GET", path: `/logfile/${UNKNOWN_ID}/${UNKNOWN_ID}`, status: 404 },
+    { method: "POST", path: `/files/${emptySha}/0`, body: Buffer.alloc(0), contentType: "application/octet-stream", status: 204 },
+    { method: "POST", path: `/files/${emptySha}/0`, body: Buffer.alloc(0), contentType: "application/octet-stream", status: 208 },
+    { method: "POST", path: "/files/not-a-checksum/1", body: "x", contentType: "application/octet-stream", status: 400 },
+    { method: "OPTIONS", path: `/files/${emptySha}/0`, status: 200 },
+    { method: "GET", path: `/files/${emptySha}/0`, status: 200 },
+    { method: "POST", path: "/checkout/requirements", body: cdf, contentType: "text/plain", status: 200 },
+    { method: "POST", path: `/checkout/create/${checkout}`, body: cdf, contentType: "text/plain", status: 200, logged: new RegExp(`msg="shaman: checkout created" checkout=${checkout} files=1`) },
+    { method: "POST", path: `/checkout/create/${checkout}`, body: cdf, contentType: "text/plain", status: 409 },
+    { method: "GET", path: `/checkout/files/${checkout}`, status: 200 },
+    { method: "GET", path: "/shaman/status", status: 200 },
+    { method: "POST", path: "/shaman/gc", body: { dry_run: true }, status: 200, logged: /msg="shaman: GC requested" dry_run=true/ },
+  ];
+  for (const [i, row] of rows.entries()) {
+    const subject = `hdr-${i}`;
+    const r = await m.call(row.method, row.path, { auth: bearer(await m.mint(subject)), body: row.body, contentType: row.contentType });
+    const what = `${row.method} ${row.path}`;
+    assert.equal(r.status, row.status, `${what}: ${r.text}`);
+    assert.equal(r.headers["x-user-id-from-token"], subject, what);
+    if (row.logged) await m.d.waitForLog(new RegExp(`${row.logged.source}.* user=${subject}(\\s|$)`));
+  }
+  // the event stream answers through its own head
+  const events = await headOnly(m.port, "/api/events", bearer(await m.mint("hdr-events")));
+  assert.equal(events.status, 200);
+  assert.equal(events.headers["x-user-id-from-token"], "hdr-events");
+  // via the cookie too; and never on an answer to a caller that is not a user
+  const viaCookie = await m.call("GET", "/shaman/status", { headers: { Cookie: `jwtToken=${await m.mint("hdr-cookie")}` } });
+  assert.equal(viaCookie.headers["x-user-id-from-token"], "hdr-cookie");
+  assert.equal((await w.call("GET", `/files/${emptySha}/0`)).headers["x-user-id-from-token"], undefined, "a worker's Basic read");
+  assert.equal((await w.task()).headers["x-user-id-from-token"], undefined);
+  assert.equal((await m.call("GET", "/api/jobs")).headers["x-user-id-from-token"], undefined, "401");
+});
+
 
 test("user JWT: missing or bad → 401, expired → 498; Bearer and cookie jwtToken work; X-User-Id-From-Token carries the subject", async () => {
   const paths = ["/api/jobs", "/api/workers", `/logfile/${UNKNOWN_ID}/${UNKNOWN_ID}`];

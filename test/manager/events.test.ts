@@ -1,9 +1,11 @@
 // GET /api/events (Server-Sent Events) against the bundled daemon: job, task and worker events as
 // the state changes, task log lines on ?task=, replay after a reconnect with Last-Event-ID, a
-// reset after a restart, and the bound on subscribers.
+// reset after a restart, the bound on subscribers, and the bound on a subscriber that stops reading.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request, type ClientRequest } from "node:http";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { SseParser, type SseEvent } from "../../src/cli/manager-client.js";
 import { assertError, bearer, Manager } from "./client.js";
 
@@ -224,3 +226,77 @@ test("a Last-Event-ID from before a daemon restart gets a reset event", async ()
     again.close();
   }
 });
+
+test("a subscriber that stops reading is dropped (bounded buffer), and a reconnect with Last-Event-ID is replayed what it missed", async () => {
+  const w = await m.worker(["slowev"]);
+  const job = await m.job("slow-reader", "slowev", 1);
+  const taskId = (await w.task()).json._id as string;
+  // HTTP/1.0: the stream is delimited by the close, not chunked, so the raw bytes are the events
+  const sock = connect({ host: "127.0.0.1", port: m.port });
+  const events: SseEvent[] = [];
+  const parser = new SseParser((e) => events.push(e));
+  let head = "";
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.setEncoding("latin1");
+    sock.write(`GET /api/events?task=${taskId} HTTP/1.0\r\nHost: x\r\nAuthorization: ${bearer(m.token)}\r\n\r\n`);
+    const onData = (chunk: string) => {
+      head += chunk;
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      sock.off("data", onData);
+      sock.pause(); // from here on it reads nothing: the kernel buffers fill, then the server's
+      parser.push(head.slice(end + 4));
+      head = head.slice(0, end);
+      resolve();
+    };
+    sock.on("data", onData);
+  });
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  const ended = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+  // 1 MiB log lines for the task, more of them than the socket buffers of both ends can hold
+  // (their kernel maximum) plus the 1 MiB the manager lets a subscriber fall behind, so the stream
+  // must be cut somewhere in them
+  const LINES = Math.min(1000, Math.ceil((bufferMax("tcp_rmem") + bufferMax("tcp_wmem")) / (1024 * 1024)) + 4);
+  const line = (i: number) => `${String(i).padStart(4, "0")}${"x".repeat(1024 * 1024)}`;
+  for (let i = 0; i < LINES; i++) assert.equal((await w.update(taskId, { log: line(i) })).status, 204);
+  // a marker after them: a stream that was not cut would carry it
+  assert.equal((await m.api("POST", `/api/jobs/${job._id}/priority`, { priority: 77 })).status, 200);
+  const marker = (e: SseEvent) => e.event === "job" && (JSON.parse(e.data) as { priority?: number }).priority === 77;
+  // read what the kernel holds: the stream must end (the server closed it) without the marker
+  sock.setEncoding("utf8");
+  sock.on("data", (chunk: string) => parser.push(chunk));
+  sock.resume();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    ended,
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the slow stream was not closed; ${events.length} events read`)), 30_000))),
+  ]);
+  clearTimeout(timer);
+  assert.ok(!events.some(marker), "the stream was cut before the marker");
+  const logNo = (e: SseEvent) => Number((JSON.parse(e.data) as { text: string }).text.slice(0, 4));
+  const firstLogs = events.filter((e) => e.event === "log").map(logNo);
+  assert.ok(firstLogs.length < LINES, `cut short (${firstLogs.length} of ${LINES} lines)`);
+  // a reconnect from the last event it read whole gets the rest, once each, and the marker
+  const lastId = events.length ? events[events.length - 1]!.id : undefined;
+  assert.ok(lastId, "at least one event before the cut");
+  const again = await open({ task: taskId, lastEventId: lastId });
+  try {
+    await again.waitFor((e) => marker(e), { timeoutMs: 30_000 });
+    const replayed = again.events.filter((e) => e.event === "log").map(logNo);
+    assert.deepEqual([...firstLogs, ...replayed], Array.from({ length: LINES }, (_, i) => i), "every line once, in order");
+    assert.ok(!again.events.some((e) => e.event === "reset"));
+  } finally {
+    again.close();
+  }
+});
+
+/** the largest socket buffer the kernel grows to (net.ipv4.tcp_rmem/tcp_wmem max), 6 MiB if unknown */
+function bufferMax(name: string): number {
+  try {
+    const max = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[2]);
+    return Number.isFinite(max) && max > 0 ? max : 6 * 1024 * 1024;
+  } catch {
+    return 6 * 1024 * 1024;
+  }
+}
