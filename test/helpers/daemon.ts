@@ -106,9 +106,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
         for (const l of listeners) l(line);
       }
     });
-    await d.waitForLog(opts.readyLog ?? /msg="ready"/, 15_000);
+    await d.waitForLog(opts.readyLog ?? /msg="ready"/, 30_000);
   };
-  d.waitForLog = (re, timeoutMs = 5000) => {
+  d.waitForLog = (re, timeoutMs = 15_000) => {
     const seen = d.logs.find((l) => re.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise((res, rej) => {
