@@ -15,10 +15,11 @@ import { Relay } from "../catalog/harness.js";
 import { get } from "./http.js";
 
 const exec = promisify(execFile);
-const LABEL = "stevedore.test=query";
-/** Per-run suffix of container, project and deployment names: a leftover of an earlier (killed)
- *  run, or the same file running from another checkout on the one engine, cannot collide. */
+/** Per-run suffix of container, project and deployment names and of the cleanup label: a leftover
+ *  of an earlier (killed) run, or the same file running from another checkout on the one engine,
+ *  cannot collide, and cleanup removes only this run's containers. */
 const RUN = randomBytes(3).toString("hex");
+const LABEL = `stevedore.test.run=${RUN}`;
 const QCOMP = `q-comp${RUN}`;
 const only = { disable: ["admin", "command", "core", "manager", "http", "https"] as ("admin" | "command" | "core" | "manager" | "http" | "https")[] };
 
@@ -39,6 +40,7 @@ services:
     pull_policy: never
     labels:
       stevedore.test: query
+      stevedore.test.run: "${RUN}"
       stevedore.ingress.enabled: "true"
       stevedore.ingress.subdomain: qcomp
       stevedore.ingress.port: "8080"
@@ -55,6 +57,7 @@ services:
     command: ["sleep", "3600"]
     labels:
       stevedore.test: query
+      stevedore.test.run: "${RUN}"
   migrate:
     image: ${TEST_IMAGE}
     pull_policy: never
@@ -62,6 +65,7 @@ services:
     restart: "no"
     labels:
       stevedore.test: query
+      stevedore.test.run: "${RUN}"
 `;
 
 test("a docker-compose project: /services, /deployments, /status with health starting → healthy and a finished one-shot job", { timeout: 120_000 }, async (t) => {
