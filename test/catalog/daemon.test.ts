@@ -15,7 +15,7 @@ after(async () => {
 });
 
 /** A prompt stop: far below shutdown_timeout_secs (30 s), which a stop stuck on Docker would wait
- *  for; about 0.2 s here, the rest is room for a loaded CI machine. */
+ *  for; the rest is room for a loaded CI machine. */
 const STOP_MS = 5000;
 
 async function stopWithin(d: TestDaemon, ms: number): Promise<void> {
