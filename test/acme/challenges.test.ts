@@ -48,7 +48,7 @@ test("TLS-ALPN-01 alone: Pebble validates on our HTTPS listener (acme-tls/1)", a
     const s = await waitFor(`Pebble's certificate for ${h}`, async () => {
       const c = await served(h);
       return c && /Pebble/i.test(c.issuer) ? c : undefined;
-    }, 30_000, 200);
+    }, 60_000, 200);
     assert.match(s.issuer, /Pebble/i);
   }
   assert.ok(!daemon!.logs.some((l) => l.includes("acme order failed")), "no failed order");
@@ -60,12 +60,15 @@ test("TLS-ALPN-01 alone: Pebble validates on our HTTPS listener (acme-tls/1)", a
 
 test("HTTP-01 with PEBBLE_WFE_NONCEREJECT: badNonce retried, orders complete; renewal by a long window", async (t) => {
   if (!(await setup(t, `acme_challenges = ["http-01"]\nacme_renew_before_days = 3650`, ["nonce.acme.test"], { PEBBLE_WFE_NONCEREJECT: "40" }))) return;
-  const first = await waitFor("first certificate", () => served("nonce.acme.test"), 30_000, 200);
+  const first = await waitFor("Pebble's first certificate", async () => {
+    const c = await served("nonce.acme.test");
+    return c && /Pebble/i.test(c.issuer) ? c : undefined;
+  }, 60_000, 200);
   // the window is longer than the lifetime: a renewal follows (spaced out, never a tight loop)
   const second = await waitFor("renewed certificate", async () => {
     const s = await served("nonce.acme.test");
-    return s && s.serial !== first.serial ? s : undefined;
-  }, 40_000, 250);
+    return s && s.serial !== first.serial && /Pebble/i.test(s.issuer) ? s : undefined;
+  }, 60_000, 250);
   assert.notEqual(second.serial, first.serial);
   assert.ok(daemon!.logs.some((l) => l.includes('msg="acme order"') && l.includes("renewal=true")));
   assert.ok(daemon!.logs.some((l) => l.includes("renew window is as long as the certificate lifetime")));

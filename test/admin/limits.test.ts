@@ -13,10 +13,11 @@ before(async () => {
 after(() => d.cleanup());
 
 test("a client silent for 5 s gets invalid input and is closed (also after a partial line)", async () => {
-  const [silent, partial] = await Promise.all([adminRaw(d.adminSocket), adminRaw(d.adminSocket, "stat")]);
+  const [silent, partial] = await Promise.all([adminRaw(d.adminSocket, undefined, { timeoutMs: 20_000 }), adminRaw(d.adminSocket, "stat", { timeoutMs: 20_000 })]);
   for (const r of [silent, partial]) {
     assert.deepEqual(parseReply(r.reply), INVALID);
-    assert.ok(r.ms >= 4900 && r.ms < 8000, `closed after ${r.ms} ms`);
+    // 5 s, with room for a loaded machine (without the timeout it would never close)
+    assert.ok(r.ms >= 4900 && r.ms < 10_000, `closed after ${r.ms} ms`);
   }
 });
 
@@ -75,7 +76,7 @@ test("concurrent admin connections are bounded: beyond 64 the answer is too many
       idle.push(s);
     }
     // the daemon has counted them once its status shows them
-    const deadline = performance.now() + 5000;
+    const deadline = performance.now() + 15_000;
     let extra;
     for (;;) {
       extra = parseReply((await adminRaw(d.adminSocket, "status\n")).reply);
@@ -87,7 +88,7 @@ test("concurrent admin connections are bounded: beyond 64 the answer is too many
     for (const s of idle) s.destroy();
   }
   // the slots come back
-  const deadline = performance.now() + 5000;
+  const deadline = performance.now() + 15_000;
   for (;;) {
     const r = parseReply((await adminRaw(d.adminSocket, "status\n")).reply);
     if (r.status === "ok") break;

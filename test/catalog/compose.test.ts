@@ -53,7 +53,7 @@ test("docker-compose -p stevedore-<name>: members by compose labels; other proje
     const cs = await waitFor("the compose services healthy", () => {
       const c = rec.of(D);
       return c.length === 2 && c[0]!.health === "healthy" && c.every((x) => x.running) && c;
-    }, 15_000);
+    }, 40_000);
     assert.deepEqual(cs.map((c) => `${c.deployment}/${c.service}/${c.name}`), [
       `${D}/web/stevedore-${D}_web_1`, `${D}/worker/stevedore-${D}_worker_1`,
     ]);
@@ -65,7 +65,7 @@ test("docker-compose -p stevedore-<name>: members by compose labels; other proje
     assert.ok(!rec.catalog.current().containers.some((c) => c.name.startsWith(`${D}-foreign`)), "other projects ignored");
     assert.ok(!rec.catalog.current().deployments.some((d) => d.includes("foreign")));
     await run("docker-compose", [...ours, "down", "-t", "0"], { cwd: dir });
-    await waitFor("the deployment gone", () => !rec.catalog.current().deployments.includes(D), 5000);
+    await waitFor("the deployment gone", () => !rec.catalog.current().deployments.includes(D), 20_000);
   } finally {
     await rec.close();
     await run("docker-compose", [...ours, "down", "-t", "0"], { cwd: dir }).catch(() => {});

@@ -14,6 +14,10 @@ after(async () => {
   engine.close();
 });
 
+/** A prompt stop: far below shutdown_timeout_secs (30 s), which a stop stuck on Docker would wait
+ *  for; the rest is room for a loaded CI machine. */
+const STOP_MS = 5000;
+
 async function stopWithin(d: TestDaemon, ms: number): Promise<void> {
   const t0 = performance.now();
   const code = await d.stop("SIGTERM");
@@ -24,14 +28,14 @@ async function stopWithin(d: TestDaemon, ms: number): Promise<void> {
 
 const count = (d: TestDaemon, re: RegExp) => d.logs.filter((l) => re.test(l)).length;
 
-test("Docker unreachable: the daemon keeps retrying, logs once, stops with 0 within 2 s", async () => {
+test("Docker unreachable: the daemon keeps retrying, logs once, stops with 0 promptly", async () => {
   const d = await startDaemon({ ...ALL_OFF, config: 'log_level = "debug"', env: { DOCKER_HOST: "unix:///nonexistent/docker.sock" } });
   try {
-    await waitFor("four retries", () => count(d, /msg="docker event stream down"/) >= 4, 5000);
+    await waitFor("four retries", () => count(d, /msg="docker event stream down"/) >= 4, 20_000);
     assert.equal(count(d, /msg="docker unavailable"/), 1);
     assert.equal(count(d, /msg="docker connected"/), 0);
     assert.equal(d.proc.exitCode, null, "still running");
-    await stopWithin(d, 2000);
+    await stopWithin(d, STOP_MS);
   } finally {
     await d.cleanup();
   }
@@ -45,15 +49,15 @@ test("Docker appearing, vanishing and coming back: one log line per change of st
   try {
     await d.waitForLog(/msg="docker unavailable"/);
     await relay.open();
-    await d.waitForLog(/msg="catalog ready"/, 8000);
+    await d.waitForLog(/msg="catalog ready"/, 20_000);
     await d.waitForLog(/msg="docker connected"/);
     await relay.cut();
-    await waitFor("second unavailable", () => count(d, /msg="docker unavailable"/) === 2, 3000);
+    await waitFor("second unavailable", () => count(d, /msg="docker unavailable"/) === 2, 15_000);
     await relay.open();
-    await waitFor("connected again", () => count(d, /msg="docker connected"/) === 2, 8000);
+    await waitFor("connected again", () => count(d, /msg="docker connected"/) === 2, 20_000);
     assert.equal(count(d, /msg="docker unavailable"/), 2);
     assert.equal(count(d, /msg="catalog ready"/), 1);
-    await stopWithin(d, 2000);
+    await stopWithin(d, STOP_MS);
   } finally {
     await d.cleanup();
     await relay.cut();
@@ -71,10 +75,10 @@ test("daemon restart: the first revision's timestamp is above the last one befor
     // a few quick changes push the clock ahead of the wall clock
     for (let i = 0; i < 3; i++) {
       await createMember(`cat-daemon-${RUN}-s-${i}`, `cat-daemon-${RUN}`, "s");
-      await waitFor("a revision", () => count(d, /msg="catalog revision"/) >= i + 2, 3000);
+      await waitFor("a revision", () => count(d, /msg="catalog revision"/) >= i + 2, 15_000);
     }
-    await stopWithin(d, 2000);
-    await waitFor("the last log line", () => d.logs.some((l) => /msg="stopped"/.test(l)), 2000);
+    await stopWithin(d, STOP_MS);
+    await waitFor("the last log line", () => d.logs.some((l) => /msg="stopped"/.test(l)), 10_000);
     // (other containers on the engine may make revisions too: take the last one logged)
     const last = Math.max(...d.logs.filter((l) => /msg="catalog revision"/.test(l)).map(revisionTs));
     assert.equal(Number((await readFile(join(d.stateDir, "revision"), "utf8")).trim()), last);
@@ -82,7 +86,7 @@ test("daemon restart: the first revision's timestamp is above the last one befor
     const first = revisionTs(await d.waitForLog(/msg="catalog revision"/));
     assert.ok(first > last, `first ${first} after restart, last ${last} before`);
     await d.waitForLog(/msg="catalog ready" containers=\d+/);
-    await stopWithin(d, 2000);
+    await stopWithin(d, STOP_MS);
   } finally {
     await d.cleanup();
   }

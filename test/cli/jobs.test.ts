@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUNDLE, CONTROL_CHARS, freePort, runBundleOnTty } from "../helpers/daemon.js";
+import { BUNDLE, CONTROL_CHARS, closedPort, freePort, runBundleOnTty } from "../helpers/daemon.js";
 import { listen } from "../../src/http/index.js";
 import { SseParser, parseDuration, type SseEvent } from "../../src/cli/manager-client.js";
 import { countsText } from "../../src/cli/jobs.js";
@@ -352,7 +352,7 @@ test("errors: a refused token, an unreachable manager, usage errors", async () =
   const refused = await cli(["jobs", "list"], { env: { STEVEDORE_MANAGER_TOKEN: "not.a.token" } });
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /^stevedore: the manager refused the token \(401/);
-  const down = await cli(["jobs", "list", "--manager", `http://127.0.0.1:${await freePort()}`]);
+  const down = await cli(["jobs", "list", "--manager", `http://127.0.0.1:${await closedPort()}`]);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /^stevedore: cannot reach the manager at http:\/\/127\.0\.0\.1:\d+: nothing listens there: is the daemon running with it enabled\? \(check it, or pass --manager URL\)\n$/);
   for (const args of [["jobs"], ["jobs", "fly"], ["jobs", "show"], ["jobs", "list", "--wait"], ["jobs", "show", "a/b"], ["workers", "dance", "w1"], ["workers", "sleep"], ["jobs", "list", "--manager", "ftp://x"]]) {

@@ -14,9 +14,11 @@ import { RUN, RUN_LABEL, labels } from "./run.js";
 const LANES = 6;
 const TRIALS_PER_LANE = 34; // 204 trials
 const CREATES = 2; // concurrent creates per trial
-/** the kill lands this long (uniform) after the creates were sent: a create takes ~30–300 ms */
+/** the kill lands this long (uniform) after the creates were sent: a create takes ~30–300 ms here;
+ *  on a loaded machine the window grows with the creates measured (see windowMs), so that kills
+ *  still land before, inside and after them */
 const KILL_WITHIN_MS = 250;
-const DEADLINE_MS = 150_000; // ~60 s alone; room for a loaded CI machine
+const DEADLINE_MS = 360_000; // ~60 s alone; room for a CI machine several times slower
 
 let image: string;
 let docker: DockerClient;
@@ -45,6 +47,20 @@ async function lane(index: number, deadline: number, stats: { trials: number; ac
   const rand = intRng(0x1600 + index);
   const d: TestDaemon = await startDaemon({ disable: ["query", "admin", "command", "manager", "http", "https"] });
   try {
+    // a create timed without a kill: the window covers 1.5 of them
+    let windowMs = KILL_WITHIN_MS;
+    const timedCreate = async (api: CoreClient, id: string) => {
+      const t0 = performance.now();
+      const r = await api.create({ id, image, bind_dir: "/data", labels: { ...labels, "stevedore.test.lane": name } });
+      windowMs = Math.max(KILL_WITHIN_MS, Math.round(1.5 * (performance.now() - t0)));
+      return r;
+    };
+    {
+      const api = await CoreClient.forStateDir(d.corePort, d.stateDir);
+      const id = `corekill-${name}-calibrate`;
+      assert.equal((await timedCreate(api, id)).status, 204);
+      assert.equal((await api.call("DELETE", `/service/${id}`)).status, 204);
+    }
     let acked = new Set<string>();
     let unacked: string[] = [];
     for (let trial = 0; trial < TRIALS_PER_LANE; trial++) {
@@ -64,7 +80,7 @@ async function lane(index: number, deadline: number, stats: { trials: number; ac
       if (sample && unacked.length > 0) {
         const id = unacked[0]!;
         if (!names.includes(id)) stats.rolledBack++;
-        const again = await api.create({ id, image, bind_dir: "/data", labels: { ...labels, "stevedore.test.lane": name } });
+        const again = await timedCreate(api, id);
         assert.equal(again.status, 204, `lane ${index} trial ${trial}: re-create of unacknowledged ${id}: ${again.status} ${again.text}`);
         assert.equal((await api.call("DELETE", `/service/${id}`)).status, 204);
       }
@@ -73,7 +89,7 @@ async function lane(index: number, deadline: number, stats: { trials: number; ac
       const results = ids.map((id) =>
         api.create({ id, image, bind_dir: "/data", labels: { ...labels, "stevedore.test.lane": name } }).then((r) => r.status, () => 0),
       );
-      await new Promise((r) => setTimeout(r, rand(KILL_WITHIN_MS)));
+      await new Promise((r) => setTimeout(r, rand(windowMs)));
       await d.stop("SIGKILL");
       const statuses = await Promise.all(results);
       acked = new Set(ids.filter((_, k) => statuses[k] === 204));

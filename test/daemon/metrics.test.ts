@@ -2,7 +2,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { freePort, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { closedPort, freePort, startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/docker.js";
 import { parseExposition, sampleValue } from "../helpers/prometheus.js";
 import { backend, get, type Backend } from "../proxy/helpers.js";
@@ -15,7 +15,7 @@ let port: number;
 before(async () => {
   b = await backend("metrics-backend");
   port = await freePort();
-  const refused = await freePort();
+  const refused = await closedPort();
   const site = `[[site]]\nhostname = "metrics.test"\nbackends = ["127.0.0.1:${b.port}"]\n[[site]]\nhostname = "down.metrics.test"\nbackends = ["127.0.0.1:${refused}"]\n`;
   d = await startDaemon({ disable: ["query", "command", "https"], config: `metrics_listen = "127.0.0.1:${port}"\naccess_log = "off"\n${site}` });
 });
@@ -74,7 +74,7 @@ test("a proxied request, a 404, an upstream error and a reload move their series
   assert.equal((await get(d.managerPort, "127.0.0.1", "/api/no-such-thing")).status >= 400, true);
   const from = d.logs.length;
   d.proc.kill("SIGHUP");
-  await waitFor("reload", () => d.logs.slice(from).some((l) => /config reloaded/.test(l)), 10_000);
+  await waitFor("reload", () => d.logs.slice(from).some((l) => /config reloaded/.test(l)));
   const after = await waitFor("counters moved", async () => {
     const f = await scrape();
     return (sampleValue(f, "stevedore_proxy_requests_total", routed) ?? 0) > n0 && f;

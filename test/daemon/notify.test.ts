@@ -95,7 +95,7 @@ test("READY=1 only once every listener is bound; RELOADING=1 then READY=1 around
 
   const from = rx.messages.length;
   assert.equal(parseReply(await viaSocat(d.adminSocket, "reload\n")).status, "ok");
-  await waitFor("READY=1 after the reload", () => rx.messages.slice(from).some((m) => m.READY === "1"), 10_000);
+  await waitFor("READY=1 after the reload", () => rx.messages.slice(from).some((m) => m.READY === "1"));
   const around = rx.messages.slice(from);
   assert.equal(around[0]!.RELOADING, "1", JSON.stringify(around));
   assert.match(around[0]!.MONOTONIC_USEC ?? "", /^\d+$/);
@@ -103,7 +103,7 @@ test("READY=1 only once every listener is bound; RELOADING=1 then READY=1 around
 
   const code = await d.stop();
   assert.equal(code, 0);
-  await waitFor("STOPPING=1", () => rx.messages.some((m) => m.STOPPING === "1"), 10_000);
+  await waitFor("STOPPING=1", () => rx.messages.some((m) => m.STOPPING === "1"));
   await d.cleanup();
 });
 
@@ -124,7 +124,7 @@ test("a failed start sends no READY=1 (exit 1)", async (t) => {
   const p = spawn(process.execPath, [BUNDLE, "daemon", "--config", conf], { env: { ...process.env, ...NO_DOCKER, NOTIFY_SOCKET: rx.path, STEVEDORE_CONFIG: "" }, stdio: "ignore" });
   assert.equal(await new Promise((r) => p.once("exit", r)), 1);
   // STOPPING=1 is the last message the daemon sends; nothing said READY before it
-  await waitFor("STOPPING=1", () => rx.messages.some((m) => m.STOPPING === "1"), 10_000);
+  await waitFor("STOPPING=1", () => rx.messages.some((m) => m.STOPPING === "1"));
   assert.ok(!rx.messages.some((m) => m.READY === "1"), JSON.stringify(rx.messages));
 });
 

@@ -74,13 +74,13 @@ test("a core service with ingress labels appears in the query socket, admin stat
   await waitFor("deployment listed", async () => {
     const r = await get(d.querySocket, "/deployments", { token });
     return r.status === 200 && (r.json as { name: string }[]).some((x) => x.name === DEPLOYMENT);
-  }, 3000);
+  });
 
   assert.equal((await core.ctl(`e2e-svc-${RUN}`, "start")).status, 204);
   const service = await waitFor("running service with ingress in /services?ingress=true", async () => {
     const r = await get(d.querySocket, "/services?ingress=true", { token });
     return (r.json as Record<string, unknown>[]).find((s) => s.deployment === DEPLOYMENT && s.running === true);
-  }, 3000);
+  });
   assert.deepEqual(service.ingress, { enabled: true, subdomain: SUBDOMAIN, port: 8080 });
   assert.equal(service.service, `e2e-svc-${RUN}`);
 
@@ -93,7 +93,7 @@ test("a core service with ingress labels appears in the query socket, admin stat
   const routed = await waitFor("routed by the proxy", async () => {
     const r = await viaProxy(d, host);
     return r.status === 200 ? r : undefined;
-  }, 3000);
+  });
   assert.equal(routed.body, "stevedore test image\n");
 
   const st = await admin(d, "status");
@@ -102,10 +102,10 @@ test("a core service with ingress labels appears in the query socket, admin stat
   assert.ok((st.services as number) >= 1 && (st.deployments as number) >= 2);
 
   assert.equal((await core.ctl(`e2e-svc-${RUN}`, "stop")).status, 204);
-  await waitFor("stopped service leaves the proxy's rotation", async () => (await viaProxy(d, host)).status === 503, 3000);
+  await waitFor("stopped service leaves the proxy's rotation", async () => (await viaProxy(d, host)).status === 503);
   assert.equal((await core.call("DELETE", `/service/e2e-svc-${RUN}`)).status, 204);
   await waitFor("deleted service gone from /deployments", async () => {
     const r = await get(d.querySocket, "/deployments", { token });
     return !(r.json as { name: string }[]).some((x) => x.name === DEPLOYMENT);
-  }, 3000);
+  });
 });

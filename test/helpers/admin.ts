@@ -77,7 +77,7 @@ export const ONLY_ADMIN = ["query", "command", "core", "manager", "http", "https
  *  that other test runs start on the shared engine cannot change the count. */
 export const NO_DOCKER = { DOCKER_HOST: "unix:///nonexistent/docker.sock" };
 
-export async function waitForCount(daemon: TestDaemon, from: number, re: RegExp, n: number, timeoutMs = 10_000) {
+export async function waitForCount(daemon: TestDaemon, from: number, re: RegExp, n: number, timeoutMs = 20_000) {
   const deadline = performance.now() + timeoutMs;
   while (daemon.logs.slice(from).filter((l) => re.test(l)).length < n) {
     if (performance.now() > deadline) throw new Error(`fewer than ${n} log lines matching ${re}`);

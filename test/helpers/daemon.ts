@@ -2,7 +2,7 @@
 // every TCP listener on a free loopback port. Tests talk to it through real sockets.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { waitFor } from "./docker.js";
@@ -18,6 +18,21 @@ export function freePort(): Promise<number> {
       srv.close(() => res(port));
     });
   });
+}
+
+/** A loopback port where nothing listens (connection refused). Not a released ephemeral port: a test
+ *  file running in parallel may bind that one again at any moment. A low port is never handed out by
+ *  the kernel; the connect check makes sure no service uses it on this machine. */
+export async function closedPort(): Promise<number> {
+  for (const port of [1, 3, 5, 7, 11, 13]) {
+    const refused = await new Promise<boolean>((res) => {
+      const s = connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), res(false)));
+      s.once("error", (e: NodeJS.ErrnoException) => res(e.code === "ECONNREFUSED"));
+    });
+    if (refused) return port;
+  }
+  throw new Error("no closed low port on 127.0.0.1");
 }
 
 export interface TestDaemon {
@@ -106,9 +121,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
         for (const l of listeners) l(line);
       }
     });
-    await d.waitForLog(opts.readyLog ?? /msg="ready"/, 15_000);
+    await d.waitForLog(opts.readyLog ?? /msg="ready"/, 30_000);
   };
-  d.waitForLog = (re, timeoutMs = 5000) => {
+  d.waitForLog = (re, timeoutMs = 15_000) => {
     const seen = d.logs.find((l) => re.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise((res, rej) => {

@@ -66,8 +66,9 @@ export async function removeLabeled(label: string): Promise<void> {
   if (ids.length) await run("docker", ["rm", "-f", "-v", ...ids]).catch(() => {});
 }
 
-/** Wait for a condition with a deadline (no sleeps as synchronisation). */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5000, intervalMs = 10): Promise<T> {
+/** Wait for a condition with a deadline (no sleeps as synchronisation). The default deadline is
+ *  generous: it only bounds a failure, and CI is a loaded machine several times slower than this one. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 10): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {

@@ -51,11 +51,11 @@ test("pipelined bytes held behind a pending answer are bounded: the connection s
   try {
     const n = 4000; // ~100 KiB of pipelined requests, above the 64 KiB bound
     c.s.write("GET /slow HTTP/1.1\r\n\r\n" + "GET /p HTTP/1.1\r\nX-Pad: ......\r\n\r\n".repeat(n));
-    await waitFor("the server socket paused", () => pending !== undefined && srv.sockets[0]!.isPaused(), 3000);
+    await waitFor("the server socket paused", () => pending !== undefined && srv.sockets[0]!.isPaused());
     assert.equal(answered, 0, "nothing behind the pending answer was handled");
     ok(pending!);
-    await waitFor("every pipelined request answered", () => answered === n, 5000);
-    await waitFor("all answers arrived", () => c.text().split("HTTP/1.1 200 OK").length - 1 === n + 1, 5000);
+    await waitFor("every pipelined request answered", () => answered === n);
+    await waitFor("all answers arrived", () => c.text().split("HTTP/1.1 200 OK").length - 1 === n + 1);
   } finally {
     c.s.destroy();
     await srv.close();
@@ -71,7 +71,7 @@ test("an expectation other than 100-continue gets 417 and the connection closes"
   const c = await client(srv.port);
   try {
     c.s.write("POST /x HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx");
-    await waitFor("closed", () => c.s.readableEnded || c.s.destroyed, 3000);
+    await waitFor("closed", () => c.s.readableEnded || c.s.destroyed);
     assert.match(c.text(), /^HTTP\/1.1 417 /);
     assert.equal(handled, 0);
   } finally {

@@ -27,7 +27,7 @@ function manualVerifier() {
   return { calls, fn: (secret: string, stored: string) => new Promise<boolean>((resolve) => calls.push({ secret, stored, resolve })) };
 }
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
+async function until(cond: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error("condition not met in time");

@@ -54,7 +54,7 @@ function open(opts: { task?: string; lastEventId?: string; auth?: string | null 
           return text;
         },
         events,
-        waitFor(pred, { from = 0, timeoutMs = 5000 } = {}) {
+        waitFor(pred, { from = 0, timeoutMs = 15_000 } = {}) {
           const find = () => events.slice(from).find((e) => pred(e, JSON.parse(e.data) as Record<string, unknown>));
           const found = find();
           if (found) return Promise.resolve(found);
@@ -195,7 +195,7 @@ test("too many subscribers → 503; a place frees up when one leaves", async () 
     assert.ok(streams.length <= 256 && streams.length > 200, `${streams.length} streams accepted`);
     streams.pop()!.close();
     // the server notices the close asynchronously: retry until the place is free
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 15_000;
     for (;;) {
       const s = await open();
       if (s.status === 200) {

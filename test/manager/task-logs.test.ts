@@ -19,7 +19,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, opts: Construc
   return { state, logs };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error("condition not met in time");

@@ -8,7 +8,7 @@ import type { DaemonContext } from "../../src/component/index.js";
 import { DockerClient } from "../../src/docker/index.js";
 import { ProxyComponent, type ProxyOptions } from "../../src/proxy/proxy.js";
 import type { HttpFront, HttpsFront, ProxyApp, ProxyBackend, ProxyCertificate, ProxyStateView } from "../../src/proxy/types.js";
-import { freePort } from "../helpers/daemon.js";
+import { closedPort, freePort } from "../helpers/daemon.js";
 
 export class FakeState extends EventEmitter<{ change: [] }> implements ProxyStateView {
   appMap = new Map<string, ProxyApp>();
@@ -161,5 +161,5 @@ export function get(port: number, host: string | undefined, path = "/", headers:
 
 /** A port where nothing listens (connection refused). */
 export async function refusedPort(): Promise<number> {
-  return freePort();
+  return closedPort();
 }

@@ -20,7 +20,7 @@ type Target = { port: number; host?: string } | { socketPath: string };
 /** One request on a fresh connection: the status, or the error code. */
 function get(target: Target, path: string, headers: Record<string, string> = {}): Promise<{ status?: number; body: string; error?: string }> {
   return new Promise((resolve) => {
-    const req = request({ ...target, ...("port" in target && { host: "127.0.0.1" }), path, headers, agent: false, timeout: 10_000 }, (res: IncomingMessage) => {
+    const req = request({ ...target, ...("port" in target && { host: "127.0.0.1" }), path, headers, agent: false, timeout: 20_000 }, (res: IncomingMessage) => {
       let body = "";
       res.setEncoding("utf8").on("data", (s: string) => (body += s));
       res.on("end", () => resolve({ status: res.statusCode, body }));
@@ -50,7 +50,7 @@ async function order(d: TestDaemon, message: Record<string, unknown>): Promise<A
   const c = await CommandClient.connect(d.commandSocket);
   const seen: Answer[] = [];
   try {
-    await c.request(message, { timeoutMs: 20_000, onAnswer: (a) => seen.push(a) });
+    await c.request(message, { timeoutMs: 60_000, onAnswer: (a) => seen.push(a) });
   } finally {
     c.close();
   }
@@ -114,7 +114,9 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   const failures: string[] = [];
   let requests = 0;
   let running = true;
-  const loopDeadline = Date.now() + 30_000;
+  // bounds for a loop gone wrong only: the loops run until the checks below stop them (a cap the
+  // loops could reach before the handover would leave "more requests after the handover" waiting)
+  const loopDeadline = Date.now() + 120_000;
   const probes: [Target, string, Record<string, string>, (r: { status?: number; body: string }) => boolean][] = [
     [{ port: d.httpPort }, "/loop", { Host: "site.test" }, (r) => r.body === "backend /loop"],
     [{ port: d.httpPort }, "/rt", { Host: "runtime.test" }, (r) => r.body === "backend /rt"],
@@ -122,7 +124,7 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
     [{ port: d.corePort }, "/v1/services", {}, (r) => r.status === 401], // an answer (no key): the API is up
   ];
   const loop = async (worker: number) => {
-    for (let i = worker; running && Date.now() < loopDeadline && requests < 20_000; i++) {
+    for (let i = worker; running && Date.now() < loopDeadline && requests < 1_000_000; i++) {
       const [target, path, headers, good] = probes[i % probes.length]!;
       const r = await get(target, path, headers);
       requests++;
@@ -130,7 +132,7 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
     }
   };
   const loops = [0, 1, 2, 3].map(loop);
-  await waitFor("the loop runs", () => requests >= 40, 10_000);
+  await waitFor("the loop runs", () => requests >= 40, 30_000);
 
   const answers = await order(d, spec("up2", "UPGRADE_MASTER"));
   assert.deepEqual(answers.map((a) => a.status), ["Processing", "Ok"], JSON.stringify(answers));
@@ -139,10 +141,10 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
   newPid = Number(m[1]);
   assert.notEqual(newPid, oldPid);
   assert.ok(alive(newPid));
-  await waitFor("the old master exited", () => d.proc.exitCode !== null, 15_000);
+  await waitFor("the old master exited", () => d.proc.exitCode !== null, 30_000);
   assert.equal(d.proc.exitCode, 0);
   const atExit = requests;
-  await waitFor("more requests after the handover", () => requests >= atExit + 40, 10_000);
+  await waitFor("more requests after the handover", () => requests >= atExit + 40, 30_000);
   running = false;
   await Promise.all(loops);
   assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed`);
@@ -159,7 +161,7 @@ test("UPGRADE_MASTER: the new master takes every socket over, no request fails; 
 
   // and stops as any daemon does: its socket files go away with it
   process.kill(newPid, "SIGTERM");
-  await waitFor("the new master stopped", () => !alive(newPid), 15_000);
+  await waitFor("the new master stopped", () => !alive(newPid), 30_000);
   const { existsSync } = await import("node:fs");
   assert.equal(existsSync(d.commandSocket) || existsSync(d.querySocket) || existsSync(d.adminSocket), false);
 });

@@ -190,7 +190,7 @@ async function trial(script: string, root: string, lane: LaneState, rand: (n: nu
   }
 }
 
-test(`${LANES * TRIALS_PER_LANE} kill -9 trials during uploads and checkout creation`, { timeout: 180_000 }, async (t) => {
+test(`${LANES * TRIALS_PER_LANE} kill -9 trials during uploads and checkout creation`, { timeout: 360_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-shaman-kill-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   t.after(setLogSink(() => {}));

@@ -319,7 +319,7 @@ test("GET /shaman/status and POST /shaman/gc (dry run, then for real)", async ()
   assert.equal((await call("POST", "/shaman/gc", { body: Buffer.from('{"dry_run":"yes"}') })).status, 400);
 });
 
-async function waitFor(cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
+async function waitFor(cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error("condition not met in time");

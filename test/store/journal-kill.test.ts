@@ -51,7 +51,7 @@ async function runChild(script: string, dir: string, rand: (n: number) => number
   return trial;
 }
 
-test(`${LANES * TRIALS_PER_LANE} kill -9 trials lose no acknowledged record and keep the order`, { timeout: 120_000 }, async (t) => {
+test(`${LANES * TRIALS_PER_LANE} kill -9 trials lose no acknowledged record and keep the order`, { timeout: 300_000 }, async (t) => {
   const root = await mkdtemp(join(tmpdir(), "stevedore-journal-kill-"));
   t.after(() => rm(root, { recursive: true, force: true }));
   // One esbuild bundle of the child (what tsx would compile) so a trial starts as plain node:

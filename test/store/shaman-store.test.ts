@@ -242,7 +242,7 @@ test("GC and an upload of the same blob: the upload's blob survives", async (t) 
   assert.equal(await store.state(key(data)), "stored");
 });
 
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error("condition not met in time");

@@ -62,7 +62,7 @@ async function withManager(fn: (fm: FakeManager, state: string) => Promise<void>
 /** SIGTERM and the exit code, within a deadline */
 async function terminate(w: WorkerProc): Promise<number | null> {
   w.proc.kill("SIGTERM");
-  return within(w.exited, 10_000, "worker exit");
+  return within(w.exited, 20_000, "worker exit");
 }
 
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -149,7 +149,7 @@ test("echo, sleep and exec run in order and report completed with timestamped lo
     ]);
     fm.queue.push(t);
     const w = startWorker(fm.url, state, [], { STEVEDORE_WORKER_REGISTRATION_SECRET: "s3cret" });
-    await waitFor("completed", () => fm.finalOf(t._id), 10_000);
+    await waitFor("completed", () => fm.finalOf(t._id));
     const final = fm.finalOf(t._id)!;
     assert.equal(final.task_status, "completed");
     assert.equal(final.task_progress_percentage, 100);
@@ -178,7 +178,7 @@ test("a failing exec fails the task; the commands after it do not run", async ()
     const bad = task([{ name: "sleep", settings: { time_in_seconds: "soon" } }]);
     fm.queue.push(t, missing, bad);
     const w = startWorker(fm.url, state);
-    await waitFor("three finals", () => fm.finalOf(t._id) && fm.finalOf(missing._id) && fm.finalOf(bad._id), 10_000);
+    await waitFor("three finals", () => fm.finalOf(t._id) && fm.finalOf(missing._id) && fm.finalOf(bad._id));
     assert.equal(fm.finalOf(t._id)!.task_status, "failed");
     assert.match(String(fm.finalOf(t._id)!.activity), /status 3/);
     assert.match(fm.logOf(t._id), /about to fail/);
@@ -196,7 +196,7 @@ test("a worker limited by --task-types refuses commands of other types", async (
     const t = task([{ name: "exec", settings: { cmd: ["true"] } }]);
     fm.queue.push(t);
     const w = startWorker(fm.url, state, ["--task-types", "echo"]);
-    await waitFor("final", () => fm.finalOf(t._id), 10_000);
+    await waitFor("final", () => fm.finalOf(t._id));
     assert.equal(fm.finalOf(t._id)!.task_status, "failed");
     assert.match(fm.logOf(t._id), /does not run exec/);
     assert.equal(await terminate(w), 0);
@@ -210,17 +210,18 @@ test("may-i-run false stops a long sleep and a long exec promptly; the task is r
     const execer = task([{ name: "exec", settings: { cmd: [process.execPath, "-e", `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setTimeout(() => {}, 600000)`] } }]);
     fm.queue.push(sleeper, execer);
     const w = startWorker(fm.url, state);
-    await waitFor("the sleep started", () => fm.logOf(sleeper._id).includes("sleeping 600 s"), 10_000);
+    await waitFor("the sleep started", () => fm.logOf(sleeper._id).includes("sleeping 600 s"));
     const t0 = performance.now();
     fm.mayRun.set(sleeper._id, { may_keep_running: false, reason: "job canceled" });
-    await waitFor("sleep stopped", () => fm.finalOf(sleeper._id), 5_000);
-    assert.ok(performance.now() - t0 < 3_000, "promptly");
+    await waitFor("sleep stopped", () => fm.finalOf(sleeper._id));
+    // may-i-run is asked every 100 ms here; the bound leaves room for a loaded machine (the sleep is 600 s)
+    assert.ok(performance.now() - t0 < 8_000, "promptly");
     assert.equal(fm.finalOf(sleeper._id)!.task_status, "canceled");
     assert.match(fm.logOf(sleeper._id), /job canceled/);
 
-    const pid = Number(await waitFor("exec pid", () => readFile(pidFile, "utf8").catch(() => undefined), 10_000));
+    const pid = Number(await waitFor("exec pid", () => readFile(pidFile, "utf8").catch(() => undefined)));
     fm.mayRun.set(execer._id, { may_keep_running: false, reason: "job canceled" });
-    await waitFor("exec stopped", () => fm.finalOf(execer._id), 5_000);
+    await waitFor("exec stopped", () => fm.finalOf(execer._id));
     assert.equal(fm.finalOf(execer._id)!.task_status, "canceled");
     assert.throws(() => process.kill(pid, 0), "the process is gone");
     assert.equal(await terminate(w), 0);
@@ -239,7 +240,7 @@ test("423 asleep: acknowledged, no tasks fetched until awake", async () => {
     assert.equal(fm.callsTo("/task").length, tasksWhileAsleep, "no /task while asleep");
     fm.statusRequest = "awake";
     await waitFor("awake acked", () => fm.callsTo("/ack-status-change/awake").length === 1);
-    await waitFor("the task ran", () => fm.finalOf(t._id)?.task_status === "completed", 10_000);
+    await waitFor("the task ran", () => fm.finalOf(t._id)?.task_status === "completed");
     assert.equal(await terminate(w), 0);
   });
 });
@@ -249,7 +250,7 @@ test("a shutdown request signs off and exits 0 (no ack: the sign-off is the ack)
     const w = startWorker(fm.url, state);
     await waitFor("polling", () => fm.callsTo("/task").length >= 1);
     fm.statusRequest = "shutdown";
-    assert.equal(await within(w.exited, 10_000, "exit"), 0);
+    assert.equal(await within(w.exited, 20_000, "exit"), 0);
     assert.equal(fm.callsTo("/sign-off").length, 1);
     assert.equal(fm.callsTo(/^\/ack-status-change/).length, 0);
   });
@@ -260,9 +261,9 @@ test("may-i-run false with a status request: the task is handed back without a s
     const t = task([{ name: "sleep", settings: { time_in_seconds: 600 } }]);
     fm.queue.push(t);
     const w = startWorker(fm.url, state);
-    await waitFor("running", () => fm.logOf(t._id).includes("sleeping"), 10_000);
+    await waitFor("running", () => fm.logOf(t._id).includes("sleeping"));
     fm.mayRun.set(t._id, { may_keep_running: false, reason: "worker must shut down", status_requested: "shutdown" });
-    assert.equal(await within(w.exited, 10_000, "exit"), 0);
+    assert.equal(await within(w.exited, 20_000, "exit"), 0);
     assert.equal(fm.finalOf(t._id), undefined, "no final status");
     assert.match(fm.logOf(t._id), /change status to shutdown/);
     assert.equal(fm.callsTo("/sign-off").length, 1);
@@ -274,10 +275,10 @@ test("SIGTERM stops the running task, hands it back and signs off (exit 0)", asy
     const t = task([{ name: "sleep", settings: { time_in_seconds: 600 } }]);
     fm.queue.push(t);
     const w = startWorker(fm.url, state);
-    await waitFor("running", () => fm.logOf(t._id).includes("sleeping"), 10_000);
+    await waitFor("running", () => fm.logOf(t._id).includes("sleeping"));
     const t0 = performance.now();
     assert.equal(await terminate(w), 0);
-    assert.ok(performance.now() - t0 < 5_000);
+    assert.ok(performance.now() - t0 < 8_000, "the 600 s sleep was stopped");
     assert.equal(fm.finalOf(t._id), undefined, "not failed: handed back");
     assert.match(fm.logOf(t._id), /shutting down/);
     const calls = fm.calls.map((c) => c.path);
@@ -295,14 +296,14 @@ test("a task that arrives after SIGTERM (its /task answer was in flight) is hand
       return true;
     };
     const w = startWorker(fm.url, state);
-    await waitFor("a /task call held", () => held, 10_000);
+    await waitFor("a /task call held", () => held);
     w.proc.kill("SIGTERM");
-    await waitFor("the worker stopping", () => /worker stopping/.test(w.stderr()), 10_000);
+    await waitFor("the worker stopping", () => /worker stopping/.test(w.stderr()));
     const body = { ...t, status: "active", priority: 50, job_priority: 50, job_type: "test", task_type: "sleep", parents: [], worker: "", activity: "", log: "" };
     held!.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(body));
     const t0 = performance.now();
-    assert.equal(await within(w.exited, 10_000, "worker exit"), 0);
-    assert.ok(performance.now() - t0 < 3_000, "did not sleep through the task");
+    assert.equal(await within(w.exited, 20_000, "worker exit"), 0);
+    assert.ok(performance.now() - t0 < 8_000, "did not sleep through the task (600 s)");
     assert.equal(fm.finalOf(t._id), undefined, "not failed: handed back");
     assert.match(fm.logOf(t._id), /shutting down/);
     const calls = fm.calls.map((c) => c.path);
@@ -318,24 +319,24 @@ test("back-off while the manager is down (capped, logged), then it carries on", 
   const state = join(dir, "state-backoff.json");
   const w = startWorker(`http://127.0.0.1:${port}`, state);
   try {
-    await waitFor("several retries", () => (w.stderr().match(/manager unavailable/g) ?? []).length >= 5, 10_000);
+    await waitFor("several retries", () => (w.stderr().match(/manager unavailable/g) ?? []).length >= 5, 20_000);
     const delays = [...w.stderr().matchAll(/retry_in_ms=(\d+)/g)].map((m) => Number(m[1]));
     assert.ok(delays[0]! <= 60, `starts near the minimum: ${delays.join(",")}`);
     assert.ok(delays.every((d) => d <= 400), `capped: ${delays.join(",")}`);
     assert.ok(Math.max(...delays) >= 200, `grows: ${delays.join(",")}`);
     await fm.start(port);
-    await waitFor("signed on after recovery", () => fm.callsTo("/sign-on").length === 1, 10_000);
+    await waitFor("signed on after recovery", () => fm.callsTo("/sign-on").length === 1);
     assert.match(w.stderr(), /manager answers again/);
     const t = task([{ name: "echo", settings: { message: "back" } }]);
     fm.queue.push(t);
-    await waitFor("task ran", () => fm.finalOf(t._id), 10_000);
+    await waitFor("task ran", () => fm.finalOf(t._id));
     // down again in the middle of work: the worker keeps retrying /task, then resumes
     await fm.stop();
     const before = (w.stderr().match(/manager unavailable/g) ?? []).length;
-    await waitFor("retries", () => (w.stderr().match(/manager unavailable/g) ?? []).length >= before + 2, 10_000);
+    await waitFor("retries", () => (w.stderr().match(/manager unavailable/g) ?? []).length >= before + 2);
     await fm.start(port);
     const polls = fm.callsTo("/task").length;
-    await waitFor("polling again", () => fm.callsTo("/task").length > polls + 1, 10_000);
+    await waitFor("polling again", () => fm.callsTo("/task").length > polls + 1);
     assert.equal(await terminate(w), 0);
   } finally {
     w.proc.kill("SIGKILL");
