@@ -22,7 +22,26 @@ export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(args: s
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ""));
+    throw new UsageError(usageMessage(err as NodeJS.ErrnoException));
+  }
+}
+
+/** parseArgs's message (capitalised, Node's wording) in ours: lowercase, the flag as typed. */
+export function usageMessage(err: NodeJS.ErrnoException): string {
+  const msg = err.message;
+  const flag = /'(-[^' ]*)/.exec(msg)?.[1] ?? "";
+  const long = /--[\w-]+/.exec(msg)?.[0];
+  switch (err.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option ${flag}`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `unexpected argument ${JSON.stringify(/'([^']*)'/.exec(msg)?.[1] ?? "")}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (/does not take an argument/.test(msg)) return `option ${long ?? flag} takes no value`;
+      if (/ambiguous/.test(msg)) return `option ${flag} needs a value (one starting with "-" goes as ${long ?? flag}=VALUE)`;
+      return `option ${long ?? flag} needs a value`;
+    default:
+      return lowerFirst(msg.split("\n")[0]!.replace(/\. To specify a positional.*$/s, ""));
   }
 }
 
@@ -61,7 +80,7 @@ export function describeError(err: unknown): string {
   }
 }
 
-function lowerFirst(s: string): string {
+export function lowerFirst(s: string): string {
   return /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
 }
 

@@ -1,6 +1,6 @@
 // The command line: dispatches `stevedore <command>` to the command groups (see stevedore(8)).
 import { VERSION } from "../version.js";
-import { CommandError, UsageError, describeError, editDistance, type Command } from "./command.js";
+import { CommandError, UsageError, describeError, editDistance, lowerFirst, type Command } from "./command.js";
 import { makeCompletionCommand } from "./completion.js";
 import { daemonCommand } from "./daemon.js";
 import { checkConfigCommand } from "./check-config.js";
@@ -102,7 +102,11 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`stevedore: ${err.message}\nRun 'stevedore ${cmd ? `${cmd.name} --help` : "help"}' for usage.\n`);
+      // one lowercase line that says where the usage is; an unknown command's line already says it all
+      const hint = err.message.includes("did you mean") ? ""
+        : err.message.startsWith("unknown command") ? "; run 'stevedore help' for the commands"
+        : `; run 'stevedore ${cmd && cmd.name !== "help" ? `${cmd.name} --help` : "help"}' for usage`;
+      process.stderr.write(`stevedore: ${lowerFirst(err.message)}${hint}\n`);
       return 2;
     }
     if (err instanceof CommandError) {

@@ -28,8 +28,10 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   setLogFormat(config.dynamic.log_format as LogFormat);
   await ensureDir(config.static.state_dir, 0o700);
   // temps of atomic writes a crash cut short (kill -9 between write and rename)
+  // (before any component writes there: a temp with our own pid is an earlier process's)
   const stale = await removeStaleTemps(config.static.state_dir);
-  if (stale.length > 0) log.info("removed stale temp files", { dir: config.static.state_dir, count: stale.length });
+  if (stale.removed.length > 0) log.info("removed stale temp files", { dir: config.static.state_dir, count: stale.removed.length });
+  if (!stale.complete) log.debug("stale temp search bounded", { dir: config.static.state_dir });
 
   const docker = new DockerClient(config.static.docker_socket);
   const components: Component[] = [];

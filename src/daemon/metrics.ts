@@ -2,7 +2,7 @@
 // format, on our HTTP/1.1 server side. Also registers the series only the daemon can see.
 import { createServer, type Server } from "node:net";
 import type { Component, DaemonContext, ListenerMap } from "../component/index.js";
-import { ClientConnSet, httpDate, listen, type Incoming } from "../http/index.js";
+import { ClientConnSet, describeBindError, httpDate, listen, type Incoming } from "../http/index.js";
 import { CONTENT_TYPE, encode, metrics, registerProcessMetrics } from "../metrics/index.js";
 import { parseHostPort } from "../base/index.js";
 import { log } from "../log.js";
@@ -48,8 +48,9 @@ export function metricsComponent(ctx: DaemonContext): Component {
         : new Error("bad address");
       if (err) {
         state = "unavailable";
-        error = (err as NodeJS.ErrnoException).code ?? err.message;
-        log.error("metrics listener unavailable", { address, error });
+        // as the other listeners say it: "127.0.0.1:9273: address already in use", never an errno
+        error = `${address}: ${describeBindError(err)}`;
+        log.error("metrics listener unavailable", { address, error: describeBindError(err) });
         return;
       }
       server = s;

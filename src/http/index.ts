@@ -4,7 +4,7 @@ export { createApiServer, optionalJsonObject, type ApiServer, type ApiServerOpti
 export { listenUnix, socketIsLive, unsafeSocketDir, type UnixListenResult } from "./unix-listener.js";
 export { listen, describeBindError, probeBind } from "./listen.js";
 export { guardTlsHandshakes, type TlsGuard, type TlsGuardOptions } from "./tls-guard.js";
-export { type UnixHandover } from "./unix-listener.js";
+export { type UnixHandover, type UnixBindHooks } from "./unix-listener.js";
 export { HttpParseError, MessageParser, State, parseFields, headBlock, writeChunk, LAST_CHUNK, type BodySink, type Fields } from "./http1.js";
 export { ClientConnSet, Incoming, httpDate, type ServerSettings, type ClientHandlers } from "./server-conn.js";
 export { RequestParser, type RequestHead, type RequestSink } from "./request-parser.js";

@@ -21,6 +21,15 @@ function unlinkOnClose(server: Server, path: string, handover: UnixHandover): vo
   server.once("close", () => void (handover.handedOver?.() ? undefined : unlink(path).catch(() => {})));
 }
 
+/** Points between the steps of a bind, where a test plays the other user who swaps names in the
+ *  directory (the checks are otherwise unreachable without a race). */
+export interface UnixBindHooks {
+  /** after the bind under the temporary name, before it is checked */
+  afterBind?(tmp: string): Promise<void>;
+  /** after the rename into place, before the placed name is checked */
+  afterRename?(path: string): Promise<void>;
+}
+
 export type UnixListenResult = { ok: true } | { ok: false; reason: "in-use" | "not-a-socket" | "unsafe-dir" | "swapped" | "error"; message: string };
 
 /** A directory others may write to lets them swap names in it, unless it is sticky and owned by
@@ -65,9 +74,9 @@ export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
  * checked (a socket, ours), renamed into place, and checked again (the same inode).
  * A directory others can write to (see unsafeSocketDir) is refused: "unsafe-dir".
  */
-export async function listenUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover = {}): Promise<UnixListenResult> {
+export async function listenUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover = {}, hooks: UnixBindHooks = {}): Promise<UnixListenResult> {
   try {
-    return await bindUnix(server, path, mode, what, handover);
+    return await bindUnix(server, path, mode, what, handover, hooks);
   } catch (err) {
     // a directory we may not create or write, a full disk...: one readable cause, never thrown
     const message = `${what} socket ${path}: ${describeBindError(err, "unix")}`;
@@ -76,7 +85,7 @@ export async function listenUnix(server: Server, path: string, mode: number, wha
   }
 }
 
-async function bindUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover): Promise<UnixListenResult> {
+async function bindUnix(server: Server, path: string, mode: number, what: string, handover: UnixHandover, hooks: UnixBindHooks): Promise<UnixListenResult> {
   // a new master takes the old one's socket as is: same file, same inode, no window without it
   if (await handover.inherit?.(server, what, path)) {
     unlinkOnClose(server, path, handover);
@@ -117,9 +126,11 @@ async function bindUnix(server: Server, path: string, mode: number, what: string
       process.umask(oldMask);
     }
   });
+  await hooks.afterBind?.(tmp);
   const bound = await lstat(tmp).catch(() => undefined);
   if (!bound?.isSocket() || bound.uid !== process.getuid?.()) return swapped(server, what, path);
   await rename(tmp, path);
+  await hooks.afterRename?.(path);
   const placed = await lstat(path).catch(() => undefined);
   if (!placed || placed.ino !== bound.ino || placed.dev !== bound.dev) return swapped(server, what, path);
   // node unlinks the bound name on close; remember the real one so stop removes it

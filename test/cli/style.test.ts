@@ -34,10 +34,10 @@ test("a mistyped command: unknown command with the closest name, exit 2; help fo
   assert.match(r.stderr, /^stevedore: unknown command "statuss"; did you mean status\?\n/);
   const far = await cli(["frobnicate"]);
   assert.equal(far.code, 2);
-  assert.match(far.stderr, /^stevedore: unknown command "frobnicate"\n/);
+  assert.equal(far.stderr, "stevedore: unknown command \"frobnicate\"; run 'stevedore help' for the commands\n");
   const h = await cli(["help", "frob"]);
   assert.equal(h.code, 2);
-  assert.match(h.stderr, /^stevedore: unknown command "frob"/);
+  assert.equal(h.stderr, "stevedore: unknown command \"frob\"; run 'stevedore help' for the commands\n");
   assert.equal(h.stdout, "");
   assert.match((await cli(["help", "reloda"])).stderr, /did you mean reload\?/);
 });
@@ -111,4 +111,23 @@ test("a missing job file is a sentence, not an errno", async () => {
   const r = await cli(["jobs", "submit", join(dir, "nope.json"), "--manager", "http://127.0.0.1:1"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^stevedore: cannot read the job file: \S+nope\.json does not exist\n$/);
+});
+
+test("usage errors of every kind, in several commands: one lowercase line saying where the usage is, exit 2", async () => {
+  const cases: [string[], string][] = [
+    [["status", "--bogus"], "unknown option --bogus; run 'stevedore status --help' for usage"],
+    [["status", "--socket"], "option --socket needs a value; run 'stevedore status --help' for usage"],
+    [["status", "--json=yes"], "option --json takes no value; run 'stevedore status --help' for usage"],
+    [["reload", "-x"], "unknown option -x; run 'stevedore reload --help' for usage"],
+    [["proxy", "routes", "--bogus"], "unknown option --bogus; run 'stevedore proxy --help' for usage"],
+    [["services", "--config"], "option --config needs a value; run 'stevedore services --help' for usage"],
+    [["check-config", "--frob"], "unknown option --frob; run 'stevedore check-config --help' for usage"],
+    [["help", "a", "b"], "help takes at most one command; run 'stevedore help' for usage"],
+  ];
+  await Promise.all(cases.map(async ([args, want]) => {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stderr, `stevedore: ${want}\n`, args.join(" "));
+    assert.equal(r.stdout, "");
+  }));
 });

@@ -59,7 +59,7 @@ async function runOnce(dir: string, lines: string[]): Promise<{ code: number | n
 const ALL_OFF = ["query_socket_path", "admin_socket_path", "command_socket_path", "core_listen", "manager_listen", "proxy_http_listen", "proxy_https_listen"];
 const only = (on: Record<string, string>) => ALL_OFF.map((k) => `${k} = "${on[k] ?? ""}"`);
 
-test("a port in use (core, proxy): the daemon exits 1 with the cause on one line, never ready", async (t) => {
+test("a port in use (core, proxy, metrics): the daemon exits 1 with the cause on one line, never ready", async (t) => {
   const held = await holdPort();
   const dir = await mkdtemp(join(tmpdir(), "stevedore-binds-"));
   t.after(async () => {
@@ -75,6 +75,11 @@ test("a port in use (core, proxy): the daemon exits 1 with the cause on one line
   assert.equal(proxy.code, 1, proxy.stderr);
   assert.match(proxy.stderr, new RegExp(`level=error msg="cannot start" cause="proxy http: 127\\.0\\.0\\.1:${held.port}: address already in use"`));
   assert.doesNotMatch(proxy.stderr, /msg="ready"/);
+
+  const metrics = await runOnce(dir, only({ admin_socket_path: join(dir, "admin.sock") }).concat(`metrics_listen = "127.0.0.1:${held.port}"`));
+  assert.equal(metrics.code, 1, metrics.stderr);
+  assert.deepEqual(metrics.stderr.split("\n").filter((l) => /cannot start/.test(l)).map((l) => l.replace(/^time=\S+ /, "")), [`level=error msg="cannot start" cause="metrics: 127.0.0.1:${held.port}: address already in use"`]);
+  assert.doesNotMatch(metrics.stderr, /EADDRINUSE|msg="ready"/);
 });
 
 test("Unix sockets: a live socket of another process, a path that is a file: exit 1 with the cause; the other process keeps its socket", async (t) => {

@@ -32,7 +32,7 @@ function httpStatus(port: number): Promise<number> {
 test("stale temps are removed at start; symlinks, live writers' temps and other files are not", async () => {
   const dir = await mkdtemp(join(tmpdir(), "stevedore-hostile-"));
   const state = join(dir, "state");
-  await mkdir(join(state, "jwt"), { recursive: true, mode: 0o700 });
+  for (const sub of ["jwt", "acme/certs", "shaman/checkout-sums"]) await mkdir(join(state, sub), { recursive: true, mode: 0o700 });
   const outside = join(dir, "outside.txt");
   await writeFile(outside, "precious\n");
   const stale = [
@@ -41,6 +41,8 @@ test("stale temps are removed at start; symlinks, live writers' temps and other 
     `.revision.${DEAD_PID}.00ff00ff.tmp`,
     `.tokens.${DEAD_PID}.12345678.tmp`,
     join("jwt", `.es256-private.pem.${DEAD_PID}.abcdef01.tmp`),
+    join("acme", "certs", `.app.example.org.crt.${DEAD_PID}.0a1b2c3d.tmp`),
+    join("shaman", "checkout-sums", `.shot_1.sha256.${DEAD_PID}.deadbeef.tmp`),
   ];
   for (const name of stale) await writeFile(join(state, name), "x".repeat(44_000));
   const kept = [`.revision.${process.pid}.11111111.tmp`, "notes.tmp", `.x.${DEAD_PID}.nothex!!.tmp`];
@@ -53,7 +55,7 @@ test("stale temps are removed at start; symlinks, live writers' temps and other 
     for (const name of kept) assert.equal(await readFile(join(state, name), "utf8"), "keep");
     assert.equal(await readlink(link), outside);
     assert.equal(await readFile(outside, "utf8"), "precious\n");
-    assert.ok(d.logs.some((l) => l.includes("removed stale temp files") && l.includes("count=5")));
+    assert.ok(d.logs.some((l) => l.includes("removed stale temp files") && l.includes("count=7")));
   } finally {
     await d.cleanup();
     await rm(dir, { recursive: true, force: true });

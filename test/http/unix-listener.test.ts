@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { chmod, lstat, mkdtemp, mkdir, rm } from "node:fs/promises";
+import { chmod, lstat, mkdtemp, mkdir, rm, unlink, writeFile } from "node:fs/promises";
 import { watch } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,6 +80,44 @@ test("the socket has its mode without a chmod, the umask is restored, the temp n
     for (const t of temps) {
       assert.match(t, /^\.[a-z0-9]+\.sock\.[0-9a-f]{24}\.tmp$/);
       assert.ok(!t.includes(`.${process.pid}.`), "the temp name does not contain the pid");
+    }
+  });
+});
+
+test("a bound socket swapped before it is in place is refused: another file at the temp name, another socket at the path", async () => {
+  await withDir(async (dir) => {
+    const lines: string[] = [];
+    const restore = setLogSink((l) => lines.push(l));
+    const other = createServer();
+    const s1 = createServer();
+    const s2 = createServer();
+    try {
+      // between bind and check: the temp name is now a regular file (another user's)
+      const r1 = await listenUnix(s1, join(dir, "a.sock"), 0o600, "query", {}, {
+        afterBind: async (tmp) => {
+          await unlink(tmp);
+          await writeFile(tmp, "not ours\n");
+        },
+      });
+      assert.deepEqual(r1, { ok: false, reason: "swapped", message: `query socket ${join(dir, "a.sock")}: the bound socket was replaced before it was in place; query disabled` });
+      assert.equal(s1.listening, false);
+      await assert.rejects(lstat(join(dir, "a.sock")), "nothing renamed into place");
+
+      // between rename and check: the path now holds another socket (another inode)
+      const path = join(dir, "b.sock");
+      const r2 = await listenUnix(s2, path, 0o600, "admin", {}, {
+        afterRename: async (placed) => {
+          await unlink(placed);
+          await new Promise<void>((resolve) => other.listen(placed, resolve));
+        },
+      });
+      assert.equal(!r2.ok && r2.reason, "swapped");
+      assert.equal(s2.listening, false);
+      assert.ok((await lstat(path)).isSocket(), "the replacement is left alone");
+      assert.equal(lines.filter((l) => l.includes("level=error") && l.includes("was replaced before it was in place")).length, 2);
+    } finally {
+      for (const s of [other, s1, s2]) s.close(); // (a failing run leaves them listening)
+      restore();
     }
   });
 });

@@ -113,3 +113,32 @@ test("systemd-analyze security rates the unit 4.0 or better (offline)", (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Directories the unit lets the daemon write under ProtectSystem=strict. */
+function writableUnder(unit: string): string[] {
+  const dirs: string[] = [];
+  const base: Record<string, string> = { RuntimeDirectory: "/run", StateDirectory: "/var/lib", LogsDirectory: "/var/log", CacheDirectory: "/var/cache" };
+  for (const [, key = "", value = ""] of unit.matchAll(/^(\w+)=(.*)$/gm)) {
+    const words = value.trim().split(/\s+/).filter(Boolean);
+    if (key === "ReadWritePaths") dirs.push(...words.map((w) => w.replace(/^[-+]/, "")));
+    else if (base[key]) dirs.push(...words.map((w) => `${base[key]}/${w}`));
+  }
+  return dirs;
+}
+
+test("every path the docs and defaults have the daemon write is writable under the unit's ProtectSystem=strict", () => {
+  const unit = readFileSync("packaging/stevedore.service", "utf8");
+  assert.match(unit, /^ProtectSystem=strict$/m);
+  const writable = writableUnder(unit);
+  const paths = new Set<string>();
+  // access_log files the README and man pages suggest (the man pages write quotes as \(dq)
+  for (const f of ["README.md", "man/stevedore.8", "man/stevedore.conf.5"]) {
+    for (const m of readFileSync(f, "utf8").matchAll(/access_log\s*=\s*(?:"|\\\(dq)(\/[^"\\]+)/g)) paths.add(m[1]!);
+  }
+  assert.ok(paths.has("/var/log/stevedore/access.log"), "the README's access_log example is checked");
+  // the state and socket paths of the example config
+  for (const m of readFileSync("packaging/stevedore.conf.example", "utf8").matchAll(/^#?\s*(\w+(?:_dir|_path))\s*=\s*"(\/[^"]+)"/gm)) paths.add(m[2]!);
+  assert.ok(paths.has("/var/lib/stevedore") && paths.has("/run/stevedore/admin.sock"));
+  const inside = (p: string) => writable.some((d) => p === d || p.startsWith(d + "/"));
+  assert.deepEqual([...paths].filter((p) => !inside(p)), [], `writable: ${writable.join(" ")}`);
+});

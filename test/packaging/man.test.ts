@@ -25,3 +25,11 @@ test("stevedore.conf(5) documents every config key with its default and group", 
   }
   for (const key of Object.keys(SITE_KEYS)) assert.match(page, new RegExp(`\\.BR? ${key}\\b`), `site key ${key}`);
 });
+
+test("stevedore(8) says how the proxy treats odd request targets, bad chunk sizes and refused HEADs", () => {
+  const page = readFileSync("man/stevedore.8", "utf8").replace(/\\-/g, "-").replace(/\n\.B /g, "\n").replace(/\n/g, " ");
+  assert.match(page, /A request target with a control byte, a space or a byte outside ASCII .* gets 400 and is never forwarded/);
+  assert.match(page, /a chunk size that is not hexadecimal digits \(such as \\fB-1\\fR\) or too large/);
+  assert.match(page, /\\\(dq < > \\e \^ \\\(ga \{ \| \} are accepted raw in the request target/);
+  assert.match(page, /A refused HEAD request gets its status line and headers without a body/);
+});

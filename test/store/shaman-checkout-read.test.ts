@@ -3,11 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
-import { ShamanStore, CheckoutNotFound, CheckoutTooLarge, cdfText, checkoutFiles, copyCheckout, definitionSha, parseCdf, readCheckoutSum, shamanRoot } from "../../src/store/index.js";
+import { ShamanStore, CheckoutNotFound, CheckoutTooLarge, cdfText, checkoutFiles, copyCheckout, definitionSha, parseCdf, readCheckoutSum, removeStaleTemps, shamanRoot, writeCheckoutSum } from "../../src/store/index.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -76,3 +77,29 @@ test("the definition's SHA-256 is kept at creation and ignored once the director
 });
 
 const dir0 = (p: string) => join(p, "..");
+
+test("a checkout sum's temp has the floor's name: a crash's leftover is removed at start, a failed rename leaves none", async (t) => {
+  const { dir, root } = await setup(t);
+  const sums = join(root, "checkout-sums");
+  // a crash between write and rename: the rename never comes
+  const fsp = createRequire(import.meta.url)("node:fs/promises") as typeof import("node:fs/promises");
+  const renamed = new Promise<string>((resolve) => {
+    t.mock.method(fsp, "rename", (from: string) => {
+      resolve(from);
+      return new Promise(() => {});
+    });
+    syncBuiltinESMExports();
+  });
+  void writeCheckoutSum(root, "shot_1", "0".repeat(64));
+  const tmp = await renamed;
+  t.mock.restoreAll();
+  syncBuiltinESMExports();
+  assert.ok((await readdir(sums)).includes(basename(tmp)));
+  const r = await removeStaleTemps(join(dir, "state"));
+  assert.deepEqual(r.removed, [join("shaman", "checkout-sums", basename(tmp))]);
+  // a rename that fails (a directory in the way) takes its temp away
+  await rm(join(sums, "shot_1.sha256"));
+  await mkdir(join(sums, "shot_1.sha256", "x"), { recursive: true });
+  await writeCheckoutSum(root, "shot_1", "0".repeat(64));
+  assert.deepEqual(await readdir(sums), ["shot_1.sha256"]);
+});

@@ -289,7 +289,7 @@ export class AcmeManager extends EventEmitter<{ change: [] }> {
     });
     this.accountKey = await this.accountKeyP;
     if (this.client && this.clientKey === key) return this.client;
-    // node's `ca` replaces the default roots: keep them, so acme_ca_file adds roots as documented
+    // added to Node's built-in roots by the client (trustedRoots), as documented
     const ca = st.caFile ? [await readFile(st.caFile, "utf8")] : undefined;
     this.client = new AcmeClient({ directoryUrl: st.directoryUrl, accountKey: this.accountKey, email: st.email || undefined, ca });
     this.clientKey = key;

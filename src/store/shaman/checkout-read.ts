@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { mapLimit } from "../../base/index.js";
+import { tempName } from "../atomic.js";
 import { checkoutRelPath, isCheckoutId } from "./checkout-id.js";
 
 export interface CheckoutFile {
@@ -107,16 +108,19 @@ const sumPath = (root: string, id: string) => join(root, "checkout-sums", `${id}
 /** Keep the definition's SHA-256 beside the store once checkout `id` is in place, with the
  *  checkout directory's inode (a directory made again later does not inherit the sum). Best effort. */
 export async function writeCheckoutSum(root: string, id: string, sum: string): Promise<void> {
-  const tmp = `${sumPath(root, id)}.${process.pid}.tmp`;
+  let tmp: string | undefined;
   try {
     const st = await lstat(join(root, "checkouts", checkoutRelPath(id)));
     await mkdir(join(root, "checkout-sums"), { recursive: true, mode: 0o755 });
-    await writeFile(tmp, `${sum} ${st.ino}\n`);
+    // the floor's temp name, so that a crash's leftover is one the daemon removes at start; no
+    // fsync (best effort: a torn file after a crash reads as unknown)
+    tmp = tempName(sumPath(root, id));
+    await writeFile(tmp, `${sum} ${st.ino}\n`, { flag: "wx", mode: 0o644 });
     await rename(tmp, sumPath(root, id));
   } catch {
     // without it the checkout is listed to answer; nothing else depends on it. A temp file
     // written before the failure goes too (a full disk, something in the sum's place).
-    await unlink(tmp).catch(() => {});
+    if (tmp) await unlink(tmp).catch(() => {});
   }
 }
 
