@@ -123,10 +123,22 @@ export function dashboardApp(): void {
   async function loadJob(id: string): Promise<void> {
     state.job = await api("GET", `/api/jobs/${id}`).catch(() => undefined);
   }
+  // Lines that arrive live while the file is being fetched are held, then merged: the fetched text
+  // already holds the first of them (those written before the read), the rest are appended.
+  let held: string[] | undefined;
   async function loadLog(job: string, task: string): Promise<void> {
+    const mine: string[] = (held = held ? [...held] : []); // the last load wins and takes what an earlier one held
     const [log, doc] = await Promise.all([api("GET", `/logfile/${job}/${task}`).catch(() => ""), api("GET", `/api/tasks/${task}`).catch(() => undefined)]);
-    state.log = log;
+    if (held === mine) {
+      held = undefined;
+      state.log = mergeLog(String(log), mine);
+    }
     if (doc && doc.history) state.taskHistory.set(task, doc.history);
+  }
+  /** `text` plus the held lines it does not end with already (the longest prefix of them it ends with is dropped) */
+  function mergeLog(text: string, lines: string[]): string {
+    for (let j = lines.length; j > 0; j--) if (text.endsWith(lines.slice(0, j).join(""))) return text + lines.slice(j).join("");
+    return text + lines.join("");
   }
   async function loadBlacklist(): Promise<void> {
     state.blacklist = (await api("GET", "/api/blacklist").catch(() => ({ lines: [] }))).lines;
@@ -143,7 +155,12 @@ export function dashboardApp(): void {
     esTask = task;
     // EventSource resends Last-Event-ID itself when it reconnects (daemon restart included)
     es = new EventSource(task ? `/api/events?task=${task}` : "/api/events");
-    es.onopen = () => setConn(true);
+    // a task's stream is subscribed only now: read the log again, so nothing written before is missed
+    es.onopen = () => {
+      const reload = task && !(!state.connected && state.ready) && route().args[1] === task; // else setConn reads everything
+      setConn(true);
+      if (reload) void loadLog(route().args[0]!, task).then(schedule);
+    };
     es.onerror = () => {
       setConn(false);
       // CLOSED: the server refused the stream (signed out, too many streams): check, then retry
@@ -197,11 +214,13 @@ export function dashboardApp(): void {
   function onLog(l: Doc): void {
     const r = route();
     if (r.name !== "task" || r.args[1] !== l.task) return;
-    state.log += l.text;
+    const text = l.text.endsWith("\n") ? l.text : l.text + "\n"; // as the manager writes it to the file
+    if (held) return void held.push(text);
+    state.log += text;
     const pre = document.getElementById("log");
     if (pre) {
       const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.append(l.text);
+      pre.append(text);
       if (atEnd) pre.scrollTop = pre.scrollHeight;
     }
   }
