@@ -7,12 +7,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiServer, HttpError, type ApiLimits, type ApiServer } from "../../src/http/index.js";
 import { setLogSink } from "../../src/log.js";
 import { waitFor } from "../helpers/docker.js";
+import { rawClient, send } from "../helpers/raw-socket.js";
 
 setLogSink(() => {});
 
@@ -38,39 +39,12 @@ async function serve(limits: Partial<ApiLimits> = {}): Promise<{ api: ApiServer;
   return { api, port: Number(api.address.split(":").pop()), close: () => api.stop(false, 0) };
 }
 
-interface Raw {
-  s: Socket;
-  text(): string;
-  /** the server shut down its sending side */
-  ended(): boolean;
-  closed(): boolean;
-  /** an error the socket saw (a reset: ECONNRESET, EPIPE) */
-  error(): string | undefined;
-}
-
-function raw(port: number): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    let ended = false;
-    let closed = false;
-    let error: string | undefined;
-    const s = connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => {
-      s.off("error", reject);
-      s.on("error", (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
-      resolve({ s, text: () => text, ended: () => ended, closed: () => closed, error: () => error });
-    });
-    s.setEncoding("latin1").on("data", (c: string) => (text += c));
-    s.on("end", () => (ended = true));
-    s.on("close", () => (closed = true));
-    s.once("error", reject);
-  });
-}
+const raw = rawClient;
 
 const head = (path: string, length: number | "chunked", key = "good") =>
   `POST ${path} HTTP/1.1\r\nHost: x\r\nX-Key: ${key}\r\n${length === "chunked" ? "Transfer-Encoding: chunked" : `Content-Length: ${length}`}\r\n\r\n`;
 
 /** write, waiting for the socket to take it */
-const send = (s: Socket, data: string | Buffer) => new Promise<void>((resolve, reject) => s.write(data, (err) => (err ? reject(err) : resolve())));
 
 test("answer first: a 401 comes while the client has sent 1 KiB of a 64 MiB body and waits; Connection: close, then the close lingers without a reset", async () => {
   const { port, close } = await serve();

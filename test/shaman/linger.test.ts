@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiServer, HttpError, type ApiServer } from "../../src/http/index.js";
@@ -15,6 +15,7 @@ import { setLogSink } from "../../src/log.js";
 import { shamanRoutes } from "../../src/shaman/index.js";
 import { ShamanStore } from "../../src/store/index.js";
 import { waitFor } from "../helpers/docker.js";
+import { rawClient, send } from "../helpers/raw-socket.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const TOKEN = "Bearer linger-user";
@@ -57,33 +58,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Raw {
-  s: Socket;
-  text(): string;
-  ended(): boolean;
-  closed(): boolean;
-  error(): string | undefined;
-}
+const raw = () => rawClient(port);
 
-function raw(): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    let ended = false;
-    let closed = false;
-    let error: string | undefined;
-    const s = connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => {
-      s.off("error", reject);
-      s.on("error", (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
-      resolve({ s, text: () => text, ended: () => ended, closed: () => closed, error: () => error });
-    });
-    s.setEncoding("latin1").on("data", (c: string) => (text += c));
-    s.on("end", () => (ended = true));
-    s.on("close", () => (closed = true));
-    s.once("error", reject);
-  });
-}
-
-const send = (s: Socket, data: string | Buffer) => new Promise<void>((resolve, reject) => s.write(data, (err) => (err ? reject(err) : resolve())));
 const postHead = (data: Buffer, extra = "") => `POST /files/${sha(data)}/${data.length} HTTP/1.1\r\nHost: x\r\nAuthorization: ${TOKEN}\r\nContent-Length: ${data.length}\r\n${extra}\r\n`;
 const statusOf = (text: string) => Number(/^HTTP\/1.1 (\d+) /.exec(text)?.[1] ?? 0);
 
