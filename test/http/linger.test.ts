@@ -7,7 +7,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiServer, HttpError, type ApiLimits, type ApiServer } from "../../src/http/index.js";

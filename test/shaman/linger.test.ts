@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiServer, HttpError, type ApiServer } from "../../src/http/index.js";
